@@ -1,0 +1,365 @@
+//! Opening a single-file bundle: finding its trailer and payload, and
+//! checking the two digests that guard it.
+//!
+//! The embedded digest (in the trailer) proves the payload is intact. The
+//! pin (the whole file's sha256, from `--sha256`, `<file>.sha256` or a
+//! `SHA256SUMS` beside the file) proves the file is the artifact that was
+//! built. Every report says which of the two was checked.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+
+use anyhow::Context;
+use camino::{Utf8Path, Utf8PathBuf};
+use sha2::{Digest, Sha256};
+
+use crate::digest::{parse_hex, to_hex, Sha256Bytes};
+use crate::exit::{fail, ExitStatus, WithStatus};
+use crate::trailer::{Trailer, TrailerError, FORMAT_VERSION, MAGIC, TRAILER_LEN};
+
+/// How far back from the end to look for a trailer that had bytes appended.
+const APPENDED_SCAN_BYTES: u64 = 1 << 20;
+
+pub struct Bundle {
+    pub path: Utf8PathBuf,
+    pub len: u64,
+    pub trailer: Trailer,
+    file: File,
+}
+
+/// Where the whole-file sha256 to compare against came from.
+#[derive(Debug, Clone)]
+pub enum PinSource {
+    Flag,
+    File(Utf8PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Pin {
+    pub sha256: Sha256Bytes,
+    pub source: PinSource,
+}
+
+impl Pin {
+    pub fn describe(&self) -> String {
+        match &self.source {
+            PinSource::Flag => "--sha256".to_string(),
+            PinSource::File(path) => path.to_string(),
+        }
+    }
+}
+
+/// What a full check of a bundle established.
+pub struct Checked {
+    pub whole_sha256: Sha256Bytes,
+    pub pin: Option<Pin>,
+}
+
+impl Bundle {
+    /// Opens the bundle appended to the running executable.
+    pub fn open_self() -> anyhow::Result<Bundle> {
+        let exe = std::fs::read_link("/proc/self/exe")
+            .context("cannot find the running executable through /proc/self/exe")?;
+        let exe = Utf8PathBuf::from_path_buf(exe).map_err(|p| {
+            fail(
+                ExitStatus::Usage,
+                format!("{} is not a UTF-8 path", p.display()),
+            )
+        })?;
+        let mut file = File::open("/proc/self/exe")
+            .with_context(|| format!("cannot open the running executable {exe}"))?;
+        let len = file.metadata()?.len();
+        if !ends_with_magic(&mut file, len)? && find_magic_before_end(&mut file, len)?.is_none() {
+            return Err(fail(
+                ExitStatus::Usage,
+                format!(
+                    "{exe} carries no bundle: name one, e.g. `{} verify result/archy-gate`",
+                    exe.file_name().unwrap_or("launcher")
+                ),
+            ));
+        }
+        Bundle::from_file(exe, file)
+    }
+
+    /// Opens a bundle file and checks that its trailer is well-formed and
+    /// agrees with the file's length. Does not hash anything yet.
+    pub fn open(path: &Utf8Path) -> anyhow::Result<Bundle> {
+        let file = File::open(path).status(ExitStatus::Usage, || {
+            format!("cannot open bundle {path}: check the path")
+        })?;
+        if file.metadata()?.is_dir() {
+            return Err(fail(
+                ExitStatus::Usage,
+                format!("{path} is a directory; name the bundle file inside it (archy-gate)"),
+            ));
+        }
+        Bundle::from_file(path.to_owned(), file)
+    }
+
+    fn from_file(path: Utf8PathBuf, mut file: File) -> anyhow::Result<Bundle> {
+        let len = file.metadata()?.len();
+        if len < TRAILER_LEN {
+            return Err(fail(ExitStatus::Integrity, format!(
+                "{path} is {len} bytes, too short to end in a bundle trailer ({TRAILER_LEN} bytes): it is truncated, or not a bundle"
+            )));
+        }
+        let mut raw = [0u8; TRAILER_LEN as usize];
+        file.seek(SeekFrom::Start(len - TRAILER_LEN))?;
+        file.read_exact(&mut raw)?;
+        let trailer = match Trailer::decode(&raw) {
+            Ok(t) => t,
+            Err(TrailerError::NoMagic) => {
+                return Err(match find_magic_before_end(&mut file, len)? {
+                    Some(extra) => fail(
+                        ExitStatus::Integrity,
+                        format!(
+                            "{path} has {extra} bytes appended after its bundle trailer: it was changed after it was built; fetch or rebuild it"
+                        ),
+                    ),
+                    None => fail(ExitStatus::Integrity, format!(
+                        "{path} does not end in an archy-gate bundle trailer: it is truncated, or not a bundle"
+                    )),
+                })
+            }
+            Err(TrailerError::Version(v)) => {
+                return Err(fail(
+                    ExitStatus::Integrity,
+                    format!(
+                        "{path} is bundle format {v}; this launcher reads format {FORMAT_VERSION}: use the launcher the bundle was built with"
+                    ),
+                ))
+            }
+            Err(TrailerError::Length(n)) => {
+                return Err(fail(
+                    ExitStatus::Integrity,
+                    format!("{path} has a corrupt trailer (declares {n} bytes, not {TRAILER_LEN})"),
+                ))
+            }
+        };
+        let room = len - TRAILER_LEN;
+        let fits = trailer
+            .payload_offset
+            .checked_add(trailer.payload_len)
+            .is_some_and(|end| end == room);
+        if !fits {
+            return Err(fail(
+                ExitStatus::Integrity,
+                format!(
+                    "{path}: the trailer places a {}-byte payload at offset {}, but the file has {room} bytes before its trailer: the file is truncated or the trailer is corrupt",
+                    trailer.payload_len, trailer.payload_offset
+                ),
+            ));
+        }
+        Ok(Bundle {
+            path,
+            len,
+            trailer,
+            file,
+        })
+    }
+
+    /// A reader over exactly the payload bytes.
+    pub fn payload(&self) -> io::Result<impl Read> {
+        let mut file = self.file.try_clone()?;
+        file.seek(SeekFrom::Start(self.trailer.payload_offset))?;
+        Ok(BufReader::with_capacity(
+            1 << 16,
+            file.take(self.trailer.payload_len),
+        ))
+    }
+
+    /// The launcher bytes in front of the payload.
+    pub fn head(&self) -> io::Result<Vec<u8>> {
+        let mut file = self.file.try_clone()?;
+        file.seek(SeekFrom::Start(0))?;
+        let mut head = Vec::with_capacity(self.trailer.payload_offset as usize);
+        file.take(self.trailer.payload_offset)
+            .read_to_end(&mut head)?;
+        Ok(head)
+    }
+
+    /// Hashes the file once: the whole file for the pin, the payload range
+    /// for the embedded digest. Fails (exit 3) if either disagrees.
+    pub fn check_digests(&self, pin: Option<Pin>) -> anyhow::Result<Checked> {
+        let mut file = self.file.try_clone()?;
+        file.seek(SeekFrom::Start(0))?;
+        let mut whole = Sha256::new();
+        let mut payload = Sha256::new();
+        let (start, end) = (
+            self.trailer.payload_offset,
+            self.trailer.payload_offset + self.trailer.payload_len,
+        );
+        let mut buf = vec![0u8; 1 << 16];
+        let mut pos = 0u64;
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            let chunk = &buf[..n];
+            whole.update(chunk);
+            let (lo, hi) = (pos.max(start), (pos + n as u64).min(end));
+            if lo < hi {
+                payload.update(&chunk[(lo - pos) as usize..(hi - pos) as usize]);
+            }
+            pos += n as u64;
+        }
+        if pos != self.len {
+            return Err(fail(
+                ExitStatus::Integrity,
+                format!("{} changed size while it was being read", self.path),
+            ));
+        }
+        let payload: Sha256Bytes = payload.finalize().into();
+        if payload != self.trailer.payload_sha256 {
+            return Err(fail(
+                ExitStatus::Integrity,
+                format!(
+                    "{}: the payload's sha256 is {}, but its trailer records {}: the file is corrupt; fetch or rebuild it",
+                    self.path,
+                    to_hex(&payload),
+                    to_hex(&self.trailer.payload_sha256)
+                ),
+            ));
+        }
+        let whole_sha256: Sha256Bytes = whole.finalize().into();
+        if let Some(pin) = &pin {
+            if pin.sha256 != whole_sha256 {
+                return Err(fail(
+                    ExitStatus::Integrity,
+                    format!(
+                        "{}: its sha256 is {}, but {} pins {}: this is not the artifact that was built",
+                        self.path,
+                        to_hex(&whole_sha256),
+                        pin.describe(),
+                        to_hex(&pin.sha256)
+                    ),
+                ));
+            }
+        }
+        Ok(Checked { whole_sha256, pin })
+    }
+
+    /// The pin to check: `--sha256` when given, else `<file>.sha256` beside
+    /// the bundle, else a `SHA256SUMS` beside it that names the file.
+    pub fn find_pin(&self, flag: Option<&str>) -> anyhow::Result<Option<Pin>> {
+        if let Some(text) = flag {
+            let sha256 = parse_hex(text).ok_or_else(|| {
+                fail(
+                    ExitStatus::Usage,
+                    format!(
+                        "--sha256 {text:?} is not a sha256: give the 64 hex digits from SHA256SUMS"
+                    ),
+                )
+            })?;
+            return Ok(Some(Pin {
+                sha256,
+                source: PinSource::Flag,
+            }));
+        }
+        let Some(name) = self.path.file_name() else {
+            return Ok(None);
+        };
+        let dir = self.path.parent().unwrap_or(Utf8Path::new("."));
+        let beside = dir.join(format!("{name}.sha256"));
+        if let Some(text) = read_optional(&beside)? {
+            let sha256 = pin_from_sums(&text, name, true).ok_or_else(|| {
+                fail(
+                    ExitStatus::Usage,
+                    format!("{beside} holds no sha256 for {name}: write the 64 hex digits from SHA256SUMS into it, or remove it"),
+                )
+            })?;
+            return Ok(Some(Pin {
+                sha256,
+                source: PinSource::File(beside),
+            }));
+        }
+        let sums = dir.join("SHA256SUMS");
+        if let Some(text) = read_optional(&sums)? {
+            if let Some(sha256) = pin_from_sums(&text, name, false) {
+                return Ok(Some(Pin {
+                    sha256,
+                    source: PinSource::File(sums),
+                }));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn ends_with_magic(file: &mut File, len: u64) -> io::Result<bool> {
+    if len < MAGIC.len() as u64 {
+        return Ok(false);
+    }
+    let mut tail = [0u8; 8];
+    file.seek(SeekFrom::Start(len - MAGIC.len() as u64))?;
+    file.read_exact(&mut tail)?;
+    Ok(tail == MAGIC)
+}
+
+/// If a complete, self-consistent trailer sits shortly before the end, how
+/// many bytes follow it. (The magic alone is no proof: the launcher's own
+/// code holds it.)
+fn find_magic_before_end(file: &mut File, len: u64) -> io::Result<Option<u64>> {
+    let start = len.saturating_sub(APPENDED_SCAN_BYTES);
+    file.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::new();
+    file.take(len - start).read_to_end(&mut tail)?;
+    let trailer_len = TRAILER_LEN as usize;
+    let found = (trailer_len..tail.len()).rev().find(|&end| {
+        tail[end - MAGIC.len()..end] == MAGIC
+            && Trailer::decode(tail[end - trailer_len..end].try_into().unwrap()).is_ok_and(|t| {
+                t.payload_offset
+                    .checked_add(t.payload_len)
+                    .is_some_and(|e| e + TRAILER_LEN == start + end as u64)
+            })
+    });
+    Ok(found.map(|end| len - (start + end as u64)))
+}
+
+fn read_optional(path: &Utf8Path) -> anyhow::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {path}")),
+    }
+}
+
+/// Finds the sha256 for `name` in `sha256sum` output. With `bare_ok`, a
+/// line holding only a digest also counts (an `archy-gate.sha256` file).
+fn pin_from_sums(text: &str, name: &str, bare_ok: bool) -> Option<Sha256Bytes> {
+    text.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let digest = parse_hex(fields.next()?)?;
+        match fields.next() {
+            None if bare_ok => Some(digest),
+            Some(file) if file.trim_start_matches('*') == name => Some(digest),
+            Some(file)
+                if bare_ok
+                    && Utf8Path::new(file.trim_start_matches('*')).file_name() == Some(name) =>
+            {
+                Some(digest)
+            }
+            _ => None,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_lines_are_matched_by_name() {
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        let sums = format!("{a}  manifest.json\n{b}  archy-gate\n");
+        assert_eq!(pin_from_sums(&sums, "archy-gate", false), Some([0xbb; 32]));
+        assert_eq!(pin_from_sums(&sums, "other", false), None);
+        assert_eq!(
+            pin_from_sums(&format!("{a}\n"), "archy-gate", true),
+            Some([0xaa; 32])
+        );
+        assert_eq!(pin_from_sums(&format!("{a}\n"), "archy-gate", false), None);
+    }
+}

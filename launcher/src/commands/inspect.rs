@@ -1,0 +1,69 @@
+//! `launcher inspect [BUNDLE] [--json]`: the manifest in words.
+
+use serde_json::json;
+
+use crate::cli::InspectArgs;
+use crate::commands::{human_size, open};
+use crate::digest::to_hex;
+use crate::unpack;
+
+pub fn inspect(args: InspectArgs) -> anyhow::Result<()> {
+    let bundle = open(&args.bundle)?;
+    let m = unpack::read_manifest_only(&bundle)?;
+    let t = &bundle.trailer;
+    if args.json {
+        let doc = json!({
+            "file": bundle.path,
+            "size": bundle.len,
+            "payload": {
+                "offset": t.payload_offset,
+                "length": t.payload_len,
+                "sha256": to_hex(&t.payload_sha256),
+            },
+            "manifest": m,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    let files = m
+        .files
+        .iter()
+        .filter(|e| matches!(e, crate::manifest::Entry::File { .. }))
+        .count();
+    println!("{} {} (bundle format {})", m.name, m.version, m.format);
+    println!("  file     {} ({})", bundle.path, human_size(bundle.len));
+    println!(
+        "  payload  {} at offset {}, sha256 {}",
+        human_size(t.payload_len),
+        t.payload_offset,
+        to_hex(&t.payload_sha256)
+    );
+    println!("  entry    {}", m.entry);
+    println!(
+        "  files    {files} files in {} entries, {} unpacked",
+        m.files.len(),
+        human_size(m.unpacked_bytes())
+    );
+    println!("  mtime    {} (SOURCE_DATE_EPOCH)", m.source_date_epoch);
+    println!("tools");
+    let width = |f: fn(&crate::manifest::Tool) -> usize| m.tools.iter().map(f).max().unwrap_or(0);
+    let (wn, wv, wp) = (
+        width(|t| t.name.len()),
+        width(|t| t.version.len()),
+        width(|t| t.path.len()),
+    );
+    for tool in &m.tools {
+        let line = format!(
+            "  {:wn$}  {:wv$}  {:wp$}  {}",
+            tool.name, tool.version, tool.path, tool.source
+        );
+        println!("{}", line.trim_end());
+    }
+    println!("sources");
+    let wk = m.sources.keys().map(|k| k.len()).max().unwrap_or(0);
+    for (key, value) in &m.sources {
+        println!("  {key:wk$}  {value}");
+    }
+    println!("(not verified: run `verify` to check digests and contents)");
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! `launcher`: packs, verifies, unpacks and runs the archy-gate bundle.
+//! See docs/ARCHITECTURE.md for the map.
+
+mod bundle;
+mod cli;
+mod commands;
+mod digest;
+mod elf;
+mod exit;
+mod manifest;
+mod pack;
+mod trailer;
+mod unpack;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let status = match commands::dispatch(cli.command) {
+        Ok(()) => exit::ExitStatus::Success,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            exit::status_of(&err)
+        }
+    };
+    std::process::exit(status.code());
+}

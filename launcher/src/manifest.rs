@@ -1,0 +1,312 @@
+//! `manifest.json`: what a bundle holds, written by `pack`, first entry of
+//! every payload, and the yardstick every unpacked byte is checked against.
+//!
+//! Also the rules a path inside a bundle must follow ([`check_path`]) and the
+//! whole-manifest invariants ([`Manifest::validate`]) that make unpacking
+//! safe: sorted unique paths, every parent a listed directory, nothing
+//! beneath a symlink, every symlink resolving inside the tree.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::trailer::FORMAT_VERSION;
+
+/// The payload's first entry.
+pub const MANIFEST_NAME: &str = "manifest.json";
+/// The entry script when the stage names none.
+pub const DEFAULT_ENTRY: &str = "lifecycle/run-gate.sh";
+/// A manifest larger than this is refused before it is read.
+pub const MANIFEST_MAX_BYTES: u64 = 16 << 20;
+/// A bundle declaring more than this many unpacked bytes is refused: a gate
+/// bundle is tens of MiB, so this only stops a size bomb.
+pub const UNPACKED_MAX_BYTES: u64 = 4 << 30;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    pub format: u32,
+    pub name: String,
+    pub version: String,
+    pub entry: String,
+    pub source_date_epoch: u64,
+    pub tools: Vec<Tool>,
+    /// What the bundle was built from: builder, pinned inputs, the suite's digest.
+    pub sources: BTreeMap<String, String>,
+    pub files: Vec<Entry>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Entry {
+    Dir {
+        path: String,
+    },
+    File {
+        path: String,
+        size: u64,
+        mode: Mode,
+        sha256: String,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+}
+
+impl Entry {
+    pub fn path(&self) -> &str {
+        match self {
+            Entry::Dir { path } | Entry::File { path, .. } | Entry::Symlink { path, .. } => path,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Entry::Dir { .. } => "directory",
+            Entry::File { .. } => "file",
+            Entry::Symlink { .. } => "symlink",
+        }
+    }
+}
+
+/// A file's mode after normalisation: executable or not, nothing else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Executable,
+    Regular,
+}
+
+impl Mode {
+    pub fn from_permissions(mode: u32) -> Mode {
+        if mode & 0o111 != 0 {
+            Mode::Executable
+        } else {
+            Mode::Regular
+        }
+    }
+
+    pub fn bits(self) -> u32 {
+        match self {
+            Mode::Executable => 0o755,
+            Mode::Regular => 0o644,
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.bits())
+    }
+}
+
+impl Serialize for Mode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Mode, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "0755" => Ok(Mode::Executable),
+            "0644" => Ok(Mode::Regular),
+            other => Err(serde::de::Error::custom(format!(
+                "mode {other:?} is neither \"0755\" nor \"0644\""
+            ))),
+        }
+    }
+}
+
+/// Checks one path inside a bundle: relative, `/`-separated, no `.`, `..` or
+/// empty components, no NUL, not the reserved manifest name.
+pub fn check_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("empty path".into());
+    }
+    if path.starts_with('/') {
+        return Err(format!("absolute path {path:?}"));
+    }
+    if path.contains('\0') {
+        return Err(format!("path {path:?} contains a NUL byte"));
+    }
+    for component in path.split('/') {
+        match component {
+            ".." => return Err(format!("path traversal in {path:?} (a `..` component)")),
+            "" | "." => return Err(format!("path {path:?} is not in normal form")),
+            _ => {}
+        }
+    }
+    if path == MANIFEST_NAME {
+        return Err(format!(
+            "{MANIFEST_NAME} is reserved for the manifest itself"
+        ));
+    }
+    Ok(())
+}
+
+/// The directory holding `path`, `""` for the root.
+pub fn parent_of(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(parent, _)| parent)
+}
+
+/// Where a symlink at `link` pointing at `target` lands, lexically, or
+/// `None` when it leaves the tree (or is absolute).
+pub fn resolve_link(link: &str, target: &str) -> Option<String> {
+    if target.is_empty() || target.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = parent_of(link)
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .collect();
+    for component in target.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+impl Manifest {
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).expect("a manifest always serialises");
+        out.push(b'\n');
+        out
+    }
+
+    /// Total bytes of regular files.
+    pub fn unpacked_bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .map(|e| match e {
+                Entry::File { size, .. } => *size,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// The invariants that make unpacking safe and the manifest meaningful.
+    /// Each error says what is wrong with which path.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.format != FORMAT_VERSION {
+            return Err(format!(
+                "manifest format {} is not supported by this launcher (it reads format {FORMAT_VERSION})",
+                self.format
+            ));
+        }
+        let mut kinds: HashMap<&str, &Entry> = HashMap::new();
+        let mut previous: Option<&str> = None;
+        let mut declared: u64 = 0;
+        for entry in &self.files {
+            let path = entry.path();
+            check_path(path).map_err(|e| format!("manifest lists a bad path: {e}"))?;
+            if let Some(prev) = previous {
+                if prev == path {
+                    return Err(format!("manifest lists {path:?} twice"));
+                }
+                if prev.as_bytes() > path.as_bytes() {
+                    return Err(format!(
+                        "manifest is not sorted: {prev:?} comes before {path:?}"
+                    ));
+                }
+            }
+            previous = Some(path);
+            let parent = parent_of(path);
+            if !parent.is_empty() {
+                match kinds.get(parent) {
+                    Some(Entry::Dir { .. }) => {}
+                    Some(Entry::Symlink { .. }) => {
+                        return Err(format!("{path:?} lies beneath the symlink {parent:?}"))
+                    }
+                    _ => {
+                        return Err(format!(
+                            "{path:?} has no directory entry for its parent {parent:?}"
+                        ))
+                    }
+                }
+            }
+            match entry {
+                Entry::File { size, sha256, .. } => {
+                    if crate::digest::parse_hex(sha256).is_none() || sha256.len() != 64 {
+                        return Err(format!("{path:?} has a malformed sha256 {sha256:?}"));
+                    }
+                    declared = declared.saturating_add(*size);
+                }
+                Entry::Symlink { target, .. } => {
+                    if resolve_link(path, target).is_none() {
+                        return Err(format!(
+                            "symlink {path:?} -> {target:?} points outside the bundle"
+                        ));
+                    }
+                }
+                Entry::Dir { .. } => {}
+            }
+            kinds.insert(path, entry);
+        }
+        if declared > UNPACKED_MAX_BYTES {
+            return Err(format!(
+                "manifest declares {declared} unpacked bytes, more than the {UNPACKED_MAX_BYTES} a bundle may hold"
+            ));
+        }
+        match kinds.get(self.entry.as_str()) {
+            Some(Entry::File { .. }) => {}
+            _ => {
+                return Err(format!(
+                    "the entry script {:?} is not a file in the bundle",
+                    self.entry
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_leave_or_confuse_the_tree_are_refused() {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "a/../../b",
+            "..",
+            "a//b",
+            "./a",
+            "a/",
+            "manifest.json",
+        ] {
+            assert!(check_path(bad).is_err(), "{bad:?} should be refused");
+        }
+        for good in ["bin/jq", "lib/bats-core/bin/bats", "a..b", ".hidden"] {
+            assert!(check_path(good).is_ok(), "{good:?} should be accepted");
+        }
+    }
+
+    #[test]
+    fn symlinks_resolve_lexically_inside_the_tree() {
+        assert_eq!(
+            resolve_link("bin/bats", "../lib/bats-core/bin/bats").as_deref(),
+            Some("lib/bats-core/bin/bats")
+        );
+        assert_eq!(resolve_link("a", "b").as_deref(), Some("b"));
+        assert_eq!(resolve_link("bin/x", "../../etc"), None);
+        assert_eq!(resolve_link("x", "/etc/passwd"), None);
+        assert_eq!(resolve_link("x", ""), None);
+    }
+}

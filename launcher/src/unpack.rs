@@ -1,0 +1,394 @@
+//! Reading a payload back: every entry checked against the manifest, and,
+//! when a destination is given, written beneath it and nowhere else.
+//!
+//! `verify` walks the payload with no destination; `extract` and `run`
+//! write into a fresh staging directory that the caller renames into place.
+//! The rules: the first entry is `manifest.json`; then exactly the manifest's
+//! entries, in its order; only files, directories and symlinks; each file's
+//! size, mode and sha256 as declared; never more bytes than declared.
+
+use std::cell::Cell;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use anyhow::Context;
+use camino::Utf8Path;
+use flate2::read::GzDecoder;
+
+use crate::bundle::Bundle;
+use crate::digest::HashingWriter;
+use crate::exit::{fail, ExitStatus};
+use crate::manifest::{check_path, Entry, Manifest, MANIFEST_MAX_BYTES, MANIFEST_NAME};
+
+/// What a payload held, once every entry was checked.
+pub struct Unpacked {
+    pub manifest: Manifest,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+fn corrupt(bundle: &Bundle, message: impl std::fmt::Display) -> anyhow::Error {
+    fail(ExitStatus::Integrity, format!("{}: {message}", bundle.path))
+}
+
+/// Checks every entry of the payload; with `dest`, writes them beneath it.
+/// `dest` must be an empty directory the caller owns. The payload digest
+/// must have been checked first (`Bundle::check_digests`), so that a flipped
+/// bit is reported as such rather than as whatever it broke.
+pub fn unpack(bundle: &Bundle, dest: Option<&Path>) -> anyhow::Result<Unpacked> {
+    let budget = Budget::new(3 * 512 + MANIFEST_MAX_BYTES);
+    let decompressed = BudgetReader {
+        inner: GzDecoder::new(bundle.payload()?),
+        budget: budget.clone(),
+    };
+    let mut archive = tar::Archive::new(decompressed);
+    let mut entries = archive
+        .entries()
+        .map_err(|e| corrupt(bundle, format!("the payload is not a gzip'd tar: {e}")))?;
+
+    let manifest = read_manifest(bundle, entries.next())?;
+    budget.grant(tar_bytes_bound(&manifest));
+
+    let mut seen = std::collections::HashSet::new();
+    let mut expected = manifest.files.iter();
+    let mut files = 0usize;
+    let mut bytes = 0u64;
+    for item in entries {
+        let mut entry =
+            item.map_err(|e| corrupt(bundle, format!("the payload's tar is damaged: {e}")))?;
+        let path = entry_path(bundle, &entry)?;
+        let kind = entry.header().entry_type();
+        let Some(declared) = expected.next() else {
+            return Err(corrupt(bundle, unlisted(&path, &seen, &manifest)));
+        };
+        if declared.path() != path {
+            return Err(corrupt(bundle, unlisted(&path, &seen, &manifest)));
+        }
+        seen.insert(path.clone());
+        let target = dest.map(|d| d.join(&path));
+        match declared {
+            Entry::Dir { .. } => {
+                expect_kind(bundle, &path, kind, tar::EntryType::Directory, declared)?;
+                if let Some(target) = &target {
+                    fs::create_dir(target)
+                        .with_context(|| format!("cannot create {}", target.display()))?;
+                }
+            }
+            Entry::Symlink { target: link, .. } => {
+                expect_kind(bundle, &path, kind, tar::EntryType::Symlink, declared)?;
+                let found = entry
+                    .link_name_bytes()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                if &found != link {
+                    return Err(corrupt(
+                        bundle,
+                        format!(
+                            "symlink {path:?} points to {found:?}, but the manifest says {link:?}"
+                        ),
+                    ));
+                }
+                if let Some(target) = &target {
+                    symlink(link, target)
+                        .with_context(|| format!("cannot create symlink {}", target.display()))?;
+                }
+            }
+            Entry::File {
+                size, mode, sha256, ..
+            } => {
+                expect_kind(bundle, &path, kind, tar::EntryType::Regular, declared)?;
+                let held = entry.header().size().unwrap_or(u64::MAX);
+                if held != *size {
+                    return Err(corrupt(
+                        bundle,
+                        format!("{path:?} holds {held} bytes, but the manifest declares {size}"),
+                    ));
+                }
+                let header_mode = entry.header().mode().unwrap_or(0) & 0o7777;
+                if header_mode != mode.bits() {
+                    return Err(corrupt(
+                        bundle,
+                        format!(
+                            "{path:?} has mode {header_mode:04o}, but the manifest declares {mode}"
+                        ),
+                    ));
+                }
+                let mut out: Box<dyn Write> = match &target {
+                    // create_new (O_EXCL) never follows a symlink at the target.
+                    Some(target) => Box::new(
+                        OpenOptions::new()
+                            .write(true)
+                            .create_new(true)
+                            .mode(mode.bits())
+                            .open(target)
+                            .with_context(|| format!("cannot create {}", target.display()))?,
+                    ),
+                    None => Box::new(io::sink()),
+                };
+                let mut hasher = HashingWriter::new(&mut out);
+                let copied = io::copy(&mut (&mut entry).take(*size), &mut hasher).map_err(|e| {
+                    corrupt(
+                        bundle,
+                        format!("cannot read {path:?} from the payload: {e}"),
+                    )
+                })?;
+                let digest = hasher.hex();
+                if copied != *size {
+                    return Err(corrupt(
+                        bundle,
+                        format!("{path:?} ends after {copied} of its {size} bytes"),
+                    ));
+                }
+                if &digest != sha256 {
+                    return Err(corrupt(
+                        bundle,
+                        format!("{path:?} has sha256 {digest}, but the manifest declares {sha256}"),
+                    ));
+                }
+                out.flush()?;
+                if let Some(target) = &target {
+                    // create_new applied the umask; the manifest's mode is the truth.
+                    fs::set_permissions(target, fs::Permissions::from_mode(mode.bits()))?;
+                }
+                files += 1;
+                bytes += size;
+            }
+        }
+    }
+    if let Some(missing) = expected.next() {
+        return Err(corrupt(
+            bundle,
+            format!(
+                "the manifest lists {:?}, but the payload ends before it",
+                missing.path()
+            ),
+        ));
+    }
+    Ok(Unpacked {
+        manifest,
+        files,
+        bytes,
+    })
+}
+
+/// Unpacks into `target` (absent or empty) through a staging directory
+/// beside it, renamed into place only when every entry checked out. On any
+/// failure the staging directory is removed and `target` is untouched.
+pub fn unpack_to(bundle: &Bundle, target: &Utf8Path) -> anyhow::Result<Unpacked> {
+    let parent = match target.parent() {
+        Some(p) if !p.as_str().is_empty() => p.to_owned(),
+        _ => Utf8Path::new(".").to_owned(),
+    };
+    fs::create_dir_all(&parent).with_context(|| format!("cannot create {parent}"))?;
+    let staging = Staging::create(&parent, target.file_name().unwrap_or("bundle"))?;
+    let unpacked = unpack(bundle, Some(&staging.path))?;
+    staging.commit(target)?;
+    Ok(unpacked)
+}
+
+/// Reads just the manifest: the payload's first entry.
+pub fn read_manifest_only(bundle: &Bundle) -> anyhow::Result<Manifest> {
+    let decompressed = BudgetReader {
+        inner: GzDecoder::new(bundle.payload()?),
+        budget: Budget::new(3 * 512 + MANIFEST_MAX_BYTES),
+    };
+    let mut archive = tar::Archive::new(decompressed);
+    let mut entries = archive
+        .entries()
+        .map_err(|e| corrupt(bundle, format!("the payload is not a gzip'd tar: {e}")))?;
+    read_manifest(bundle, entries.next())
+}
+
+fn read_manifest<R: Read>(
+    bundle: &Bundle,
+    first: Option<io::Result<tar::Entry<'_, R>>>,
+) -> anyhow::Result<Manifest> {
+    let mut entry = first
+        .ok_or_else(|| corrupt(bundle, "the payload is empty: it has no manifest"))?
+        .map_err(|e| corrupt(bundle, format!("the payload is not a gzip'd tar: {e}")))?;
+    let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+    if path != MANIFEST_NAME || entry.header().entry_type() != tar::EntryType::Regular {
+        return Err(corrupt(
+            bundle,
+            format!("the payload's first entry is {path:?}, not {MANIFEST_NAME}"),
+        ));
+    }
+    let size = entry.header().size().unwrap_or(u64::MAX);
+    if size > MANIFEST_MAX_BYTES {
+        return Err(corrupt(
+            bundle,
+            format!("its manifest claims {size} bytes, more than the {MANIFEST_MAX_BYTES} allowed"),
+        ));
+    }
+    let mut text = Vec::with_capacity(size as usize);
+    (&mut entry)
+        .take(size)
+        .read_to_end(&mut text)
+        .map_err(|e| corrupt(bundle, format!("cannot read its manifest: {e}")))?;
+    let manifest: Manifest = serde_json::from_slice(&text)
+        .map_err(|e| corrupt(bundle, format!("its manifest is not valid: {e}")))?;
+    manifest
+        .validate()
+        .map_err(|e| corrupt(bundle, format!("its manifest is not valid: {e}")))?;
+    Ok(manifest)
+}
+
+fn entry_path<R: Read>(bundle: &Bundle, entry: &tar::Entry<'_, R>) -> anyhow::Result<String> {
+    let raw = entry.path_bytes();
+    let text = std::str::from_utf8(&raw).map_err(|_| {
+        corrupt(
+            bundle,
+            format!(
+                "entry {:?} has a non-UTF-8 path",
+                String::from_utf8_lossy(&raw)
+            ),
+        )
+    })?;
+    // Directories may carry tar's trailing slash.
+    let path = match entry.header().entry_type() {
+        tar::EntryType::Directory => text.strip_suffix('/').unwrap_or(text),
+        _ => text,
+    };
+    check_path(path).map_err(|e| corrupt(bundle, format!("refusing entry: {e}")))?;
+    Ok(path.to_string())
+}
+
+fn expect_kind(
+    bundle: &Bundle,
+    path: &str,
+    found: tar::EntryType,
+    want: tar::EntryType,
+    declared: &Entry,
+) -> anyhow::Result<()> {
+    if found == want {
+        return Ok(());
+    }
+    let what = match found {
+        tar::EntryType::Link => "a hard link (bundles never hold hard links)".to_string(),
+        tar::EntryType::Char => "a character device (bundles never hold devices)".to_string(),
+        tar::EntryType::Block => "a block device (bundles never hold devices)".to_string(),
+        tar::EntryType::Fifo => "a FIFO (bundles never hold special files)".to_string(),
+        tar::EntryType::GNUSparse => {
+            "a sparse file (bundles never hold sparse entries)".to_string()
+        }
+        tar::EntryType::Regular => "a file".to_string(),
+        tar::EntryType::Directory => "a directory".to_string(),
+        tar::EntryType::Symlink => "a symlink".to_string(),
+        other => format!("an entry of tar type {:?}", other.as_byte() as char),
+    };
+    Err(corrupt(
+        bundle,
+        format!(
+            "{path:?} is {what}, but the manifest declares a {}",
+            declared.kind()
+        ),
+    ))
+}
+
+fn unlisted(path: &str, seen: &std::collections::HashSet<String>, manifest: &Manifest) -> String {
+    if path == MANIFEST_NAME || seen.contains(path) {
+        format!("the payload holds {path:?} twice (a duplicate entry)")
+    } else if manifest.files.iter().any(|e| e.path() == path) {
+        format!("the payload holds {path:?} out of the manifest's order")
+    } else {
+        format!("the payload holds {path:?}, which the manifest does not list")
+    }
+}
+
+/// An upper bound of the tar stream's size for this manifest: headers, long
+/// names, data padded to blocks, the end marker and a record's padding.
+fn tar_bytes_bound(manifest: &Manifest) -> u64 {
+    let blocks = |n: u64| n.div_ceil(512) * 512;
+    manifest
+        .files
+        .iter()
+        .map(|e| {
+            let name = e.path().len() as u64
+                + match e {
+                    Entry::Symlink { target, .. } => target.len() as u64,
+                    _ => 0,
+                };
+            let data = match e {
+                Entry::File { size, .. } => *size,
+                _ => 0,
+            };
+            3 * 512 + 2 * blocks(name + 1) + blocks(data)
+        })
+        .sum::<u64>()
+        + 20 * 512
+}
+
+/// Shared count of decompressed bytes still allowed: a gzip bomb stops here.
+#[derive(Clone)]
+struct Budget(Rc<Cell<u64>>);
+
+impl Budget {
+    fn new(bytes: u64) -> Budget {
+        Budget(Rc::new(Cell::new(bytes)))
+    }
+
+    fn grant(&self, bytes: u64) {
+        self.0.set(self.0.get().saturating_add(bytes));
+    }
+}
+
+struct BudgetReader<R> {
+    inner: R,
+    budget: Budget,
+}
+
+impl<R: Read> Read for BudgetReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let left = self.budget.0.get();
+        if n as u64 > left {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "it unpacks to more bytes than its manifest declares (a size bomb?)",
+            ));
+        }
+        self.budget.0.set(left - n as u64);
+        Ok(n)
+    }
+}
+
+/// A staging directory that disappears unless committed.
+struct Staging {
+    path: PathBuf,
+    committed: bool,
+}
+
+impl Staging {
+    fn create(parent: &Utf8Path, name: &str) -> anyhow::Result<Staging> {
+        let path = parent
+            .join(format!(".{name}.partial-{}", std::process::id()))
+            .into_std_path_buf();
+        if path.exists() {
+            fs::remove_dir_all(&path)?;
+        }
+        fs::create_dir(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Staging {
+            path,
+            committed: false,
+        })
+    }
+
+    fn commit(mut self, target: &Utf8Path) -> anyhow::Result<()> {
+        fs::set_permissions(&self.path, fs::Permissions::from_mode(0o755))?;
+        fs::rename(&self.path, target)
+            .with_context(|| format!("cannot move the unpacked bundle into {target}"))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
