@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Shared by the project's scripts: install steps for a fresh Debian machine
+# and the static launcher build. Sourced, not run.
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+# Installs the Debian packages not yet installed (apt-get update first, once).
+ensure_debian_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  step "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_rust_target() {
+  rustup target list --installed | grep -qx "$1" || rustup target add "$1"
+}
+
+# Builds the launcher static for musl, with build paths remapped so that any
+# checkout gives the same bytes; prints the binary's path.
+build_static_launcher() {
+  local root cargo_home
+  root=$(pwd)
+  cargo_home=${CARGO_HOME:-$HOME/.cargo}
+  CC_x86_64_unknown_linux_musl=musl-gcc \
+    RUSTFLAGS="--remap-path-prefix=$root=/archy-gate --remap-path-prefix=$cargo_home=/cargo" \
+    cargo build --quiet --locked --release --target x86_64-unknown-linux-musl -p launcher >&2
+  echo "$root/target/x86_64-unknown-linux-musl/release/launcher"
+}
