@@ -159,7 +159,7 @@ impl Bundle {
     }
 
     /// A reader over exactly the payload bytes.
-    pub fn payload(&self) -> io::Result<impl Read> {
+    pub fn payload(&self) -> io::Result<BufReader<io::Take<File>>> {
         let mut file = self.file.try_clone()?;
         file.seek(SeekFrom::Start(self.trailer.payload_offset))?;
         Ok(BufReader::with_capacity(

@@ -17,6 +17,8 @@ use crate::trailer::FORMAT_VERSION;
 pub const MANIFEST_NAME: &str = "manifest.json";
 /// The entry script when the stage names none.
 pub const DEFAULT_ENTRY: &str = "lifecycle/run-gate.sh";
+/// The longest file name Linux filesystems hold.
+pub const NAME_MAX: usize = 255;
 /// A manifest larger than this is refused before it is read.
 pub const MANIFEST_MAX_BYTES: u64 = 16 << 20;
 /// A bundle declaring more than this many unpacked bytes is refused: a gate
@@ -143,6 +145,11 @@ pub fn check_path(path: &str) -> Result<(), String> {
         match component {
             ".." => return Err(format!("path traversal in {path:?} (a `..` component)")),
             "" | "." => return Err(format!("path {path:?} is not in normal form")),
+            c if c.len() > NAME_MAX => {
+                return Err(format!(
+                    "path {path:?} has a name longer than {NAME_MAX} bytes"
+                ))
+            }
             _ => {}
         }
     }
@@ -159,26 +166,62 @@ pub fn parent_of(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(parent, _)| parent)
 }
 
-/// Where a symlink at `link` pointing at `target` lands, lexically, or
-/// `None` when it leaves the tree (or is absolute).
-pub fn resolve_link(link: &str, target: &str) -> Option<String> {
+/// Why a symlink is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LinkError {
+    /// Absolute, empty, or climbs above the root.
+    Leaves,
+    /// Resolving it goes through another symlink, whose target the lexical
+    /// check cannot see: `a -> ..` makes `b -> a/..` escape.
+    Through(String),
+    /// A NUL byte: no filesystem can hold it.
+    Nul,
+}
+
+impl fmt::Display for LinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkError::Leaves => f.write_str("points outside the bundle"),
+            LinkError::Through(via) => write!(f, "resolves through the symlink {via:?}"),
+            LinkError::Nul => f.write_str("has a NUL byte in its target"),
+        }
+    }
+}
+
+/// Where a symlink at `link` pointing at `target` lands, lexically. It must
+/// stay inside the tree and may not pass through a symlink on the way (the
+/// last component may itself be one).
+pub fn resolve_link(
+    link: &str,
+    target: &str,
+    is_symlink: &dyn Fn(&str) -> bool,
+) -> Result<String, LinkError> {
+    if target.contains('\0') {
+        return Err(LinkError::Nul);
+    }
     if target.is_empty() || target.starts_with('/') {
-        return None;
+        return Err(LinkError::Leaves);
     }
     let mut parts: Vec<&str> = parent_of(link)
         .split('/')
         .filter(|c| !c.is_empty())
         .collect();
-    for component in target.split('/') {
-        match component {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            c => parts.push(c),
+    let components: Vec<&str> = target
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    for (i, component) in components.iter().enumerate() {
+        if *component == ".." {
+            parts.pop().ok_or(LinkError::Leaves)?;
+            continue;
+        }
+        parts.push(component);
+        let here = parts.join("/");
+        if i + 1 < components.len() && is_symlink(&here) {
+            return Err(LinkError::Through(here));
         }
     }
-    Some(parts.join("/"))
+    Ok(parts.join("/"))
 }
 
 impl Manifest {
@@ -246,16 +289,16 @@ impl Manifest {
                     }
                     declared = declared.saturating_add(*size);
                 }
-                Entry::Symlink { target, .. } => {
-                    if resolve_link(path, target).is_none() {
-                        return Err(format!(
-                            "symlink {path:?} -> {target:?} points outside the bundle"
-                        ));
-                    }
-                }
-                Entry::Dir { .. } => {}
+                Entry::Symlink { .. } | Entry::Dir { .. } => {}
             }
             kinds.insert(path, entry);
+        }
+        let is_symlink = |p: &str| matches!(kinds.get(p), Some(Entry::Symlink { .. }));
+        for entry in &self.files {
+            if let Entry::Symlink { path, target } = entry {
+                resolve_link(path, target, &is_symlink)
+                    .map_err(|e| format!("symlink {path:?} -> {target:?} {e}"))?;
+            }
         }
         if declared > UNPACKED_MAX_BYTES {
             return Err(format!(
@@ -300,13 +343,25 @@ mod tests {
 
     #[test]
     fn symlinks_resolve_lexically_inside_the_tree() {
+        let none = |_: &str| false;
+        let ok = |link, target| resolve_link(link, target, &none);
         assert_eq!(
-            resolve_link("bin/bats", "../lib/bats-core/bin/bats").as_deref(),
-            Some("lib/bats-core/bin/bats")
+            ok("bin/bats", "../lib/bats-core/bin/bats"),
+            Ok("lib/bats-core/bin/bats".into())
         );
-        assert_eq!(resolve_link("a", "b").as_deref(), Some("b"));
-        assert_eq!(resolve_link("bin/x", "../../etc"), None);
-        assert_eq!(resolve_link("x", "/etc/passwd"), None);
-        assert_eq!(resolve_link("x", ""), None);
+        assert_eq!(ok("a", "b"), Ok("b".into()));
+        assert_eq!(ok("bin/x", "../../etc"), Err(LinkError::Leaves));
+        assert_eq!(ok("x", "/etc/passwd"), Err(LinkError::Leaves));
+        assert_eq!(ok("x", ""), Err(LinkError::Leaves));
+        assert_eq!(ok("x", "a\0b"), Err(LinkError::Nul));
+        let up_is_link = |p: &str| p == "bin/up";
+        assert_eq!(
+            resolve_link("out", "bin/up/..", &up_is_link),
+            Err(LinkError::Through("bin/up".into()))
+        );
+        assert_eq!(
+            resolve_link("alias", "bin/up", &up_is_link),
+            Ok("bin/up".into())
+        );
     }
 }

@@ -23,7 +23,7 @@ use crate::digest::{sha256, to_hex};
 use crate::elf;
 use crate::exit::{fail, ExitStatus, WithStatus};
 use crate::manifest::{
-    check_path, resolve_link, Entry, Manifest, Mode, Tool, DEFAULT_ENTRY, MANIFEST_NAME,
+    check_path, resolve_link, Entry, LinkError, Manifest, Mode, Tool, DEFAULT_ENTRY, MANIFEST_NAME,
 };
 use crate::trailer::{Trailer, FORMAT_VERSION};
 
@@ -105,10 +105,11 @@ pub fn plan(stage: &Utf8Path, launcher: &Utf8Path, mtime: u64) -> anyhow::Result
     walk(stage, "", &mut walked)?;
     walked.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
 
-    let present: HashMap<&str, bool> = walked
+    let symlinks: HashMap<&str, bool> = walked
         .iter()
-        .map(|(p, m)| (p.as_str(), m.is_dir()))
+        .map(|(p, m)| (p.as_str(), m.file_type().is_symlink()))
         .collect();
+    let is_symlink = |p: &str| symlinks.get(p).copied().unwrap_or(false);
     let mut files = Vec::with_capacity(walked.len());
     let mut contents = HashMap::new();
     for (path, meta) in &walked {
@@ -122,17 +123,20 @@ pub fn plan(stage: &Utf8Path, launcher: &Utf8Path, mtime: u64) -> anyhow::Result
             let target = target
                 .to_str()
                 .ok_or_else(|| refuse(format!("the symlink {on_disk} has a non-UTF-8 target")))?;
-            match resolve_link(path, target) {
-                Some(inside) if inside.is_empty() || present.contains_key(inside.as_str()) => {}
-                Some(inside) => {
+            match resolve_link(path, target, &is_symlink) {
+                Ok(inside) if inside.is_empty() || symlinks.contains_key(inside.as_str()) => {}
+                Ok(inside) => {
                     return Err(refuse(format!(
                         "the symlink {on_disk} -> {target} points to {inside}, which is not in the stage"
                     )))
                 }
-                None => {
+                Err(LinkError::Leaves) => {
                     return Err(refuse(format!(
                         "the symlink {on_disk} -> {target} leaves the stage: a bundle must be self-contained; copy the file in instead"
                     )))
+                }
+                Err(e) => {
+                    return Err(refuse(format!("the symlink {on_disk} -> {target} {e}")))
                 }
             }
             files.push(Entry::Symlink {

@@ -16,7 +16,7 @@ use std::rc::Rc;
 
 use anyhow::Context;
 use camino::Utf8Path;
-use flate2::read::GzDecoder;
+use flate2::bufread::GzDecoder;
 
 use crate::bundle::Bundle;
 use crate::digest::HashingWriter;
@@ -167,6 +167,31 @@ pub fn unpack(bundle: &Bundle, dest: Option<&Path>) -> anyhow::Result<Unpacked> 
             ),
         ));
     }
+    // Nothing may hide after the archive: only tar's zero padding, then the
+    // gzip member's end (which checks its CRC), then the payload's end.
+    let mut rest = archive.into_inner();
+    let mut tail = [0u8; 8192];
+    loop {
+        let n = rest
+            .read(&mut tail)
+            .map_err(|e| corrupt(bundle, format!("the payload's gzip stream is damaged: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        if tail[..n].iter().any(|&b| b != 0) {
+            return Err(corrupt(
+                bundle,
+                "the payload holds data after the end of its archive",
+            ));
+        }
+    }
+    let mut raw = rest.inner.into_inner();
+    if raw.read(&mut tail)? != 0 {
+        return Err(corrupt(
+            bundle,
+            "the payload holds bytes after its gzip stream",
+        ));
+    }
     Ok(Unpacked {
         manifest,
         files,
@@ -182,7 +207,6 @@ pub fn unpack_to(bundle: &Bundle, target: &Utf8Path) -> anyhow::Result<Unpacked>
         Some(p) if !p.as_str().is_empty() => p.to_owned(),
         _ => Utf8Path::new(".").to_owned(),
     };
-    fs::create_dir_all(&parent).with_context(|| format!("cannot create {parent}"))?;
     let staging = Staging::create(&parent, target.file_name().unwrap_or("bundle"))?;
     let unpacked = unpack(bundle, Some(&staging.path))?;
     staging.commit(target)?;
@@ -355,25 +379,37 @@ impl<R: Read> Read for BudgetReader<R> {
     }
 }
 
-/// A staging directory that disappears unless committed.
+/// A staging directory that disappears unless committed, together with any
+/// parent directories created for it.
 struct Staging {
     path: PathBuf,
+    created_parents: Vec<PathBuf>,
     committed: bool,
 }
 
 impl Staging {
     fn create(parent: &Utf8Path, name: &str) -> anyhow::Result<Staging> {
+        let mut created_parents = Vec::new();
+        let mut missing = parent.as_std_path();
+        while !missing.as_os_str().is_empty() && !missing.exists() {
+            created_parents.push(missing.to_path_buf());
+            missing = missing.parent().unwrap_or(Path::new(""));
+        }
+        fs::create_dir_all(parent).with_context(|| format!("cannot create {parent}"))?;
         let path = parent
             .join(format!(".{name}.partial-{}", std::process::id()))
             .into_std_path_buf();
         if path.exists() {
             fs::remove_dir_all(&path)?;
         }
-        fs::create_dir(&path).with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Staging {
+        let staging = Staging {
             path,
+            created_parents,
             committed: false,
-        })
+        };
+        fs::create_dir(&staging.path)
+            .with_context(|| format!("cannot create {}", staging.path.display()))?;
+        Ok(staging)
     }
 
     fn commit(mut self, target: &Utf8Path) -> anyhow::Result<()> {
@@ -389,6 +425,10 @@ impl Drop for Staging {
     fn drop(&mut self) {
         if !self.committed {
             let _ = fs::remove_dir_all(&self.path);
+            // Deepest first; remove_dir leaves any that something else filled.
+            for dir in &self.created_parents {
+                let _ = fs::remove_dir(dir);
+            }
         }
     }
 }
