@@ -21,13 +21,15 @@ ensure_rust_target() {
 }
 
 # Builds the launcher static for musl, with build paths remapped so that any
-# checkout gives the same bytes; prints the binary's path.
+# checkout gives the same bytes; prints the binary's path. The flags go through
+# CARGO_ENCODED_RUSTFLAGS (0x1f-separated): it survives paths with spaces and
+# overrides a caller's RUSTFLAGS, which would change the output.
 build_static_launcher() {
-  local root cargo_home
+  local root cargo_home flags
   root=$(pwd)
   cargo_home=${CARGO_HOME:-$HOME/.cargo}
-  CC_x86_64_unknown_linux_musl=musl-gcc \
-    RUSTFLAGS="--remap-path-prefix=$root=/archy-gate --remap-path-prefix=$cargo_home=/cargo" \
+  flags="--remap-path-prefix=$root=/archy-gate"$'\x1f'"--remap-path-prefix=$cargo_home=/cargo"
+  env -u RUSTFLAGS CARGO_ENCODED_RUSTFLAGS="$flags" CC_x86_64_unknown_linux_musl=musl-gcc \
     cargo build --quiet --locked --release --target x86_64-unknown-linux-musl -p launcher >&2
-  echo "$root/target/x86_64-unknown-linux-musl/release/launcher"
+  echo "${CARGO_TARGET_DIR:-$root/target}/x86_64-unknown-linux-musl/release/launcher"
 }
