@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod bare_node;
+
 /// The launcher under test, as cargo built it for this test run.
 pub fn launcher() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_launcher"))
@@ -42,6 +44,28 @@ pub fn static_launcher() -> PathBuf {
                 String::from_utf8_lossy(&output.stderr)
             );
             PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+        })
+        .clone()
+}
+
+/// The real bundle, as `bundle/build.sh` makes it: `$ARCHY_GATE_BUNDLE_DIR`
+/// when set (scripts/test.sh builds it first), else built once into target/.
+pub fn real_bundle_dir() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if let Some(dir) = std::env::var_os("ARCHY_GATE_BUNDLE_DIR") {
+                return PathBuf::from(dir);
+            }
+            let out = workspace_root().join("target/test-bundle");
+            let run = Run::of(
+                Command::new(workspace_root().join("bundle/build.sh"))
+                    .arg(&out)
+                    .output()
+                    .expect("bundle/build.sh runs"),
+            );
+            assert_eq!(run.code, 0, "bundle/build.sh failed:\n{}", run.stderr);
+            out
         })
         .clone()
 }
