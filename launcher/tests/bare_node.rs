@@ -38,7 +38,8 @@ setup() {
 }
 "#;
 
-const STATE: &str = r#"{"packages": [{"id": "bitcoind", "state": "running"}, {"id": "lnd", "state": "stopped"}]}"#;
+const STATE: &str =
+    r#"{"packages": [{"id": "bitcoind", "state": "running"}, {"id": "lnd", "state": "stopped"}]}"#;
 
 const RUN_BATS: &str = "mkdir -p /root/out && \
     bats --tap --report-formatter junit --output /root/out /root/suite";
@@ -58,7 +59,11 @@ fn node_with_bundle() -> BareNode {
     node.put("/root/state.json", STATE.as_bytes(), 0o644);
     node.put("/root/suite/node.bats", SUITE.as_bytes(), 0o644);
     // Whatever the node's own bash is, the gate must not use it.
-    node.put("/bin/bash", b"#!/bin/sh\necho 'the node bash ran' >&2\nexit 97\n", 0o755);
+    node.put(
+        "/bin/bash",
+        b"#!/bin/sh\necho 'the node bash ran' >&2\nexit 97\n",
+        0o755,
+    );
     node.sh("/root/archy-gate extract --to /opt/gate").expect(0);
     node
 }
@@ -66,7 +71,9 @@ fn node_with_bundle() -> BareNode {
 #[test]
 fn the_node_is_bare() {
     let node = BareNode::new();
-    let run = node.sh("for t in jq bats curl; do command -v $t || echo \"no $t\"; done").expect(0);
+    let run = node
+        .sh("for t in jq bats curl; do command -v $t || echo \"no $t\"; done")
+        .expect(0);
     assert_eq!(run.stdout, "no jq\nno bats\nno curl\n");
     for libdir in ["lib", "lib64", "usr/lib"] {
         assert!(!node.path(libdir).exists(), "the bare node has /{libdir}");
@@ -96,13 +103,24 @@ fn bats_runs_from_the_bundle_on_a_bare_node() {
 #[test]
 fn debians_dynamic_jq_fails_where_the_bundles_works() {
     let jq = Path::new("/usr/bin/jq");
-    assert!(jq.exists(), "this test needs Debian's jq: apt-get install jq");
+    assert!(
+        jq.exists(),
+        "this test needs Debian's jq: apt-get install jq"
+    );
     let node = node_with_bundle();
     node.put("/opt/gate/bin/jq", &fs::read(jq).unwrap(), 0o755);
     let run = node.sh_with("", &gate_env(), RUN_BATS);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("not ok 1 jq reads the node's state"), "{}", run.stdout);
-    assert!(run.stdout.contains("ok 2 bats-file sees"), "only jq's test fails: {}", run.stdout);
+    assert!(
+        run.stdout.contains("not ok 1 jq reads the node's state"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("ok 2 bats-file sees"),
+        "only jq's test fails: {}",
+        run.stdout
+    );
     let junit = fs::read_to_string(node.path("/root/out/report.xml")).unwrap();
     assert!(junit.contains(r#"failures="1""#), "{junit}");
 }
@@ -122,15 +140,36 @@ fn every_elf_in_the_bundle_is_static() {
             }
         }
     }
-    let names: Vec<String> = elves.iter().map(|p| p.file_name().unwrap().to_string_lossy().into()).collect();
+    let names: Vec<String> = elves
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into())
+        .collect();
     for expected in ["archy-gate", "bash", "jq"] {
-        assert!(names.iter().any(|n| n == expected), "no {expected} among {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "no {expected} among {names:?}"
+        );
     }
     for elf in &elves {
         // readelf, not our own ELF reader: an independent opinion.
-        let run = Run::of(Command::new("readelf").arg("-lWd").arg(elf).output().unwrap()).expect(0);
-        assert!(!run.stdout.contains("INTERP"), "{} has an interpreter", elf.display());
-        assert!(!run.stdout.contains("(NEEDED)"), "{} needs libraries", elf.display());
+        let run = Run::of(
+            Command::new("readelf")
+                .arg("-lWd")
+                .arg(elf)
+                .output()
+                .unwrap(),
+        )
+        .expect(0);
+        assert!(
+            !run.stdout.contains("INTERP"),
+            "{} has an interpreter",
+            elf.display()
+        );
+        assert!(
+            !run.stdout.contains("(NEEDED)"),
+            "{} needs libraries",
+            elf.display()
+        );
     }
 }
 
@@ -145,6 +184,10 @@ fn jqs_own_upstream_tests_pass_against_the_bundled_jq() {
             .unwrap(),
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("9 of 9 drivers passed"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("9 of 9 drivers passed"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("PASS tests/jqtest"), "{}", run.stderr);
 }

@@ -25,7 +25,13 @@ fn copy_checkout(to: &Path) {
     let root = workspace_root();
     let list = Command::new("git")
         .current_dir(&root)
-        .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
         .output()
         .unwrap();
     assert!(list.status.success());
@@ -57,7 +63,11 @@ fn two_builds_from_the_same_pins_are_byte_identical() {
     fs::create_dir_all(&cache).unwrap();
     let downloads = default_cache().join("dl");
     if downloads.exists() {
-        let copied = Command::new("cp").arg("-a").arg(&downloads).arg(cache.join("dl")).status();
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(&downloads)
+            .arg(cache.join("dl"))
+            .status();
         assert!(copied.unwrap().success());
     }
 

@@ -24,7 +24,9 @@ impl BareNode {
         );
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("node");
-        for d in ["bin", "usr/bin", "tmp", "var/tmp", "proc", "dev", "root", "etc"] {
+        for d in [
+            "bin", "usr/bin", "tmp", "var/tmp", "proc", "dev", "root", "etc",
+        ] {
             fs::create_dir_all(root.join(d)).unwrap();
         }
         for d in ["tmp", "var/tmp"] {
@@ -83,7 +85,16 @@ impl BareNode {
         inner.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
         inner.extend(["/bin/sh".into(), "-c".into(), script.into()]);
         let output = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "--", "sh", "-c", outer, "sh"])
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                outer,
+                "sh",
+            ])
             .args(&inner)
             .env("ROOT", &self.root)
             .env("SETUP", setup)
