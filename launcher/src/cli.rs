@@ -51,6 +51,46 @@ pub enum Command {
         DIR must not exist or be empty. The bundle is unpacked into a staging directory\n\
         beside DIR and renamed into place only when every file matched its manifest.")]
     Extract(ExtractArgs),
+    /// Run the gate on this node: verify, unpack, preflight, run, record.
+    #[command(
+        after_help = "Examples:\n  ARCHY_PASSWORD=… ./archy-gate run --iterations 5 --allow-destructive\n  ./archy-gate run --password-file /root/gate.pw --detach\n  ./archy-gate run -- --filter bitcoin\n\n\
+        The work dir is the first of --workdir, $ARCHY_GATE_DIR, /tmp/archy-gate,\n\
+        /var/tmp/archy-gate, $XDG_RUNTIME_DIR/archy-gate, ~/.cache/archy-gate where a file\n\
+        really executes. The bundle is unpacked into WORKDIR/b/<digest>/ (reused after a\n\
+        re-check); each run is recorded in WORKDIR/runs/<run-id>/ (gate.log, run.json).\n\
+        The gate gets ARCHY_HOST, ARCHY_SCHEME, ARCHY_PASSWORD, ARCHY_ALLOW_DESTRUCTIVE,\n\
+        ARCHY_ITERATIONS, ARCHY_GATE_BUNDLE_DIR, ARCHY_GATE_RUN_DIR, ARCHY_GATE_LAUNCHER,\n\
+        BATS_LIB_PATH, and the bundle's bin/ first on PATH.\n\
+        The password comes from ARCHY_PASSWORD, --password-file, --password-stdin, or a\n\
+        prompt on a terminal; never from the command line. It is redacted everywhere.\n\
+        Exit: 0 passed, 1 failed, 3 bundle integrity, 4 preflight, 5 environment (lock\n\
+        held, no work dir), 130 interrupted."
+    )]
+    Run(RunArgs),
+    /// Show a run's state and results (the latest run by default).
+    #[command(
+        after_help = "Examples:\n  launcher status\n  launcher status 20261128T043012Z-4242 --json"
+    )]
+    Status(StatusArgs),
+    /// Print a run's log; --follow until the run ends.
+    #[command(after_help = "Example:\n  launcher logs --follow")]
+    Logs(LogsArgs),
+    /// Wait for a run to end; exit with its result (0 passed, 1 failed, 130 interrupted).
+    #[command(after_help = "Example:\n  launcher wait 20261128T043012Z-4242 && echo green")]
+    Wait(WaitArgs),
+    /// (internal) carry out a recorded run, detached
+    #[command(name = "__supervise", hide = true)]
+    Supervise(SuperviseArgs),
+    /// Call the node's JSON-RPC backend once; print the result as JSON.
+    #[command(
+        after_help = "Examples:\n  ARCHY_PASSWORD=… launcher rpc server.get-state | jq '.packages[].id'\n  launcher rpc package.stop '{\"id\": \"lnd\"}'\n\n\
+        For gate suites on nodes without curl: the launcher carries the client. Logs in\n\
+        with ARCHY_PASSWORD when it has no session; keeps the session cookie in\n\
+        --session (default $ARCHY_GATE_RUN_DIR/.rpc-session). TLS: verified against\n\
+        --ca or the node's CA when present; on loopback without a CA, unverified.\n\
+        Exit 0 with the result on stdout; 1 on a JSON-RPC error; 5 if unreachable."
+    )]
+    Rpc(RpcArgs),
 }
 
 #[derive(Debug, Args)]
@@ -101,4 +141,119 @@ pub struct ExtractArgs {
     /// The whole file's expected sha256 (from SHA256SUMS)
     #[arg(long, value_name = "HEX")]
     pub sha256: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RpcArgs {
+    /// The JSON-RPC method, e.g. server.get-state
+    pub method: String,
+    /// The params, as JSON
+    pub params: Option<String>,
+    /// The node's address, with an optional port
+    #[arg(long, env = "ARCHY_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// http or https
+    #[arg(long, env = "ARCHY_SCHEME", default_value = "https")]
+    pub scheme: String,
+    /// A CA certificate (PEM) to verify the node against
+    #[arg(long, value_name = "FILE", env = "ARCHY_CA")]
+    pub ca: Option<Utf8PathBuf>,
+    /// Where to keep the session cookie between calls
+    #[arg(long, value_name = "FILE")]
+    pub session: Option<Utf8PathBuf>,
+    /// Seconds to wait for an answer
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
+    /// Say on stderr where the call goes and how TLS is checked
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub bundle: BundleArg,
+    /// How many times the gate runs its suite (ARCHY_ITERATIONS)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub iterations: u32,
+    /// Allow tests that stop and start packages (ARCHY_ALLOW_DESTRUCTIVE=1)
+    #[arg(long)]
+    pub allow_destructive: bool,
+    /// The node's RPC address, with an optional port (ARCHY_HOST)
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// http or https (ARCHY_SCHEME)
+    #[arg(long, default_value = "https")]
+    pub scheme: String,
+    /// Read the node password from FILE
+    #[arg(long, value_name = "FILE", conflicts_with = "password_stdin")]
+    pub password_file: Option<Utf8PathBuf>,
+    /// Read the node password from standard input
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Where to unpack and record runs [default: the first usable candidate]
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<Utf8PathBuf>,
+    /// The whole file's expected sha256 (from SHA256SUMS)
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    /// Start the gate in the background and print its run id
+    #[arg(long)]
+    pub detach: bool,
+    /// Skip the preflight checks
+    #[arg(long, conflicts_with = "force")]
+    pub skip_preflight: bool,
+    /// Run even when preflight checks fail (they are recorded)
+    #[arg(long)]
+    pub force: bool,
+    /// Print the run record as JSON on stdout (the gate's output goes to stderr)
+    #[arg(long)]
+    pub json: bool,
+    /// Arguments passed to the gate's entry script
+    #[arg(last = true, value_name = "GATE_ARGS")]
+    pub gate_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A run id (or its unique prefix) or run dir [default: the latest run]
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+    /// Look for runs only in this work dir
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<Utf8PathBuf>,
+    /// Print the run record as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// A run id (or its unique prefix) or run dir [default: the latest run]
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+    /// Look for runs only in this work dir
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<Utf8PathBuf>,
+    /// Keep printing until the run ends
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// A run id (or its unique prefix) or run dir [default: the latest run]
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+    /// Look for runs only in this work dir
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<Utf8PathBuf>,
+    /// Give up after this many seconds (exit 5)
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct SuperviseArgs {
+    pub run_dir: Utf8PathBuf,
 }

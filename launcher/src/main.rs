@@ -3,14 +3,25 @@
 
 mod bundle;
 mod cli;
+mod clock;
 mod commands;
 mod digest;
 mod elf;
 mod exit;
+mod gate;
+mod host;
+mod lock;
 mod manifest;
 mod pack;
+mod preflight;
+mod reports;
+mod rpc;
+mod runs;
+mod secret;
+mod signals;
 mod trailer;
 mod unpack;
+mod workdir;
 
 use clap::Parser;
 

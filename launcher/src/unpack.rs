@@ -432,3 +432,111 @@ impl Drop for Staging {
         }
     }
 }
+
+/// How `ensure` came by an unpacked bundle.
+pub enum Prepared {
+    /// A complete earlier unpack, re-checked file by file.
+    Reused,
+    Unpacked,
+    /// An earlier unpack failed its re-check (the reason) and was replaced.
+    Rebuilt(String),
+}
+
+/// Makes `dir` an unpacked copy of `bundle`: reuses a complete one after
+/// re-checking every entry against the manifest, rebuilds a damaged one.
+pub fn ensure(bundle: &Bundle, dir: &Utf8Path) -> anyhow::Result<(Manifest, Prepared)> {
+    let mut why = None;
+    if dir.exists() {
+        let manifest = read_manifest_only(bundle)?;
+        match check_tree(dir, &manifest) {
+            Ok(()) => return Ok((manifest, Prepared::Reused)),
+            Err(problem) => {
+                let stale = dir.with_file_name(format!(
+                    ".{}.stale-{}",
+                    dir.file_name().unwrap_or("bundle"),
+                    std::process::id()
+                ));
+                fs::rename(dir, &stale).with_context(|| format!("cannot move aside {dir}"))?;
+                fs::remove_dir_all(&stale).with_context(|| format!("cannot remove {stale}"))?;
+                why = Some(problem);
+            }
+        }
+    }
+    match unpack_to(bundle, dir) {
+        Ok(unpacked) => Ok((
+            unpacked.manifest,
+            why.map_or(Prepared::Unpacked, Prepared::Rebuilt),
+        )),
+        // Another run unpacked the same bundle meanwhile: use theirs if whole.
+        Err(_) if dir.exists() => {
+            let manifest = read_manifest_only(bundle)?;
+            check_tree(dir, &manifest)
+                .map_err(|p| fail(ExitStatus::Environment, format!("{dir}: {p}")))?;
+            Ok((manifest, Prepared::Reused))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Compares an unpacked tree with its manifest: every entry there with its
+/// kind, size, mode, sha256 or target, and nothing else.
+pub fn check_tree(dir: &Utf8Path, manifest: &Manifest) -> Result<(), String> {
+    let mut listed = std::collections::HashSet::new();
+    for entry in &manifest.files {
+        let path = entry.path();
+        listed.insert(path.to_string());
+        let on_disk = dir.join(path);
+        let meta = fs::symlink_metadata(&on_disk).map_err(|_| format!("{path} is missing"))?;
+        match entry {
+            Entry::Dir { .. } if !meta.is_dir() => {
+                return Err(format!("{path} is not a directory"))
+            }
+            Entry::Symlink { target, .. } => {
+                let found =
+                    fs::read_link(&on_disk).map_err(|_| format!("{path} is not a symlink"))?;
+                if found.as_os_str() != target.as_str() {
+                    return Err(format!("{path} points elsewhere"));
+                }
+            }
+            Entry::File {
+                size, mode, sha256, ..
+            } => {
+                if !meta.is_file() {
+                    return Err(format!("{path} is not a file"));
+                }
+                if meta.len() != *size {
+                    return Err(format!("{path} changed size"));
+                }
+                if meta.permissions().mode() & 0o7777 != mode.bits() {
+                    return Err(format!("{path} changed mode"));
+                }
+                let mut hasher = HashingWriter::new(io::sink());
+                let mut file = fs::File::open(&on_disk).map_err(|e| format!("{path}: {e}"))?;
+                io::copy(&mut file, &mut hasher).map_err(|e| format!("{path}: {e}"))?;
+                if &hasher.hex() != sha256 {
+                    return Err(format!("{path} changed content"));
+                }
+            }
+            Entry::Dir { .. } => {}
+        }
+    }
+    let mut stack = vec![(dir.to_owned(), String::new())];
+    while let Some((abs, rel)) = stack.pop() {
+        let items = fs::read_dir(&abs).map_err(|e| format!("cannot list {abs}: {e}"))?;
+        for item in items.flatten() {
+            let name = item.file_name().to_string_lossy().into_owned();
+            let path = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            if !listed.contains(&path) {
+                return Err(format!("{path} is not part of the bundle"));
+            }
+            if item.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push((abs.join(item.file_name().to_string_lossy().as_ref()), path));
+            }
+        }
+    }
+    Ok(())
+}

@@ -4,6 +4,9 @@
 mod extract;
 mod inspect;
 mod pack;
+mod rpc;
+mod run;
+mod status;
 mod verify;
 
 use crate::bundle::{Bundle, Checked, PinSource};
@@ -16,10 +19,16 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Inspect(args) => inspect::inspect(args),
         Command::Verify(args) => verify::verify(args),
         Command::Extract(args) => extract::extract(args),
+        Command::Run(args) => run::run(args),
+        Command::Status(args) => status::status(args),
+        Command::Logs(args) => status::logs(args),
+        Command::Wait(args) => status::wait(args),
+        Command::Supervise(args) => run::supervise(args),
+        Command::Rpc(args) => rpc::rpc(args),
     }
 }
 
-fn open(arg: &BundleArg) -> anyhow::Result<Bundle> {
+pub fn open(arg: &BundleArg) -> anyhow::Result<Bundle> {
     match &arg.bundle {
         Some(path) => Bundle::open(path),
         None => Bundle::open_self(),
@@ -42,7 +51,7 @@ pub fn human_size(bytes: u64) -> String {
 }
 
 /// The two lines every verifying command prints: which digests were checked.
-fn digest_lines(bundle: &Bundle, checked: &Checked) -> Vec<String> {
+pub fn digest_lines(bundle: &Bundle, checked: &Checked) -> Vec<String> {
     let mut lines = vec![format!(
         "payload  ok   sha256 {} matches the trailer: the payload is intact",
         to_hex(&bundle.trailer.payload_sha256)

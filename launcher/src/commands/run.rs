@@ -1,0 +1,244 @@
+//! `launcher run`: verify, choose a work dir, unpack or reuse, preflight,
+//! take the node lock, record the plan, then run the gate here or hand it to
+//! a detached supervisor.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use anyhow::Context;
+
+use crate::cli::{RunArgs, SuperviseArgs};
+use crate::clock;
+use crate::commands::{digest_lines, open};
+use crate::digest::to_hex;
+use crate::exit::{fail, ExitStatus};
+use crate::gate::{self, Echo};
+use crate::host;
+use crate::lock::{NodeLock, LOCK_FD_ENV};
+use crate::preflight;
+use crate::runs::{self, BundleFacts, RunRecord, RunState};
+use crate::secret::{self, Redactor, Secret};
+use crate::unpack::{self, Prepared};
+use crate::workdir;
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let bundle = open(&args.bundle)?;
+    let pin = bundle.find_pin(args.sha256.as_deref())?;
+    let checked = bundle.check_digests(pin)?;
+    for line in digest_lines(&bundle, &checked) {
+        eprintln!("{line}");
+    }
+    let (secret, password_source) =
+        secret::obtain(args.password_file.as_deref(), args.password_stdin)?;
+
+    let manifest = unpack::read_manifest_only(&bundle)?;
+    let work = workdir::choose(
+        args.workdir.as_deref(),
+        &bundle.head()?,
+        manifest.unpacked_bytes(),
+    )?;
+    for (dir, why) in &work.passed_over {
+        eprintln!("work dir: passed over {dir}: {why}");
+    }
+    eprintln!("work dir: {}", work.path);
+    if let Some(warning) = &work.space_warning {
+        eprintln!("warning: {warning}");
+    }
+    // The lock before the bundle dir: a running gate's files are never rebuilt.
+    let now = clock::now_unix();
+    let run_id = runs::new_run_id(now);
+    let lock = NodeLock::acquire(&work.path, &run_id)?;
+    let payload_hex = to_hex(&bundle.trailer.payload_sha256);
+    let bundle_dir = work.path.join("b").join(&payload_hex);
+    let (manifest, prepared) = unpack::ensure(&bundle, &bundle_dir)?;
+    match prepared {
+        Prepared::Reused => eprintln!("bundle: reusing {bundle_dir} (re-checked)"),
+        Prepared::Unpacked => eprintln!("bundle: unpacked into {bundle_dir}"),
+        Prepared::Rebuilt(why) => {
+            eprintln!("bundle: {bundle_dir} failed its re-check ({why}); unpacked it again")
+        }
+    }
+
+    let preflight = if args.skip_preflight {
+        None
+    } else {
+        let report = preflight::run_checks(&preflight::Context {
+            workdir: Some(work.path.clone()),
+        });
+        let failed = report.failed().len();
+        if failed > 0 {
+            eprintln!("preflight:\n{}", report.table());
+            if !args.force {
+                return Err(fail(
+                    ExitStatus::Preflight,
+                    format!("{failed} preflight check(s) failed: fix the node, or run anyway with --force"),
+                ));
+            }
+            eprintln!("preflight: {failed} check(s) failed; going ahead (--force)");
+        }
+        Some(report)
+    };
+
+    let mut record = RunRecord {
+        run_id: run_id.clone(),
+        state: RunState::Starting,
+        bundle: BundleFacts {
+            file: bundle.path.clone(),
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            sha256: to_hex(&checked.whole_sha256),
+            payload_sha256: payload_hex,
+            verified: if checked.pin.is_some() {
+                "payload+pin"
+            } else {
+                "payload"
+            }
+            .into(),
+            dir: bundle_dir,
+            entry: manifest.entry.clone(),
+        },
+        workdir: work.path.clone(),
+        started: clock::rfc3339(now),
+        started_unix: now,
+        ended: None,
+        duration_secs: None,
+        exit_code: None,
+        iterations: args.iterations,
+        allow_destructive: args.allow_destructive,
+        host: args.host.clone(),
+        scheme: args.scheme.clone(),
+        gate_args: args.gate_args.clone(),
+        password_source: password_source.into(),
+        detached: args.detach,
+        supervisor_pid: Some(std::process::id()),
+        gate_pid: None,
+        host_facts: host::facts(),
+        tests: None,
+        forced: preflight.as_ref().is_some_and(|r| !r.failed().is_empty()),
+        preflight: preflight.map(|r| serde_json::to_value(r).unwrap_or_default()),
+        message: None,
+    };
+    let run_dir = record.run_dir();
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {run_dir}"))?;
+    record.save()?;
+
+    if args.detach {
+        let pid = detach(&record, &lock, &secret)?;
+        drop(lock);
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({ "run_id": run_id, "run_dir": run_dir, "supervisor_pid": pid })
+            );
+        } else {
+            println!("{run_id}");
+        }
+        eprintln!("started run {run_id} in the background (pid {pid}); follow it with `launcher logs --follow {run_id}`");
+        return Ok(());
+    }
+
+    let echo = if args.json {
+        Echo::Stderr
+    } else {
+        Echo::Stdout
+    };
+    let state = gate::supervise(&mut record, Some(&secret), echo)?;
+    drop(lock);
+    eprint!("{}", summary(&record));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    }
+    end_with(state, &record, &Redactor::new(Some(&secret)))
+}
+
+/// The detached supervisor: the same executable, in a new session, handed
+/// the lock by fd and the password on a pipe (never argv or environment).
+fn detach(record: &RunRecord, lock: &NodeLock, secret: &Secret) -> anyhow::Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let fd = lock.inheritable();
+    let mut child = Command::new("/proc/self/exe");
+    child
+        .arg("__supervise")
+        .arg(record.run_dir())
+        .env(LOCK_FD_ENV, fd.to_string())
+        .env_remove("ARCHY_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe; the child leaves our session so
+    // the caller's hangup never reaches it.
+    unsafe {
+        child.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = child
+        .spawn()
+        .context("cannot start the detached supervisor")?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(secret.expose().as_bytes())?;
+    drop(stdin);
+    Ok(child.id())
+}
+
+/// `launcher __supervise RUN_DIR`: carries out a recorded plan, detached.
+pub fn supervise(args: SuperviseArgs) -> anyhow::Result<()> {
+    let lock = NodeLock::from_env();
+    let mut record = RunRecord::load(&args.run_dir)?;
+    let mut password = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut password)?;
+    let secret = Secret::from_pipe(password);
+    record.supervisor_pid = Some(std::process::id());
+    record.save()?;
+    let state = gate::supervise(&mut record, Some(&secret), Echo::Nowhere)?;
+    drop(lock);
+    end_with(state, &record, &Redactor::new(Some(&secret)))
+}
+
+fn end_with(state: RunState, record: &RunRecord, redactor: &Redactor) -> anyhow::Result<()> {
+    match state {
+        RunState::Passed => Ok(()),
+        other => Err(fail(
+            other.exit_status(),
+            redactor.apply(&format!(
+                "gate {other}: see {}",
+                record.run_dir().join(runs::LOG)
+            )),
+        )),
+    }
+}
+
+/// What a person needs at the end: the verdict, what failed, where the log is.
+pub fn summary(record: &RunRecord) -> String {
+    let mut out = String::new();
+    let took = record
+        .duration_secs
+        .map(clock::duration)
+        .unwrap_or_default();
+    let state = record.current_state();
+    match &record.tests {
+        Some(t) => out.push_str(&format!(
+            "\ngate {state}: {} passed, {} failed, {} skipped over {} iteration(s) in {took}\n",
+            t.passed, t.failed, t.skipped, record.iterations
+        )),
+        None => out.push_str(&format!(
+            "\ngate {state} after {took} (no test report found)\n"
+        )),
+    }
+    if let Some(t) = &record.tests {
+        for name in &t.failing {
+            out.push_str(&format!("  failed: {name}\n"));
+        }
+    }
+    if let Some(message) = &record.message {
+        out.push_str(&format!("  {message}\n"));
+    }
+    let dir = record.run_dir();
+    out.push_str(&format!(
+        "full log: {}\nrecord:   {}\n",
+        dir.join(runs::LOG),
+        dir.join(runs::RECORD)
+    ));
+    out
+}

@@ -1,0 +1,125 @@
+//! `launcher status [RUN] [--json]`, `launcher logs [RUN] [--follow]` and
+//! `launcher wait [RUN]`: any run, from its record on disk, whether it runs
+//! detached, ended long ago, or lost its supervisor.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::cli::{LogsArgs, StatusArgs, WaitArgs};
+use crate::commands::run::summary;
+use crate::exit::{fail, ExitStatus};
+use crate::runs::{self, RunRecord};
+
+const POLL: Duration = Duration::from_millis(250);
+
+fn find(run: &Option<String>, workdir: &Option<camino::Utf8PathBuf>) -> anyhow::Result<RunRecord> {
+    runs::find(run.as_deref(), workdir.as_deref())
+}
+
+/// The record with its state brought up to date (a dead supervisor: lost).
+fn current(mut record: RunRecord) -> RunRecord {
+    record.state = record.current_state();
+    record
+}
+
+pub fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let record = current(find(&args.run, &args.workdir)?);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+        return Ok(());
+    }
+    println!("run      {}", record.run_id);
+    println!("state    {}", record.state);
+    println!("started  {}", record.started);
+    if let Some(ended) = &record.ended {
+        println!("ended    {ended}");
+    }
+    println!(
+        "bundle   {} {} ({}, sha256 {})",
+        record.bundle.name, record.bundle.version, record.bundle.file, record.bundle.sha256
+    );
+    println!(
+        "gate     {} iteration(s), destructive {}, {}://{}",
+        record.iterations,
+        if record.allow_destructive {
+            "yes"
+        } else {
+            "no"
+        },
+        record.scheme,
+        record.host
+    );
+    if let Some(t) = &record.tests {
+        println!(
+            "tests    {} passed, {} failed, {} skipped",
+            t.passed, t.failed, t.skipped
+        );
+        for name in &t.failing {
+            println!("  failed: {name}");
+        }
+    }
+    if let Some(message) = &record.message {
+        println!("note     {message}");
+    }
+    println!("log      {}", record.run_dir().join(runs::LOG));
+    Ok(())
+}
+
+pub fn logs(args: LogsArgs) -> anyhow::Result<()> {
+    let record = find(&args.run, &args.workdir)?;
+    let path = record.run_dir().join(runs::LOG);
+    let mut out = std::io::stdout();
+    let mut offset = 0u64;
+    loop {
+        // The record first: output written before it says "ended" is in the log.
+        let ended = !args.follow
+            || current(RunRecord::load(&record.run_dir())?)
+                .state
+                .is_final();
+        if let Ok(mut file) = std::fs::File::open(&path) {
+            file.seek(SeekFrom::Start(offset))?;
+            let mut chunk = Vec::new();
+            file.read_to_end(&mut chunk)?;
+            offset += chunk.len() as u64;
+            if out.write_all(&chunk).and_then(|()| out.flush()).is_err() {
+                return Ok(()); // the reader went away (a pipe into head)
+            }
+        }
+        if ended {
+            return Ok(());
+        }
+        thread::sleep(POLL);
+    }
+}
+
+pub fn wait(args: WaitArgs) -> anyhow::Result<()> {
+    let first = find(&args.run, &args.workdir)?;
+    let deadline = args
+        .timeout
+        .map(|s| Instant::now() + Duration::from_secs(s));
+    loop {
+        let record = current(RunRecord::load(&first.run_dir())?);
+        if record.state.is_final() {
+            eprint!("{}", summary(&record));
+            let status = record.state.exit_status();
+            return match status {
+                ExitStatus::Success => Ok(()),
+                _ => Err(fail(
+                    status,
+                    format!("run {} {}", record.run_id, record.state),
+                )),
+            };
+        }
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(fail(
+                ExitStatus::Environment,
+                format!(
+                    "run {} is still {} after --timeout",
+                    record.run_id, record.state
+                ),
+            ));
+        }
+        thread::sleep(POLL);
+    }
+}

@@ -1,0 +1,211 @@
+//! Running the gate: the bundle's bash on the entry script, in its own
+//! process group, with the ARCHY_* environment, its output teed (password
+//! redacted) to gate.log and the terminal, signals passed to the whole group,
+//! and nothing of it left running afterwards.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::clock;
+use crate::reports;
+use crate::runs::{RunRecord, RunState, LOG};
+use crate::secret::{Redactor, Secret};
+use crate::signals;
+
+/// How long the gate has to end after SIGTERM before SIGKILL.
+const GRACE: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(50);
+
+/// Where the gate's live output goes besides gate.log.
+#[derive(Clone, Copy)]
+pub enum Echo {
+    Stdout,
+    Stderr,
+    Nowhere,
+}
+
+/// The gate's command line and environment, from the record.
+pub fn command(record: &RunRecord, secret: Option<&Secret>) -> Command {
+    let dir = &record.bundle.dir;
+    let bash = dir.join("bin/bash");
+    let entry = dir.join(&record.bundle.entry);
+    let mut cmd = if bash.is_file() {
+        let mut c = Command::new(&bash);
+        c.arg(&entry);
+        c
+    } else {
+        Command::new(&entry)
+    };
+    let path = std::env::var("PATH")
+        .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    cmd.args(&record.gate_args)
+        .current_dir(dir)
+        .env("PATH", format!("{dir}/bin:{path}"))
+        .env("BATS_LIB_PATH", dir.join("lib"))
+        .env("ARCHY_HOST", &record.host)
+        .env("ARCHY_SCHEME", &record.scheme)
+        .env(
+            "ARCHY_ALLOW_DESTRUCTIVE",
+            if record.allow_destructive { "1" } else { "0" },
+        )
+        .env("ARCHY_ITERATIONS", record.iterations.to_string())
+        .env("ARCHY_GATE_BUNDLE_DIR", dir)
+        .env("ARCHY_GATE_RUN_DIR", record.run_dir())
+        .env("ARCHY_GATE_RUN_ID", &record.run_id)
+        .env_remove(crate::lock::LOCK_FD_ENV);
+    if let Ok(exe) = std::env::current_exe() {
+        cmd.env("ARCHY_GATE_LAUNCHER", exe);
+    }
+    match secret {
+        Some(s) => cmd.env("ARCHY_PASSWORD", s.expose()),
+        None => cmd.env_remove("ARCHY_PASSWORD"),
+    };
+    cmd
+}
+
+/// Runs the gate to its end and records it. Returns the final state.
+pub fn supervise(
+    record: &mut RunRecord,
+    secret: Option<&Secret>,
+    echo: Echo,
+) -> anyhow::Result<RunState> {
+    signals::install();
+    let run_dir = record.run_dir();
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run_dir.join(LOG))
+        .with_context(|| format!("cannot open {run_dir}/{LOG}"))?;
+    let redactor = Redactor::new(secret);
+    let (reader, writer) = io::pipe().context("cannot make a pipe for the gate's output")?;
+    let mut cmd = command(record, secret);
+    cmd.stdin(Stdio::null())
+        .stdout(writer.try_clone()?)
+        .stderr(writer)
+        .process_group(0);
+    let started = Instant::now();
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let message = redactor.apply(&format!(
+                "cannot start the gate {}: {e}",
+                record.bundle.dir.join(&record.bundle.entry)
+            ));
+            finish(record, RunState::Error, None, Some(message), started);
+            record.save()?;
+            return Ok(RunState::Error);
+        }
+    };
+    drop(cmd); // closes our copies of the pipe's write end
+    let pgid = child.id();
+    record.state = RunState::Running;
+    record.gate_pid = Some(pgid);
+    record.save()?;
+
+    let (done_tx, done_rx) = mpsc::channel();
+    let copier = thread::spawn(move || {
+        copy_output(reader, log, &redactor, echo);
+        let _ = done_tx.send(());
+    });
+
+    let mut interrupted_at: Option<Instant> = None;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if signals::received().is_some() {
+            match interrupted_at {
+                None => {
+                    signals::kill_group(pgid, libc::SIGTERM);
+                    interrupted_at = Some(Instant::now());
+                }
+                Some(at) if at.elapsed() > GRACE => signals::kill_group(pgid, libc::SIGKILL),
+                Some(_) => {}
+            }
+        }
+        thread::sleep(POLL);
+    };
+    // Whatever the gate left in its group goes with it.
+    if signals::group_alive(pgid) {
+        signals::kill_group(pgid, libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while signals::group_alive(pgid) && Instant::now() < deadline {
+            thread::sleep(POLL);
+        }
+        signals::kill_group(pgid, libc::SIGKILL);
+    }
+    // A process that left the group may still hold the pipe: don't wait forever.
+    if done_rx.recv_timeout(Duration::from_secs(5)).is_ok() {
+        let _ = copier.join();
+    }
+
+    let code = status.code().or_else(|| status.signal().map(|s| 128 + s));
+    let state = if interrupted_at.is_some() || signals::received().is_some() {
+        RunState::Interrupted
+    } else if status.success() {
+        RunState::Passed
+    } else {
+        RunState::Failed
+    };
+    let log_text = std::fs::read_to_string(run_dir.join(LOG)).unwrap_or_default();
+    record.tests = reports::collect(&run_dir, &log_text);
+    let message = match (state, signals::received()) {
+        (RunState::Interrupted, Some(s)) => Some(format!("interrupted by signal {s}")),
+        _ => None,
+    };
+    finish(record, state, code, message, started);
+    record.save()?;
+    Ok(state)
+}
+
+fn finish(
+    record: &mut RunRecord,
+    state: RunState,
+    code: Option<i32>,
+    message: Option<String>,
+    started: Instant,
+) {
+    let now = clock::now_unix();
+    record.state = state;
+    record.exit_code = code;
+    record.ended = Some(clock::rfc3339(now));
+    record.duration_secs = Some(started.elapsed().as_secs());
+    if message.is_some() {
+        record.message = message;
+    }
+}
+
+/// Copies the gate's output line by line, redacted, to the log and the echo.
+fn copy_output(reader: io::PipeReader, mut log: File, redactor: &Redactor, echo: Echo) {
+    let mut lines = BufReader::new(reader);
+    let mut buf = Vec::new();
+    let mut echo_ok = true;
+    loop {
+        buf.clear();
+        match lines.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let line = redactor.apply(&String::from_utf8_lossy(&buf));
+        let _ = log.write_all(line.as_bytes());
+        if echo_ok {
+            // A terminal that went away (SSH dropped) stops the echo, not the gate.
+            echo_ok = match echo {
+                Echo::Stdout => io::stdout()
+                    .write_all(line.as_bytes())
+                    .and_then(|()| io::stdout().flush())
+                    .is_ok(),
+                Echo::Stderr => io::stderr().write_all(line.as_bytes()).is_ok(),
+                Echo::Nowhere => false,
+            };
+        }
+    }
+    let _ = log.flush();
+}

@@ -1,0 +1,125 @@
+//! The node password: where it comes from, and keeping it out of every log,
+//! record and error. It never travels on a command line.
+
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+
+use anyhow::Context;
+use camino::Utf8Path;
+
+use crate::exit::{fail, ExitStatus, WithStatus};
+
+/// A password; its Debug form never shows it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// A password handed over on a pipe by the launcher that detached us.
+    pub fn from_pipe(text: String) -> Secret {
+        Secret(text)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// Where the password came from, for the run record.
+pub fn obtain(file: Option<&Utf8Path>, stdin: bool) -> anyhow::Result<(Secret, &'static str)> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).status(ExitStatus::Usage, || {
+            format!("cannot read --password-file {path}")
+        })?;
+        return Ok((Secret(strip_newline(text)), "--password-file"));
+    }
+    if stdin {
+        let mut text = String::new();
+        io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the password from stdin")?;
+        return Ok((Secret(strip_newline(text)), "--password-stdin"));
+    }
+    if let Ok(text) = std::env::var("ARCHY_PASSWORD") {
+        return Ok((Secret(text), "ARCHY_PASSWORD"));
+    }
+    if io::stdin().is_terminal() {
+        return Ok((prompt()?, "prompt"));
+    }
+    Err(fail(
+        ExitStatus::Usage,
+        "no node password: set ARCHY_PASSWORD, or use --password-file FILE or --password-stdin \
+         (set ARCHY_PASSWORD= empty for a suite that needs none)",
+    ))
+}
+
+fn strip_newline(mut text: String) -> String {
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    text
+}
+
+/// Asks on the terminal with echo off.
+fn prompt() -> anyhow::Result<Secret> {
+    let mut tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .context("cannot open the terminal to ask for the password")?;
+    write!(tty, "node password (ARCHY_PASSWORD): ")?;
+    tty.flush()?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&tty);
+    // SAFETY: termios is plain data; fd is an open terminal for the whole block.
+    let saved = unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        let ok = libc::tcgetattr(fd, &mut t) == 0;
+        if ok {
+            let mut quiet = t;
+            quiet.c_lflag &= !libc::ECHO;
+            libc::tcsetattr(fd, libc::TCSANOW, &quiet);
+        }
+        ok.then_some(t)
+    };
+    let mut line = String::new();
+    let read = io::BufReader::new(&tty).read_line(&mut line);
+    if let Some(t) = saved {
+        // SAFETY: restores the settings read above on the same fd.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &t) };
+    }
+    writeln!(tty)?;
+    read.context("cannot read the password from the terminal")?;
+    Ok(Secret(strip_newline(line)))
+}
+
+/// Replaces the password wherever it appears.
+#[derive(Clone, Default)]
+pub struct Redactor {
+    needle: Option<String>,
+}
+
+pub const REDACTED: &str = "[redacted]";
+
+impl Redactor {
+    pub fn new(secret: Option<&Secret>) -> Redactor {
+        Redactor {
+            needle: secret
+                .map(|s| s.expose().to_string())
+                .filter(|s| !s.is_empty()),
+        }
+    }
+
+    pub fn apply(&self, text: &str) -> String {
+        match &self.needle {
+            Some(n) => text.replace(n.as_str(), REDACTED),
+            None => text.to_string(),
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Choosing where a bundle is unpacked and runs are recorded: the first
+//! candidate where a file really executes. A noexec mount is found by
+//! executing a probe (the launcher itself), never guessed from mount
+//! options; free space is only advice, since some filesystems report none.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::commands::human_size;
+use crate::exit::{fail, ExitStatus};
+
+/// A chosen work dir, and what was passed over on the way.
+pub struct WorkDir {
+    pub path: Utf8PathBuf,
+    /// Each candidate passed over, with the reason.
+    pub passed_over: Vec<(Utf8PathBuf, String)>,
+    /// Advice about free space, when it looks short.
+    pub space_warning: Option<String>,
+}
+
+/// The candidates, in order: `--workdir`, `$ARCHY_GATE_DIR`, `/tmp`,
+/// `/var/tmp`, `$XDG_RUNTIME_DIR`, `~/.cache`.
+pub fn candidates(flag: Option<&Utf8Path>) -> Vec<Utf8PathBuf> {
+    if let Some(dir) = flag {
+        return vec![dir.to_owned()];
+    }
+    let mut out = Vec::new();
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let Some(dir) = env("ARCHY_GATE_DIR") {
+        out.push(dir.into());
+    }
+    out.push("/tmp/archy-gate".into());
+    out.push("/var/tmp/archy-gate".into());
+    if let Some(dir) = env("XDG_RUNTIME_DIR") {
+        out.push(Utf8PathBuf::from(dir).join("archy-gate"));
+    }
+    if let Some(home) = env("HOME") {
+        out.push(Utf8PathBuf::from(home).join(".cache/archy-gate"));
+    }
+    out
+}
+
+/// Picks the first usable candidate. `probe` is a static executable that
+/// exits 0 when run with `--version` (the launcher's own bytes); `need` is
+/// how many bytes the unpacked bundle takes.
+pub fn choose(flag: Option<&Utf8Path>, probe: &[u8], need: u64) -> anyhow::Result<WorkDir> {
+    let mut passed_over = Vec::new();
+    for dir in candidates(flag) {
+        match usable(&dir, probe) {
+            Ok(()) => {
+                return Ok(WorkDir {
+                    space_warning: space_warning(&dir, need),
+                    path: dir,
+                    passed_over,
+                })
+            }
+            Err(why) => passed_over.push((dir, why)),
+        }
+    }
+    let reasons: Vec<String> = passed_over
+        .iter()
+        .map(|(dir, why)| format!("  {dir}: {why}"))
+        .collect();
+    Err(fail(
+        ExitStatus::Environment,
+        format!(
+            "no usable work dir:\n{}\nname one where files may be executed with --workdir DIR or ARCHY_GATE_DIR",
+            reasons.join("\n")
+        ),
+    ))
+}
+
+fn usable(dir: &Utf8Path, probe: &[u8]) -> Result<(), String> {
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create it: {e}"))?;
+    let probe_path = dir.join(format!(".exec-probe-{}", std::process::id()));
+    let result = (|| {
+        fs::write(&probe_path, probe).map_err(|e| format!("cannot write there: {e}"))?;
+        fs::set_permissions(&probe_path, fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot chmod there: {e}"))?;
+        let status = Command::new(&probe_path)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::EACCES) | Some(libc::EPERM) => {
+                    "files there cannot be executed (mounted noexec?)".to_string()
+                }
+                _ => format!("cannot execute a file there: {e}"),
+            })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("a test executable there failed ({status})"))
+        }
+    })();
+    let _ = fs::remove_file(&probe_path);
+    result
+}
+
+fn space_warning(dir: &Utf8Path, need: u64) -> Option<String> {
+    let path = std::ffi::CString::new(dir.as_str()).ok()?;
+    // SAFETY: statvfs fills the zeroed struct; path is a valid C string.
+    let free = unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(path.as_ptr(), &mut st) != 0 {
+            return None;
+        }
+        st.f_bavail as u64 * st.f_frsize as u64
+    };
+    (free < need.saturating_mul(2)).then(|| {
+        format!(
+            "{dir} reports {} free and the bundle needs {} (advice only: some filesystems under-report)",
+            human_size(free),
+            human_size(need)
+        )
+    })
+}
