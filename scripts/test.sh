@@ -15,6 +15,9 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 shellcheck -x scripts/*.sh bench/*.sh bundle/*.sh bundle/lifecycle/*.sh .ci/run
+shellcheck -s bash bundle/lifecycle/lib/*.bash bundle/lifecycle/tests/*.bash bundle/lifecycle/tests/*.bats
+# The stand-in node's shims run under busybox sh.
+shellcheck -s sh launcher/tests/standin/shims/*
 
 step "static launcher (musl)"
 static_launcher=$(build_static_launcher)
@@ -26,6 +29,6 @@ bundle_dir=$(pwd)/target/test-bundle
 
 step "tests"
 ARCHY_GATE_STATIC_LAUNCHER=$static_launcher ARCHY_GATE_BUNDLE_DIR=$bundle_dir \
-  cargo test --locked --workspace 2>&1 | tee target/test.log
+  cargo test --locked --workspace --no-fail-fast 2>&1 | tee target/test.log
 # cargo test's own summary lines, folded into one line a CI reader can trust.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log

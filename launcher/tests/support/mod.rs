@@ -10,6 +10,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub mod bare_node;
+pub mod gate_bundle;
+pub mod standin;
 
 /// The launcher under test, as cargo built it for this test run.
 pub fn launcher() -> PathBuf {
@@ -33,7 +35,7 @@ pub fn static_launcher() -> PathBuf {
                 return PathBuf::from(path);
             }
             // The same build the scripts make (scripts/lib.sh), so both share it.
-            let output = Command::new("bash")
+            let output = outside_cargo(Command::new("bash"))
                 .current_dir(workspace_root())
                 .args(["-c", ". scripts/lib.sh && build_static_launcher"])
                 .output()
@@ -48,6 +50,20 @@ pub fn static_launcher() -> PathBuf {
         .clone()
 }
 
+/// A command without the variables `cargo test` sets for test binaries:
+/// build scripts track some of them (CARGO_PKG_*, OUT_DIR), and a nested
+/// cargo that saw them would rebuild what the scripts built without them.
+pub fn outside_cargo(mut cmd: Command) -> Command {
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let ours = key == "CARGO_HOME" || key == "CARGO_TARGET_DIR";
+        if (key.starts_with("CARGO") && !ours) || key == "OUT_DIR" {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    cmd
+}
+
 /// The real bundle, as `bundle/build.sh` makes it: `$ARCHY_GATE_BUNDLE_DIR`
 /// when set (scripts/test.sh builds it first), else built once into target/.
 pub fn real_bundle_dir() -> PathBuf {
@@ -59,7 +75,7 @@ pub fn real_bundle_dir() -> PathBuf {
             }
             let out = workspace_root().join("target/test-bundle");
             let run = Run::of(
-                Command::new(workspace_root().join("bundle/build.sh"))
+                outside_cargo(Command::new(workspace_root().join("bundle/build.sh")))
                     .arg(&out)
                     .output()
                     .expect("bundle/build.sh runs"),

@@ -1,0 +1,132 @@
+# shellcheck shell=bash
+# lib/rpc.bash: the node's JSON-RPC backend (${ARCHY_SCHEME}://${ARCHY_HOST}/rpc/v1) for the
+# lifecycle tests. Load it with `load ../lib/rpc`.
+#
+# rpc METHOD [PARAMS_JSON]   prints the call's result as compact JSON; logs in with
+#                            $ARCHY_PASSWORD when there is no session. A JSON-RPC error:
+#                            "rpc METHOD: error CODE: MESSAGE" on stderr, status 1. The node
+#                            unreachable: status 5. `rpc auth.login` logs in explicitly.
+#
+# Why two clients: Archy nodes are not guaranteed to have curl (a bare node may lack it, or
+# carry one without TLS), and the gate must not depend on what the node happens to have. The
+# launcher that runs the gate carries a JSON-RPC client, `launcher rpc`, and tells the suite
+# where it is in $ARCHY_GATE_LAUNCHER; its session lives in $ARCHY_GATE_RUN_DIR/.rpc-session.
+# Without it (the suite run by hand), curl is used, with a cookie jar in the run dir.
+#
+# Environment: ARCHY_HOST (default 127.0.0.1, may include :port), ARCHY_SCHEME (https),
+# ARCHY_PASSWORD, ARCHY_GATE_RUN_DIR, ARCHY_GATE_LAUNCHER. The password never goes on a
+# command line: jq reads it from the environment and curl reads the request from stdin.
+
+rpc() {
+  if (($# < 1 || $# > 2)); then
+    echo "usage: rpc METHOD [PARAMS_JSON]" >&2
+    return 2
+  fi
+  if [[ -n ${ARCHY_GATE_LAUNCHER:-} ]]; then
+    "$ARCHY_GATE_LAUNCHER" rpc "$@"
+  else
+    _rpc_curl "$@"
+  fi
+}
+
+_rpc_run_dir() {
+  printf '%s\n' "${ARCHY_GATE_RUN_DIR:-${BATS_RUN_TMPDIR:-${TMPDIR:-/tmp}}}"
+}
+
+# _rpc_post BODY: POST BODY (from stdin), print the answer; curl's status (22: HTTP error).
+# curl's complaint goes to .rpc-curl.err in the run dir, for _rpc_unreachable.
+_rpc_post() {
+  local dir
+  dir=$(_rpc_run_dir)
+  curl -fsS -k -b "$dir/.rpc-cookies" -c "$dir/.rpc-cookies" \
+    -H 'Content-Type: application/json' --data-binary @- \
+    "${ARCHY_SCHEME:-https}://${ARCHY_HOST:-127.0.0.1}/rpc/v1" <<<"$1" 2>"$dir/.rpc-curl.err"
+}
+
+# _rpc_unreachable METHOD RC: say so, with curl's own words; status 5.
+_rpc_unreachable() {
+  echo "rpc $1: the node did not answer (curl exit $2): $(cat "$(_rpc_run_dir)/.rpc-curl.err")" >&2
+  return 5
+}
+
+# _rpc_answer METHOD ANSWER: print the result, or the error on stderr and return 1.
+_rpc_answer() {
+  local error
+  error=$(jq -r 'if (.error // null) != null then "error \(.error.code): \(.error.message)" else empty end' <<<"$2") || {
+    echo "rpc $1: not a JSON-RPC answer: $2" >&2
+    return 1
+  }
+  if [[ -n $error ]]; then
+    echo "rpc $1: $error" >&2
+    return 1
+  fi
+  jq -c '.result' <<<"$2"
+}
+
+_rpc_login() {
+  local answer rc=0
+  if [[ -z ${ARCHY_PASSWORD:-} ]]; then
+    echo "rpc auth.login: error 34: no password to log in with: set ARCHY_PASSWORD" >&2
+    return 1
+  fi
+  answer=$(_rpc_post "$(jq -cn '{jsonrpc: "2.0", id: 1, method: "auth.login",
+    params: {password: env.ARCHY_PASSWORD}}')") || rc=$?
+  if ((rc != 0)); then
+    _rpc_unreachable auth.login "$rc"
+    return
+  fi
+  _rpc_answer auth.login "$answer" >/dev/null
+}
+
+_rpc_curl() {
+  local method=$1 params=${2:-null} body answer rc=0
+  if [[ $method == auth.login ]]; then
+    _rpc_login || return
+    echo null
+    return 0
+  fi
+  body=$(jq -cn --arg m "$method" --argjson p "$params" \
+    '{jsonrpc: "2.0", id: 1, method: $m, params: $p}') || {
+    echo "rpc $method: PARAMS is not JSON: $params" >&2
+    return 2
+  }
+  answer=$(_rpc_post "$body") || rc=$?
+  # Log in lazily: health needs no session; a 401 means none or a stale one.
+  if ((rc == 22)) && [[ -n ${ARCHY_PASSWORD:-} ]]; then
+    _rpc_login || return
+    rc=0
+    answer=$(_rpc_post "$body") || rc=$?
+  fi
+  if ((rc == 22)); then
+    echo "rpc $method: error 34: unauthorized (HTTP error)" >&2
+    return 1
+  elif ((rc != 0)); then
+    _rpc_unreachable "$method" "$rc"
+    return
+  fi
+  _rpc_answer "$method" "$answer"
+}
+
+# rpc_state: server.get-state's result.
+rpc_state() {
+  rpc server.get-state
+}
+
+# package_ids: every installed package's id, one a line.
+package_ids() {
+  local state
+  state=$(rpc_state) || return
+  jq -r '.packages[].id' <<<"$state"
+}
+
+# package_json ID: that package's entry in server.get-state (fails if it is not installed).
+package_json() {
+  local state
+  state=$(rpc_state) || return
+  jq -ce --arg id "$1" '.packages[] | select(.id == $id)' <<<"$state"
+}
+
+# rpc_params_id ID: '{"id": ID}', for package.start / package.stop.
+rpc_params_id() {
+  jq -cn --arg id "$1" '{id: $id}'
+}
