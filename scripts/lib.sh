@@ -23,13 +23,16 @@ ensure_rust_target() {
 # Builds the launcher static for musl, with build paths remapped so that any
 # checkout gives the same bytes; prints the binary's path. The flags go through
 # CARGO_ENCODED_RUSTFLAGS (0x1f-separated): it survives paths with spaces and
-# overrides a caller's RUSTFLAGS, which would change the output.
+# overrides a caller's RUSTFLAGS, which would change the output. The C parts
+# (ring, through cc) rebuild when SOURCE_DATE_EPOCH changes, so it is fixed
+# here: the bundle's epoch must not force a new launcher.
 build_static_launcher() {
   local root cargo_home flags
   root=$(pwd)
   cargo_home=${CARGO_HOME:-$HOME/.cargo}
   flags="--remap-path-prefix=$root=/archy-gate"$'\x1f'"--remap-path-prefix=$cargo_home=/cargo"
   env -u RUSTFLAGS CARGO_ENCODED_RUSTFLAGS="$flags" CC_x86_64_unknown_linux_musl=musl-gcc \
+    SOURCE_DATE_EPOCH=315532800 \
     cargo build --quiet --locked --release --target x86_64-unknown-linux-musl -p launcher >&2
   echo "${CARGO_TARGET_DIR:-$root/target}/x86_64-unknown-linux-musl/release/launcher"
 }

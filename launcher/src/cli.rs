@@ -67,6 +67,17 @@ pub enum Command {
         held, no work dir), 130 interrupted."
     )]
     Run(RunArgs),
+    /// Check the node's preconditions for a meaningful gate.
+    #[command(
+        after_help = "Examples:\n  ARCHY_PASSWORD=… ./archy-gate preflight\n  ./archy-gate preflight --json --password-file /root/gate.pw\n\n\
+        Checks: rpc-health (the RPC answers), bitcoin-synced (not in IBD, not pruned),\n\
+        quadlet-orphans (every .container unit has its container), units-activating,\n\
+        nginx-app-proxies (every /app/<id>/ proxy_pass port listens), adopted-containers\n\
+        (every running container belongs to a package; needs the password), load, workdir.\n\
+        Each gives pass, warn, fail or skip with its reason and evidence. Exit 4 when a\n\
+        check fails."
+    )]
+    Preflight(PreflightArgs),
     /// Show a run's state and results (the latest run by default).
     #[command(
         after_help = "Examples:\n  launcher status\n  launcher status 20261128T043012Z-4242 --json"
@@ -200,6 +211,12 @@ pub struct RunArgs {
     /// Start the gate in the background and print its run id
     #[arg(long)]
     pub detach: bool,
+    /// A CA certificate (PEM) to verify the node's RPC against
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<Utf8PathBuf>,
+    /// The command that answers getblockchaininfo [default: bitcoin-cli, or through podman]
+    #[arg(long, value_name = "CMD", env = "ARCHY_BITCOIN_CLI")]
+    pub bitcoin_cli: Option<String>,
     /// Skip the preflight checks
     #[arg(long, conflicts_with = "force")]
     pub skip_preflight: bool,
@@ -256,4 +273,32 @@ pub struct WaitArgs {
 #[derive(Debug, Args)]
 pub struct SuperviseArgs {
     pub run_dir: Utf8PathBuf,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PreflightArgs {
+    /// The node's RPC address, with an optional port
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// http or https
+    #[arg(long, default_value = "https")]
+    pub scheme: String,
+    /// A CA certificate (PEM) to verify the node's RPC against [default: the node's own CA if found]
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<Utf8PathBuf>,
+    /// Read the node password from FILE (for the package list)
+    #[arg(long, value_name = "FILE", conflicts_with = "password_stdin")]
+    pub password_file: Option<Utf8PathBuf>,
+    /// Read the node password from standard input
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// The command that answers getblockchaininfo [default: bitcoin-cli, or through podman]
+    #[arg(long, value_name = "CMD", env = "ARCHY_BITCOIN_CLI")]
+    pub bitcoin_cli: Option<String>,
+    /// Warn when the load per core is above this
+    #[arg(long, value_name = "LOAD", default_value_t = 2.0)]
+    pub max_load_per_core: f64,
+    /// Print JSON for machines
+    #[arg(long)]
+    pub json: bool,
 }

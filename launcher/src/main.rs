@@ -12,6 +12,7 @@ mod gate;
 mod host;
 mod lock;
 mod manifest;
+mod node_cmd;
 mod pack;
 mod preflight;
 mod reports;

@@ -78,6 +78,9 @@ pub struct RpcClient {
 
 /// Is `host` (possibly with a port) this machine?
 pub fn is_loopback(host: &str) -> bool {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return ip.is_loopback();
+    }
     let name = if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or(rest)
     } else {
@@ -165,15 +168,14 @@ impl RpcClient {
         self
     }
 
-    /// Calls `method`; logs in first when a password is known and there is
-    /// no session, and once more when the session was refused.
+    /// Calls `method`; when the backend refuses it for want of a session and
+    /// a password is known, logs in and calls once more.
     pub fn call(&mut self, method: &str, params: Value) -> Result<Value, RpcError> {
         if method == "auth.login" {
             return self.login().map(|()| Value::Null);
         }
-        if self.cookie.is_none() && self.password.is_some() {
-            self.login()?;
-        }
+        // Log in only when asked to: `health` needs no session, and a
+        // wrong password must not hide whether the node answers at all.
         match self.request(method, &params) {
             Err(RpcError::Rpc { code, .. }) if code == UNAUTHORIZED && self.password.is_some() => {
                 self.login()?;
@@ -206,7 +208,7 @@ impl RpcClient {
         }
         let mut response = request
             .send_json(&body)
-            .map_err(|e| RpcError::Unreachable(format!("{}: {e}", self.url)))?;
+            .map_err(|e| RpcError::Unreachable(e.to_string()))?;
         let cookies: Vec<String> = response
             .headers()
             .get_all("set-cookie")

@@ -57,6 +57,15 @@ pub fn obtain(file: Option<&Utf8Path>, stdin: bool) -> anyhow::Result<(Secret, &
     ))
 }
 
+/// Like `obtain`, for commands that can do without: no prompt, and `None`
+/// when no source gives one.
+pub fn obtain_optional(file: Option<&Utf8Path>, stdin: bool) -> anyhow::Result<Option<Secret>> {
+    if file.is_none() && !stdin && std::env::var_os("ARCHY_PASSWORD").is_none() {
+        return Ok(None);
+    }
+    obtain(file, stdin).map(|(secret, _)| Some(secret))
+}
+
 fn strip_newline(mut text: String) -> String {
     if text.ends_with('\n') {
         text.pop();

@@ -4,6 +4,7 @@
 mod extract;
 mod inspect;
 mod pack;
+mod preflight;
 mod rpc;
 mod run;
 mod status;
@@ -20,6 +21,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Verify(args) => verify::verify(args),
         Command::Extract(args) => extract::extract(args),
         Command::Run(args) => run::run(args),
+        Command::Preflight(args) => preflight::preflight(args),
         Command::Status(args) => status::status(args),
         Command::Logs(args) => status::logs(args),
         Command::Wait(args) => status::wait(args),

@@ -63,7 +63,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         None
     } else {
         let report = preflight::run_checks(&preflight::Context {
+            host: args.host.clone(),
+            scheme: args.scheme.clone(),
+            ca: args.ca.clone(),
+            password: Some(secret.clone()),
             workdir: Some(work.path.clone()),
+            bitcoin_cli: args.bitcoin_cli.clone(),
+            max_load_per_core: 2.0,
         });
         let failed = report.failed().len();
         if failed > 0 {
@@ -75,6 +81,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 ));
             }
             eprintln!("preflight: {failed} check(s) failed; going ahead (--force)");
+        } else {
+            eprintln!("preflight: {}", report.counts());
         }
         Some(report)
     };
@@ -115,7 +123,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         host_facts: host::facts(),
         tests: None,
         forced: preflight.as_ref().is_some_and(|r| !r.failed().is_empty()),
-        preflight: preflight.map(|r| serde_json::to_value(r).unwrap_or_default()),
+        preflight: preflight.map(|r| r.to_json()),
         message: None,
     };
     let run_dir = record.run_dir();
@@ -123,7 +131,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     record.save()?;
 
     if args.detach {
-        let pid = detach(&record, &lock, &secret)?;
+        let pid = detach(&mut record, &lock, &secret)?;
         drop(lock);
         if args.json {
             println!(
@@ -153,7 +161,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
 /// The detached supervisor: the same executable, in a new session, handed
 /// the lock by fd and the password on a pipe (never argv or environment).
-fn detach(record: &RunRecord, lock: &NodeLock, secret: &Secret) -> anyhow::Result<u32> {
+fn detach(record: &mut RunRecord, lock: &NodeLock, secret: &Secret) -> anyhow::Result<u32> {
     use std::os::unix::process::CommandExt;
     let fd = lock.inheritable();
     let mut child = Command::new("/proc/self/exe");
@@ -176,6 +184,10 @@ fn detach(record: &RunRecord, lock: &NodeLock, secret: &Secret) -> anyhow::Resul
     let mut child = child
         .spawn()
         .context("cannot start the detached supervisor")?;
+    // The supervisor reads the record only after its stdin closes, so this
+    // save is never raced: the record names a live supervisor from now on.
+    record.supervisor_pid = Some(child.id());
+    record.save()?;
     let mut stdin = child.stdin.take().expect("piped stdin");
     stdin.write_all(secret.expose().as_bytes())?;
     drop(stdin);
@@ -185,12 +197,10 @@ fn detach(record: &RunRecord, lock: &NodeLock, secret: &Secret) -> anyhow::Resul
 /// `launcher __supervise RUN_DIR`: carries out a recorded plan, detached.
 pub fn supervise(args: SuperviseArgs) -> anyhow::Result<()> {
     let lock = NodeLock::from_env();
-    let mut record = RunRecord::load(&args.run_dir)?;
     let mut password = String::new();
     std::io::Read::read_to_string(&mut std::io::stdin(), &mut password)?;
     let secret = Secret::from_pipe(password);
-    record.supervisor_pid = Some(std::process::id());
-    record.save()?;
+    let mut record = RunRecord::load(&args.run_dir)?;
     let state = gate::supervise(&mut record, Some(&secret), Echo::Nowhere)?;
     drop(lock);
     end_with(state, &record, &Redactor::new(Some(&secret)))

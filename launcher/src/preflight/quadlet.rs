@@ -1,0 +1,157 @@
+//! Orphan quadlet units: a `*.container` whose container name matches no
+//! container podman knows (the app was removed, its unit left behind), and
+//! user units stuck activating.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::containers::Container;
+use super::{Check, Verdict};
+use crate::node_cmd::{self, APP_USER};
+
+/// The system's and the app user's quadlet dirs.
+pub fn quadlet_dirs() -> Vec<PathBuf> {
+    let home = fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.first() == Some(&APP_USER) && f.len() > 5).then(|| PathBuf::from(f[5]))
+            })
+        })
+        .unwrap_or_else(|| PathBuf::from(format!("/home/{APP_USER}")));
+    vec![
+        PathBuf::from("/etc/containers/systemd"),
+        home.join(".config/containers/systemd"),
+    ]
+}
+
+/// The container name a quadlet file gives its container: `ContainerName=`
+/// in `[Container]`, else quadlet's default `systemd-<unit name>`.
+fn container_name(path: &Path, text: &str) -> String {
+    let mut section = "";
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+        } else if section == "[Container]" {
+            if let Some(value) = line.strip_prefix("ContainerName=") {
+                return value.trim().to_string();
+            }
+        }
+    }
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    format!("systemd-{stem}")
+}
+
+pub fn orphans(containers: &Result<Vec<Container>, String>) -> Check {
+    let id = "quadlet-orphans";
+    let mut units = Vec::new();
+    for dir in quadlet_dirs() {
+        let Ok(items) = fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = items
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "container"))
+            .collect();
+        files.sort();
+        for path in files {
+            if let Ok(text) = fs::read_to_string(&path) {
+                units.push((container_name(&path, &text), path));
+            }
+        }
+    }
+    if units.is_empty() {
+        return Check::new(
+            id,
+            Verdict::Skip,
+            "no quadlet .container units found".into(),
+        )
+        .evidence(
+            quadlet_dirs()
+                .iter()
+                .map(|d| format!("looked in {}", d.display())),
+        );
+    }
+    let containers = match containers {
+        Ok(c) => c,
+        Err(why) => {
+            return Check::new(
+                id,
+                Verdict::Skip,
+                format!(
+                    "{} quadlet units, but no container list: {why}",
+                    units.len()
+                ),
+            )
+        }
+    };
+    let known: HashSet<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+    let orphans: Vec<&(String, PathBuf)> = units
+        .iter()
+        .filter(|(name, _)| !known.contains(name.as_str()))
+        .collect();
+    if orphans.is_empty() {
+        return Check::new(
+            id,
+            Verdict::Pass,
+            format!("all {} quadlet units have their container", units.len()),
+        );
+    }
+    Check::new(
+        id,
+        Verdict::Fail,
+        format!(
+            "{} quadlet unit(s) name a container podman does not know: {}; remove the unit or reinstall its app",
+            orphans.len(),
+            orphans.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    )
+    .evidence(orphans.iter().map(|(name, path)| {
+        format!("{}: ContainerName {name}, not in podman ps -a", path.display())
+    }))
+}
+
+pub fn activating() -> Check {
+    let id = "units-activating";
+    if !node_cmd::exists("systemctl") {
+        return Check::new(id, Verdict::Skip, "systemctl is not installed".into());
+    }
+    let out = node_cmd::run(&[
+        "systemctl",
+        "--user",
+        "list-units",
+        "--type=service",
+        "--state=activating",
+        "--no-legend",
+        "--plain",
+    ]);
+    if !out.ok {
+        return Check::new(
+            id,
+            Verdict::Skip,
+            format!("`{}` failed: {}", out.shown, out.stderr.trim()),
+        );
+    }
+    let stuck: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    if stuck.is_empty() {
+        return Check::new(id, Verdict::Pass, "no user unit is stuck activating".into());
+    }
+    Check::new(
+        id,
+        Verdict::Fail,
+        format!(
+            "{} unit(s) stuck activating: {}",
+            stuck.len(),
+            stuck.join(", ")
+        ),
+    )
+    .evidence([format!("{}:", out.shown)])
+    .evidence(out.stdout.lines().map(|l| format!("  {}", l.trim())))
+}
