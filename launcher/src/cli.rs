@@ -89,6 +89,18 @@ pub enum Command {
     /// Wait for a run to end; exit with its result (0 passed, 1 failed, 130 interrupted).
     #[command(after_help = "Example:\n  launcher wait 20261128T043012Z-4242 && echo green")]
     Wait(WaitArgs),
+    /// Run the gate on every node of a roster over SSH, primaries first.
+    #[command(
+        after_help = "Examples:\n  launcher fleet plan --roster fleet.toml --bundle result/archy-gate\n  launcher fleet run --roster fleet.toml --bundle result/archy-gate --jobs 4\n  launcher fleet status --roster fleet.toml\n\n\
+        Per node: one multiplexed SSH connection (~/.ssh/config applies), one session at a\n\
+        time; the bundle is uploaded only if the node's copy differs, resumed if the link\n\
+        breaks, renamed into place; then preflight; then `run --detach` with the password\n\
+        on stdin; polled across reconnects; run.json and reports fetched. Primary nodes\n\
+        must pass before the rest start. Reports: report.md, report.json, junit.xml in the\n\
+        fleet dir (default archy-gate-fleet/<roster>/<bundle sha>/, so a restarted run\n\
+        picks up where it was)."
+    )]
+    Fleet(FleetArgs),
     /// (internal) carry out a recorded run, detached
     #[command(name = "__supervise", hide = true)]
     Supervise(SuperviseArgs),
@@ -211,6 +223,10 @@ pub struct RunArgs {
     /// Start the gate in the background and print its run id
     #[arg(long)]
     pub detach: bool,
+    /// Name the run (letters, digits, '.', '_', '-'): lets a caller that lost
+    /// its connection ask whether the run started
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
     /// A CA certificate (PEM) to verify the node's RPC against
     #[arg(long, value_name = "FILE")]
     pub ca: Option<Utf8PathBuf>,
@@ -299,6 +315,59 @@ pub struct PreflightArgs {
     #[arg(long, value_name = "LOAD", default_value_t = 2.0)]
     pub max_load_per_core: f64,
     /// Print JSON for machines
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    #[command(subcommand)]
+    pub command: FleetCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Print what `fleet run` would do; touches no node.
+    Plan(FleetRunArgs),
+    /// Run the gate across the roster.
+    Run(FleetRunArgs),
+    /// Show the state of the current (or last) fleet run.
+    Status(FleetReadArgs),
+    /// Write report.md, report.json and junit.xml again from the state.
+    Report(FleetReadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FleetRunArgs {
+    /// The roster (TOML)
+    #[arg(long, value_name = "FILE")]
+    pub roster: Utf8PathBuf,
+    /// The bundle to run [default: the one appended to this executable]
+    #[arg(long, value_name = "FILE")]
+    pub bundle: Option<Utf8PathBuf>,
+    /// How many nodes at a time
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub jobs: usize,
+    /// The fleet dir [default: archy-gate-fleet/<roster>/<bundle sha>]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<Utf8PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetReadArgs {
+    /// The roster (TOML)
+    #[arg(long, value_name = "FILE")]
+    pub roster: Utf8PathBuf,
+    /// Accepted for symmetry with run; the state names the bundle
+    #[arg(long, value_name = "FILE")]
+    pub bundle: Option<Utf8PathBuf>,
+    /// Accepted for symmetry with run
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// The fleet dir [default: the latest for this roster]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<Utf8PathBuf>,
+    /// Print the state as JSON
     #[arg(long)]
     pub json: bool,
 }

@@ -8,6 +8,7 @@ mod commands;
 mod digest;
 mod elf;
 mod exit;
+mod fleet;
 mod gate;
 mod host;
 mod lock;

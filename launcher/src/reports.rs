@@ -97,9 +97,17 @@ fn walk(dir: &Utf8Path, depth: usize, out: &mut Vec<Utf8PathBuf>) {
     }
 }
 
-/// `ok N name`, `not ok N name`, `ok N name # skip reason`.
-pub fn parse_tap(text: &str) -> TestCounts {
-    let mut counts = TestCounts::default();
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+/// Each TAP result line as (test name, outcome):
+/// `ok N name`, `not ok N name`, `ok N name # skip reason`, `# TODO` passes.
+pub fn tap_results(text: &str) -> Vec<(String, Outcome)> {
+    let mut results = Vec::new();
     for line in text.lines() {
         let (passed, rest) = if let Some(rest) = line.strip_prefix("not ok ") {
             (false, rest)
@@ -116,12 +124,25 @@ pub fn parse_tap(text: &str) -> TestCounts {
             Some((name, directive)) => (name, directive.to_ascii_lowercase()),
             None => (rest, String::new()),
         };
-        if directive.starts_with("skip") {
-            counts.skipped += 1;
+        let outcome = if directive.starts_with("skip") {
+            Outcome::Skipped
         } else if passed || directive.starts_with("todo") {
-            counts.passed += 1;
+            Outcome::Passed
         } else {
-            counts.fail(name.trim());
+            Outcome::Failed
+        };
+        results.push((name.trim().to_string(), outcome));
+    }
+    results
+}
+
+pub fn parse_tap(text: &str) -> TestCounts {
+    let mut counts = TestCounts::default();
+    for (name, outcome) in tap_results(text) {
+        match outcome {
+            Outcome::Passed => counts.passed += 1,
+            Outcome::Skipped => counts.skipped += 1,
+            Outcome::Failed => counts.fail(&name),
         }
     }
     counts

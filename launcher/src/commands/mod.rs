@@ -2,6 +2,7 @@
 //! it out, and prints what it did. Shared formatting lives here.
 
 mod extract;
+mod fleet;
 mod inspect;
 mod pack;
 mod preflight;
@@ -25,6 +26,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Status(args) => status::status(args),
         Command::Logs(args) => status::logs(args),
         Command::Wait(args) => status::wait(args),
+        Command::Fleet(args) => fleet::fleet(args),
         Command::Supervise(args) => run::supervise(args),
         Command::Rpc(args) => rpc::rpc(args),
     }

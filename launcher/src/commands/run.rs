@@ -46,7 +46,35 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     // The lock before the bundle dir: a running gate's files are never rebuilt.
     let now = clock::now_unix();
-    let run_id = runs::new_run_id(now);
+    let run_id = match &args.run_id {
+        Some(id) => {
+            let valid = !id.is_empty()
+                && id.len() <= 128
+                && !id.starts_with('.')
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            if !valid {
+                return Err(fail(
+                    ExitStatus::Usage,
+                    format!(
+                        "--run-id {id:?}: use letters, digits, '.', '_' and '-' (not first '.')"
+                    ),
+                ));
+            }
+            if runs::runs_dir(&work.path).join(id).exists() {
+                return Err(fail(
+                    ExitStatus::Usage,
+                    format!(
+                        "a run {id} already exists in {}: `launcher status {id}` shows it",
+                        work.path
+                    ),
+                ));
+            }
+            id.clone()
+        }
+        None => runs::new_run_id(now),
+    };
     let lock = NodeLock::acquire(&work.path, &run_id)?;
     let payload_hex = to_hex(&bundle.trailer.payload_sha256);
     let bundle_dir = work.path.join("b").join(&payload_hex);

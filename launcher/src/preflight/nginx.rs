@@ -48,8 +48,13 @@ pub fn app_proxies(file: &Path, text: &str) -> Vec<AppProxy> {
             }
         }
         if let Some((id, depth)) = &mut current {
-            if let Some(target) = line.strip_prefix("proxy_pass") {
-                if let Some((host, port)) = parse_target(target.trim().trim_end_matches(';')) {
+            // Anywhere on the line: `location /app/x/ { proxy_pass …; }` is one line.
+            if let Some(at) = line.find("proxy_pass ") {
+                let target = line[at + "proxy_pass ".len()..]
+                    .split(';')
+                    .next()
+                    .unwrap_or("");
+                if let Some((host, port)) = parse_target(target.trim()) {
                     found.push(AppProxy {
                         id: id.clone(),
                         host,

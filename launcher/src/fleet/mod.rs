@@ -1,0 +1,303 @@
+//! `launcher fleet`: the on-node gate across a roster. First the plan (who
+//! runs, in which phase, with what), then the run: primaries first, the rest
+//! only once every primary passed, at most `--jobs` nodes at a time, each
+//! on its own single SSH connection. State and reports live in the fleet
+//! dir, so `fleet status` works mid-run and a restarted run picks up.
+
+mod node;
+pub mod report;
+pub mod roster;
+mod ssh;
+pub mod state;
+mod upload;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use anyhow::Context;
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::bundle::Bundle;
+use crate::digest::to_hex;
+use crate::exit::{fail, ExitStatus};
+use roster::{Node, Role, Roster};
+use state::{FleetState, NodeState, Phase, Shared};
+
+/// Everything a fleet run needs, computed before any node is touched.
+pub struct Plan {
+    pub roster: Roster,
+    pub bundle: Utf8PathBuf,
+    pub bundle_sha256: String,
+    pub bundle_size: u64,
+    pub fleet_id: String,
+    /// The fleet dir: state.json, reports, each node's fetched run.
+    pub dir: Utf8PathBuf,
+    /// Short-pathed dir for the ssh control sockets.
+    pub control_dir: std::path::PathBuf,
+    pub jobs: usize,
+}
+
+/// The fleet dir for a roster and bundle: stable, so a restart finds it.
+pub fn default_dir(roster: &Utf8Path, sha256: Option<&str>) -> Utf8PathBuf {
+    let stem = roster.file_stem().unwrap_or("fleet");
+    let base = Utf8PathBuf::from("archy-gate-fleet").join(stem);
+    match sha256 {
+        Some(sha) => base.join(&sha[..12]),
+        None => base,
+    }
+}
+
+impl Plan {
+    pub fn new(
+        roster_path: &Utf8Path,
+        bundle: &Utf8Path,
+        out: Option<&Utf8Path>,
+        jobs: usize,
+    ) -> anyhow::Result<Plan> {
+        let roster = Roster::load(roster_path)?;
+        let opened = Bundle::open(bundle)?;
+        let checked = opened.check_digests(None)?;
+        let sha = to_hex(&checked.whole_sha256);
+        let dir = out
+            .map(Utf8Path::to_owned)
+            .unwrap_or_else(|| default_dir(roster_path, Some(&sha)));
+        let fleet_id = format!("fleet-{}", &sha[..8]);
+        let control_dir = std::env::temp_dir().join(format!("agf-{}", std::process::id()));
+        Ok(Plan {
+            roster,
+            bundle: bundle.to_owned(),
+            bundle_sha256: sha,
+            bundle_size: opened.len,
+            fleet_id,
+            dir,
+            control_dir,
+            jobs: jobs.max(1),
+        })
+    }
+
+    pub fn primaries(&self) -> Vec<&Node> {
+        self.roster
+            .nodes
+            .iter()
+            .filter(|n| n.gate && n.role == Role::Primary)
+            .collect()
+    }
+
+    pub fn others(&self) -> Vec<&Node> {
+        self.roster
+            .nodes
+            .iter()
+            .filter(|n| n.gate && n.role != Role::Primary)
+            .collect()
+    }
+
+    /// The plan in words: what `fleet run` would do, touching no node.
+    pub fn describe(&self) -> String {
+        let mut out = format!(
+            "fleet plan for {} with {} ({}, sha256 {})\nfleet dir: {}; at most {} node(s) at a time, one SSH connection each\n",
+            self.roster.path,
+            self.bundle,
+            crate::commands::human_size(self.bundle_size),
+            self.bundle_sha256,
+            self.dir,
+            self.jobs
+        );
+        let phases = [
+            (
+                "phase 1: primary nodes, which must all pass",
+                self.primaries(),
+            ),
+            (
+                "phase 2: the rest, once the primaries passed",
+                self.others(),
+            ),
+        ];
+        for (title, nodes) in phases {
+            out.push_str(&format!("\n{title}:\n"));
+            if nodes.is_empty() {
+                out.push_str("  (none)\n");
+            }
+            for n in nodes {
+                let password = n.password.as_ref().map(|p| {
+                    let ok = p.read().is_ok();
+                    format!(
+                        "{} ({})",
+                        p.describe(),
+                        if ok { "found" } else { "MISSING" }
+                    )
+                });
+                out.push_str(&format!(
+                    "  {:<12} {:<8} ssh {}: upload to {} if it differs, preflight, then {} iteration(s){} against {}; password from {}\n",
+                    n.name,
+                    format!("{:?}", n.role).to_lowercase(),
+                    n.ssh,
+                    n.remote_path,
+                    n.iterations,
+                    if n.allow_destructive { " with destructive tests" } else { "" },
+                    n.host,
+                    password.unwrap_or_default()
+                ));
+            }
+        }
+        let listed: Vec<&str> = self
+            .roster
+            .nodes
+            .iter()
+            .filter(|n| !n.gate)
+            .map(|n| n.name.as_str())
+            .collect();
+        if !listed.is_empty() {
+            out.push_str(&format!(
+                "\nnot gate targets (listed only): {}\n",
+                listed.join(", ")
+            ));
+        }
+        out
+    }
+
+    fn fresh_state(&self) -> FleetState {
+        let now = crate::clock::rfc3339(crate::clock::now_unix());
+        FleetState {
+            roster: self.roster.path.clone(),
+            bundle: self.bundle.clone(),
+            bundle_sha256: self.bundle_sha256.clone(),
+            bundle_size: self.bundle_size,
+            started: now.clone(),
+            updated: now,
+            nodes: self
+                .roster
+                .nodes
+                .iter()
+                .map(|n| NodeState {
+                    name: n.name.clone(),
+                    role: n.role,
+                    gate: n.gate,
+                    ssh: n.ssh.clone(),
+                    phase: if n.gate {
+                        Phase::Pending
+                    } else {
+                        Phase::Skipped
+                    },
+                    reason: (!n.gate).then(|| "not a gate target (gate = false)".into()),
+                    iterations: n.iterations,
+                    iterations_passed: None,
+                    tests: None,
+                    run_id: None,
+                    remote_run_dir: None,
+                    upload: None,
+                    preflight_findings: Vec::new(),
+                    preflight: None,
+                    record: None,
+                    connections: 0,
+                    started_unix: None,
+                    ended_unix: None,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Runs the plan. Returns the final state.
+pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
+    std::fs::create_dir_all(&plan.dir).with_context(|| format!("cannot create {}", plan.dir))?;
+    std::fs::create_dir_all(&plan.control_dir)?;
+    let mut state = match FleetState::load(&plan.dir) {
+        Ok(previous) if previous.bundle_sha256 == plan.bundle_sha256 => {
+            eprintln!("fleet: picking up the run in {}", plan.dir);
+            previous
+        }
+        _ => plan.fresh_state(),
+    };
+    // Roster edits since: new nodes join, and what is settled stays settled.
+    for fresh in plan.fresh_state().nodes {
+        if !state.nodes.iter().any(|n| n.name == fresh.name) {
+            state.nodes.push(fresh);
+        }
+    }
+    state.save(&plan.dir)?;
+    let shared = Shared::new(plan.dir.clone(), state);
+
+    let primaries: Vec<&Node> = plan.primaries();
+    run_phase(plan, &shared, &primaries);
+    let snapshot = shared.snapshot();
+    let blocking: Vec<String> = primaries
+        .iter()
+        .map(|n| snapshot.node(&n.name))
+        .filter(|n| n.phase != Phase::Passed)
+        .map(|n| format!("{} {}", n.name, n.phase.word()))
+        .collect();
+    let others = plan.others();
+    if blocking.is_empty() {
+        run_phase(plan, &shared, &others);
+    } else {
+        let why = format!("not started: primary {} did not pass", blocking.join(", "));
+        eprintln!("fleet: {why}");
+        for n in &others {
+            shared.update(&n.name, |s| {
+                if !s.phase.is_settled() {
+                    s.phase = Phase::Skipped;
+                    s.reason = Some(why.clone());
+                }
+            });
+        }
+    }
+    let _ = std::fs::remove_dir_all(&plan.control_dir);
+    let state = shared.snapshot();
+    report::write(&plan.dir, &state)?;
+    Ok(state)
+}
+
+/// Drives `nodes` with at most `plan.jobs` at a time; settled ones are kept.
+fn run_phase(plan: &Plan, shared: &Shared, nodes: &[&Node]) {
+    let snapshot = shared.snapshot();
+    let queue: VecDeque<Node> = nodes
+        .iter()
+        .filter(|n| !snapshot.node(&n.name).phase.is_settled())
+        .map(|n| (*n).clone())
+        .collect();
+    let queue = Arc::new(Mutex::new(queue));
+    thread::scope(|scope| {
+        for _ in 0..plan.jobs {
+            let queue = Arc::clone(&queue);
+            scope.spawn(move || loop {
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                match next {
+                    Some(node) => node::drive(plan, &node, shared),
+                    None => break,
+                }
+            });
+        }
+    });
+}
+
+/// The fleet dir to read for status and report: given, or the latest for the roster.
+pub fn find_dir(roster: &Utf8Path, out: Option<&Utf8Path>) -> anyhow::Result<Utf8PathBuf> {
+    if let Some(dir) = out {
+        return Ok(dir.to_owned());
+    }
+    let base = default_dir(roster, None);
+    let latest = std::fs::read_dir(&base)
+        .ok()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join(state::STATE_FILE).is_file())
+        .max_by_key(|e| {
+            e.path()
+                .join(state::STATE_FILE)
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+        });
+    latest
+        .and_then(|e| Utf8PathBuf::from_path_buf(e.path()).ok())
+        .ok_or_else(|| {
+            fail(
+                ExitStatus::Usage,
+                format!(
+                    "no fleet run for {roster} under {base}: start one with `launcher fleet run`"
+                ),
+            )
+        })
+}

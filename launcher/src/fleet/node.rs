@@ -1,0 +1,386 @@
+//! One node's way through a fleet run, on its one SSH connection: connect,
+//! upload, preflight, start the gate detached (password on stdin), poll
+//! with backoff across reconnects, fetch the run's record and reports.
+//! Every step lands in the shared state; a restarted run resumes a node
+//! whose gate is already running instead of starting it twice.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::roster::Node;
+use super::ssh::{quote, Ssh, SshError};
+use super::state::{NodeState, Phase, Shared};
+use super::upload;
+use super::Plan;
+use crate::reports;
+
+const POLL_FIRST: Duration = Duration::from_secs(1);
+const POLL_MAX: Duration = Duration::from_secs(15);
+/// How long a node may stay unreachable while its gate runs before we give up.
+const LOST_AFTER: Duration = Duration::from_secs(30 * 60);
+/// First connection: attempts before the node counts as unreachable.
+const CONNECT_ATTEMPTS: u32 = 3;
+
+fn say(node: &str, message: &str) {
+    eprintln!("[{node}] {message}");
+}
+
+/// Carries one node as far as it goes; records where it ended.
+pub fn drive(plan: &Plan, node: &Node, shared: &Shared) {
+    let name = node.name.clone();
+    let mut ssh = Ssh::new(
+        &node.ssh,
+        &node.ssh_options,
+        plan.roster.ssh_config.as_deref(),
+        &plan.control_dir,
+        &name,
+    );
+    let outcome = steps(plan, node, shared, &mut ssh);
+    let connections = ssh.connections;
+    ssh.close();
+    shared.update(&name, |n| {
+        n.connections += connections;
+        n.ended_unix = Some(crate::clock::now_unix());
+        if let Err((phase, reason)) = outcome {
+            n.phase = phase;
+            n.reason = Some(reason);
+        }
+    });
+    let state = shared.snapshot();
+    let n = state.node(&name);
+    say(
+        &name,
+        &format!(
+            "{}{}",
+            n.phase.word(),
+            n.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ),
+    );
+}
+
+type Step<T> = Result<T, (Phase, String)>;
+
+fn steps(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh) -> Step<()> {
+    let name = &node.name;
+    let password = node
+        .password
+        .as_ref()
+        .ok_or((Phase::Error, "no password source".to_string()))?
+        .read()
+        .map_err(|e| (Phase::Error, format!("password: {e}")))?;
+    shared.update(name, |n| {
+        n.phase = Phase::Connecting;
+        n.started_unix.get_or_insert(crate::clock::now_unix());
+    });
+    connect(ssh, name)?;
+
+    let previous = shared.snapshot().node(name).clone();
+    let remote = node.remote_path.clone();
+    let launcher = quote(&remote);
+
+    // A gate this fleet already started here: follow it, never start another.
+    let resumed = match &previous.run_id {
+        Some(id) => remote_status(ssh, &launcher, id)
+            .ok()
+            .flatten()
+            .map(|_| id.clone()),
+        None => None,
+    };
+    let run_id = match resumed {
+        Some(id) => {
+            say(name, &format!("resuming run {id}"));
+            id
+        }
+        None => {
+            shared.update(name, |n| n.phase = Phase::Uploading);
+            let mut last_shown = 0u64;
+            let mut progress = |done: u64, total: u64| {
+                let step = total / 4;
+                if step > 0 && (done >= last_shown + step || done == total) {
+                    last_shown = done;
+                    say(
+                        name,
+                        &format!(
+                            "uploading {} of {}",
+                            crate::commands::human_size(done),
+                            crate::commands::human_size(total)
+                        ),
+                    );
+                }
+            };
+            let stats = upload::upload(
+                ssh,
+                &plan.bundle,
+                &plan.bundle_sha256,
+                &remote,
+                &mut progress,
+            )
+            .map_err(|e| (Phase::Unreachable, format!("upload: {e}")))?;
+            if stats.skipped {
+                say(name, "the node already has this bundle");
+            } else if stats.resent > 0 {
+                say(
+                    name,
+                    &format!("upload resumed: {} of {} re-sent", stats.resent, stats.size),
+                );
+            }
+            shared.update(name, |n| {
+                n.upload = Some(stats);
+                n.phase = Phase::Preflight;
+            });
+
+            let pre = retry(
+                ssh,
+                &format!(
+                    "{launcher} preflight --json --password-stdin --host {}",
+                    quote(&node.host)
+                ),
+                password.expose().as_bytes(),
+            )
+            .map_err(|e| (Phase::Unreachable, format!("preflight: {e}")))?;
+            let report: Value = serde_json::from_slice(&pre.stdout).map_err(|_| {
+                (
+                    Phase::Error,
+                    format!("preflight printed no JSON: {}", pre.stderr.trim()),
+                )
+            })?;
+            let findings: Vec<String> = report["checks"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter(|c| c["verdict"] == "fail")
+                .map(|c| {
+                    format!(
+                        "{}: {}",
+                        c["id"].as_str().unwrap_or("?"),
+                        c["reason"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            shared.update(name, |n| {
+                n.preflight = Some(report.clone());
+                n.preflight_findings = findings.clone();
+            });
+            if !findings.is_empty() {
+                return Err((Phase::NotReady, findings.join("; ")));
+            }
+
+            let id = format!("{}-{}", plan.fleet_id, name);
+            shared.update(name, |n| {
+                n.run_id = Some(id.clone());
+                n.phase = Phase::Running;
+            });
+            start(ssh, node, &launcher, &id, password.expose())?;
+            say(name, &format!("gate started: run {id}"));
+            id
+        }
+    };
+    shared.update(name, |n| n.phase = Phase::Running);
+    let record = poll(ssh, name, &launcher, &run_id)?;
+    finish(plan, node, shared, ssh, &run_id, record)
+}
+
+fn connect(ssh: &mut Ssh, name: &str) -> Step<()> {
+    let mut last = String::new();
+    for attempt in 0..CONNECT_ATTEMPTS {
+        match ssh.connect() {
+            Ok(()) => return Ok(()),
+            Err(SshError::Link(why)) => {
+                last = why;
+                if attempt + 1 < CONNECT_ATTEMPTS {
+                    say(name, &format!("cannot connect ({last}); trying again"));
+                    thread::sleep(Duration::from_secs(1 << attempt));
+                }
+            }
+        }
+    }
+    Err((
+        Phase::Unreachable,
+        format!("unreachable after {CONNECT_ATTEMPTS} attempts: {last}"),
+    ))
+}
+
+/// Runs a command, reconnecting with backoff while the link is down.
+fn retry(ssh: &mut Ssh, command: &str, input: &[u8]) -> Result<super::ssh::Output, String> {
+    let mut backoff = Duration::from_secs(1);
+    let mut last = String::new();
+    for _ in 0..6 {
+        match ssh.run(command, input) {
+            Ok(out) => return Ok(out),
+            Err(SshError::Link(why)) => last = why,
+        }
+        thread::sleep(backoff);
+        backoff = (backoff * 2).min(POLL_MAX);
+    }
+    Err(last)
+}
+
+/// The node's record of run `id`, if that run exists there.
+fn remote_status(ssh: &mut Ssh, launcher: &str, id: &str) -> Result<Option<Value>, SshError> {
+    let out = ssh.run(&format!("{launcher} status {} --json", quote(id)), b"")?;
+    Ok((out.code == 0)
+        .then(|| serde_json::from_slice(&out.stdout).ok())
+        .flatten())
+}
+
+fn start(ssh: &mut Ssh, node: &Node, launcher: &str, id: &str, password: &str) -> Step<()> {
+    let mut command = format!(
+        "{launcher} run --detach --json --password-stdin --run-id {} --iterations {} --host {}",
+        quote(id),
+        node.iterations,
+        quote(&node.host)
+    );
+    if node.allow_destructive {
+        command.push_str(" --allow-destructive");
+    }
+    let mut backoff = Duration::from_secs(1);
+    for _ in 0..6 {
+        match ssh.run(&command, password.as_bytes()) {
+            Ok(out) if out.code == 0 => return Ok(()),
+            Ok(out) if out.code == 4 => {
+                return Err((
+                    Phase::NotReady,
+                    format!("preflight failed at start: {}", last_line(&out.stderr)),
+                ))
+            }
+            Ok(out) => {
+                return Err((
+                    Phase::Error,
+                    format!("the gate did not start: {}", last_line(&out.stderr)),
+                ))
+            }
+            Err(SshError::Link(_)) => {
+                // Did it start before the link broke? Then follow it.
+                thread::sleep(backoff);
+                backoff = (backoff * 2).min(POLL_MAX);
+                if let Ok(Some(_)) = remote_status(ssh, launcher, id) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Err((
+        Phase::Unreachable,
+        "the link kept breaking while starting the gate".into(),
+    ))
+}
+
+/// The line of a remote command's stderr that says what went wrong.
+fn last_line(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines
+        .iter()
+        .find(|l| l.starts_with("error:"))
+        .or(lines.last())
+        .unwrap_or(&"")
+        .to_string()
+}
+
+/// Polls the run until it ends, riding out broken links.
+fn poll(ssh: &mut Ssh, name: &str, launcher: &str, id: &str) -> Step<Value> {
+    let mut wait = POLL_FIRST;
+    let mut unreachable_since: Option<Instant> = None;
+    loop {
+        thread::sleep(wait);
+        match remote_status(ssh, launcher, id) {
+            Ok(Some(record)) => {
+                unreachable_since = None;
+                let state = record["state"].as_str().unwrap_or("").to_string();
+                if !["starting", "running"].contains(&state.as_str()) {
+                    return Ok(record);
+                }
+                wait = (wait * 2).min(POLL_MAX);
+            }
+            Ok(None) => return Err((Phase::Error, format!("the node has no run {id}"))),
+            Err(SshError::Link(why)) => {
+                let since = *unreachable_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > LOST_AFTER {
+                    return Err((
+                        Phase::Unreachable,
+                        format!("lost the node while its gate ran: {why}"),
+                    ));
+                }
+                say(name, "link down; reconnecting");
+                wait = (wait * 2).min(POLL_MAX);
+            }
+        }
+    }
+}
+
+/// Fetches the run dir (record, log, TAP, JUnit) and settles the node.
+fn finish(
+    plan: &Plan,
+    node: &Node,
+    shared: &Shared,
+    ssh: &mut Ssh,
+    id: &str,
+    record: Value,
+) -> Step<()> {
+    let workdir = record["workdir"].as_str().unwrap_or("").to_string();
+    let run_dir = format!("{workdir}/runs/{id}");
+    let local = plan.dir.join("nodes").join(&node.name);
+    let _ = std::fs::remove_dir_all(&local);
+    std::fs::create_dir_all(&local).map_err(|e| (Phase::Error, e.to_string()))?;
+    if let Ok(out) = retry(ssh, &format!("cd {} && tar cf - .", quote(&run_dir)), b"") {
+        if out.code == 0 {
+            let mut archive = tar::Archive::new(out.stdout.as_slice());
+            let _ = archive.unpack(&local);
+        }
+    }
+    let iterations_passed = iterations_passed(&local);
+    let state = record["state"].as_str().unwrap_or("").to_string();
+    let tests: Option<reports::TestCounts> = serde_json::from_value(record["tests"].clone()).ok();
+    let phase = match state.as_str() {
+        "passed" => Phase::Passed,
+        "failed" => Phase::Failed,
+        "interrupted" => Phase::Interrupted,
+        _ => Phase::Error,
+    };
+    let reason = match (&tests, phase) {
+        (Some(t), Phase::Failed) if !t.failing.is_empty() => {
+            Some(format!("failed: {}", t.failing.join("; ")))
+        }
+        (_, Phase::Error) => Some(format!(
+            "the run ended {state}: {}",
+            record["message"].as_str().unwrap_or("")
+        )),
+        _ => None,
+    };
+    shared.update(&node.name, |n: &mut NodeState| {
+        n.phase = phase;
+        n.reason = reason;
+        n.remote_run_dir = Some(run_dir.clone());
+        n.iterations_passed = iterations_passed;
+        n.tests = tests;
+        n.record = Some(record);
+    });
+    Ok(())
+}
+
+/// Iterations whose TAP has no failing test (`iteration-N.tap`).
+fn iterations_passed(dir: &camino::Utf8Path) -> Option<u32> {
+    let mut seen = 0;
+    let mut passed = 0;
+    for item in std::fs::read_dir(dir).ok()?.flatten() {
+        let name = item.file_name().to_string_lossy().into_owned();
+        if name.starts_with("iteration-") && name.ends_with(".tap") {
+            seen += 1;
+            let text = std::fs::read_to_string(item.path()).unwrap_or_default();
+            let counts = reports::parse_tap(&text);
+            if counts.failed == 0 && counts.total() > 0 {
+                passed += 1;
+            }
+        }
+    }
+    (seen > 0).then_some(passed)
+}

@@ -1,0 +1,201 @@
+//! The fleet's reports: `report.json` (the state, for machines), `report.md`
+//! (a table a person reads), `junit.xml` (one testsuite per node).
+
+use std::fmt::Write as _;
+
+use anyhow::Context;
+use camino::Utf8Path;
+
+use super::state::{FleetState, NodeState, Phase};
+use crate::reports::{self, Outcome};
+
+pub fn write(dir: &Utf8Path, state: &FleetState) -> anyhow::Result<()> {
+    let json = serde_json::to_vec_pretty(state)?;
+    std::fs::write(dir.join("report.json"), json)
+        .with_context(|| format!("cannot write {dir}/report.json"))?;
+    std::fs::write(dir.join("report.md"), markdown(state))
+        .with_context(|| format!("cannot write {dir}/report.md"))?;
+    std::fs::write(dir.join("junit.xml"), junit(dir, state))
+        .with_context(|| format!("cannot write {dir}/junit.xml"))?;
+    Ok(())
+}
+
+fn duration(n: &NodeState) -> String {
+    match (n.started_unix, n.ended_unix) {
+        (Some(s), Some(e)) if e >= s => crate::clock::duration(e - s),
+        _ => "-".into(),
+    }
+}
+
+/// One line per node: a verdict a person reads first.
+pub fn markdown(state: &FleetState) -> String {
+    let mut out = String::new();
+    let gate: Vec<&NodeState> = state.nodes.iter().filter(|n| n.gate).collect();
+    let passed = gate.iter().filter(|n| n.phase == Phase::Passed).count();
+    let _ = writeln!(out, "# archy-gate fleet report\n");
+    let _ = writeln!(
+        out,
+        "{passed} of {} gate nodes passed. Bundle `{}` (sha256 `{}`), roster `{}`, started {}, updated {}.\n",
+        gate.len(),
+        state.bundle,
+        state.bundle_sha256,
+        state.roster,
+        state.started,
+        state.updated
+    );
+    let _ = writeln!(out, "| node | role | state | iterations passed | tests (pass/fail/skip) | failing tests | preflight findings | duration | upload |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    for n in &state.nodes {
+        let tests = n
+            .tests
+            .as_ref()
+            .map(|t| format!("{}/{}/{}", t.passed, t.failed, t.skipped))
+            .unwrap_or_else(|| "-".into());
+        let iterations = match n.iterations_passed {
+            Some(p) => format!("{p} of {}", n.iterations),
+            None => "-".into(),
+        };
+        let failing = n
+            .tests
+            .as_ref()
+            .map(|t| t.failing.join("; "))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "-".into());
+        let findings = if n.preflight_findings.is_empty() {
+            "-".to_string()
+        } else {
+            n.preflight_findings.join("; ")
+        };
+        let upload = n
+            .upload
+            .as_ref()
+            .map(|u| {
+                if u.skipped {
+                    "already there".into()
+                } else if u.resent > 0 {
+                    format!("resumed, {} re-sent", u.resent)
+                } else {
+                    "sent".into()
+                }
+            })
+            .unwrap_or_else(|| "-".into());
+        let state_cell = match &n.reason {
+            Some(r) if !matches!(n.phase, Phase::Passed) => {
+                format!("**{}**: {}", n.phase.word(), r)
+            }
+            _ => format!("**{}**", n.phase.word()),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            n.name,
+            format!("{:?}", n.role).to_lowercase(),
+            escape(&state_cell),
+            iterations,
+            tests,
+            escape(&failing),
+            escape(&findings),
+            duration(n),
+            upload
+        );
+    }
+    out
+}
+
+fn escape(cell: &str) -> String {
+    cell.replace('|', "\\|").replace('\n', " ")
+}
+
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One testsuite per node: its gate's test results (from the fetched TAP),
+/// or a single testcase saying why it has none.
+pub fn junit(dir: &Utf8Path, state: &FleetState) -> String {
+    let mut out = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"archy-gate fleet\">\n",
+    );
+    for n in state.nodes.iter().filter(|n| n.gate) {
+        let mut cases = String::new();
+        let (mut tests, mut failures, mut skipped) = (0, 0, 0);
+        let node_dir = dir.join("nodes").join(&n.name);
+        let mut taps: Vec<_> = std::fs::read_dir(&node_dir)
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "tap"))
+            .collect();
+        taps.sort();
+        for tap in &taps {
+            let iteration = tap
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let text = std::fs::read_to_string(tap).unwrap_or_default();
+            for (name, outcome) in reports::tap_results(&text) {
+                tests += 1;
+                let _ = write!(
+                    cases,
+                    "    <testcase classname=\"{}.{}\" name=\"{}\"",
+                    xml(&n.name),
+                    xml(&iteration),
+                    xml(&name)
+                );
+                match outcome {
+                    Outcome::Failed => {
+                        failures += 1;
+                        let _ = writeln!(cases, "><failure message=\"failed\"/></testcase>");
+                    }
+                    Outcome::Skipped => {
+                        skipped += 1;
+                        let _ = writeln!(cases, "><skipped/></testcase>");
+                    }
+                    Outcome::Passed => {
+                        let _ = writeln!(cases, "/>");
+                    }
+                }
+            }
+        }
+        if tests == 0 {
+            tests = 1;
+            let why = n.reason.clone().unwrap_or_else(|| n.phase.word());
+            let _ = write!(
+                cases,
+                "    <testcase classname=\"{}\" name=\"gate\"",
+                xml(&n.name)
+            );
+            if n.phase == Phase::Passed {
+                let _ = writeln!(cases, "/>");
+            } else if matches!(n.phase, Phase::Skipped | Phase::NotReady) {
+                skipped += 1;
+                let _ = writeln!(
+                    cases,
+                    "><skipped message=\"{}: {}\"/></testcase>",
+                    n.phase.word(),
+                    xml(&why)
+                );
+            } else {
+                failures += 1;
+                let _ = writeln!(
+                    cases,
+                    "><failure message=\"{}: {}\"/></testcase>",
+                    n.phase.word(),
+                    xml(&why)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{skipped}\">\n{cases}  </testsuite>",
+            xml(&n.name)
+        );
+    }
+    out.push_str("</testsuites>\n");
+    out
+}

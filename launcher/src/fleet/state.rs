@@ -1,0 +1,154 @@
+//! The fleet run's state on disk (`state.json` in the fleet dir), written
+//! after every step of every node: `fleet status` reads it while a run goes
+//! on, and a restarted `fleet run` picks up from it.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::{Deserialize, Serialize};
+
+use super::roster::Role;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Pending,
+    Connecting,
+    Uploading,
+    Preflight,
+    Running,
+    Passed,
+    Failed,
+    Interrupted,
+    /// Preflight failed: not the build's fault.
+    NotReady,
+    Unreachable,
+    /// Not run: not a gate target, or a primary did not pass.
+    Skipped,
+    Error,
+}
+
+impl Phase {
+    /// Finished in a way a restarted run keeps.
+    pub fn is_settled(self) -> bool {
+        matches!(
+            self,
+            Phase::Passed | Phase::Failed | Phase::Interrupted | Phase::Skipped
+        )
+    }
+
+    pub fn word(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct UploadStats {
+    pub size: u64,
+    /// Bytes handed to ssh, over all attempts.
+    pub sent: u64,
+    /// Bytes sent more than once (after a broken upload).
+    pub resent: u64,
+    pub attempts: u32,
+    /// The node already had this bundle.
+    pub skipped: bool,
+    pub seconds: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeState {
+    pub name: String,
+    pub role: Role,
+    pub gate: bool,
+    pub ssh: String,
+    pub phase: Phase,
+    /// Why the node is where it is, in one line.
+    pub reason: Option<String>,
+    pub iterations: u32,
+    pub iterations_passed: Option<u32>,
+    pub tests: Option<crate::reports::TestCounts>,
+    pub run_id: Option<String>,
+    pub remote_run_dir: Option<String>,
+    pub upload: Option<UploadStats>,
+    /// The failing preflight checks (id: reason).
+    pub preflight_findings: Vec<String>,
+    pub preflight: Option<serde_json::Value>,
+    /// The node's run.json once the gate ended.
+    pub record: Option<serde_json::Value>,
+    pub connections: u32,
+    pub started_unix: Option<u64>,
+    pub ended_unix: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FleetState {
+    pub roster: Utf8PathBuf,
+    pub bundle: Utf8PathBuf,
+    pub bundle_sha256: String,
+    pub bundle_size: u64,
+    pub started: String,
+    pub updated: String,
+    pub nodes: Vec<NodeState>,
+}
+
+pub const STATE_FILE: &str = "state.json";
+
+impl FleetState {
+    pub fn load(dir: &Utf8Path) -> anyhow::Result<FleetState> {
+        let path = dir.join(STATE_FILE);
+        let text = std::fs::read(&path).with_context(|| format!("cannot read {path}"))?;
+        serde_json::from_slice(&text).with_context(|| format!("{path} is not a fleet state"))
+    }
+
+    pub fn save(&mut self, dir: &Utf8Path) -> anyhow::Result<()> {
+        self.updated = crate::clock::rfc3339(crate::clock::now_unix());
+        let tmp = dir.join(".state.json.tmp");
+        let mut text = serde_json::to_vec_pretty(self)?;
+        text.push(b'\n');
+        std::fs::write(&tmp, text).with_context(|| format!("cannot write {tmp}"))?;
+        std::fs::rename(&tmp, dir.join(STATE_FILE))
+            .with_context(|| format!("cannot write {dir}/{STATE_FILE}"))
+    }
+
+    pub fn node(&self, name: &str) -> &NodeState {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .expect("known node")
+    }
+}
+
+/// The state shared by the node workers; every change is saved at once.
+#[derive(Clone)]
+pub struct Shared {
+    pub dir: Utf8PathBuf,
+    state: Arc<Mutex<FleetState>>,
+}
+
+impl Shared {
+    pub fn new(dir: Utf8PathBuf, state: FleetState) -> Shared {
+        Shared {
+            dir,
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    /// Changes one node's state and saves the whole.
+    pub fn update(&self, name: &str, change: impl FnOnce(&mut NodeState)) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(node) = state.nodes.iter_mut().find(|n| n.name == name) {
+            change(node);
+        }
+        if let Err(e) = state.save(&self.dir) {
+            eprintln!("warning: {e:#}");
+        }
+    }
+
+    pub fn snapshot(&self) -> FleetState {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
