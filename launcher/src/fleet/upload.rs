@@ -3,7 +3,7 @@
 //! into place atomically once its sha256 matches.
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,8 @@ use super::ssh::{quote, Ssh, SshError};
 use super::state::UploadStats;
 
 const ATTEMPTS: u32 = 8;
+/// The most a broken link can cost: one chunk sent again.
+const CHUNK: u64 = 256 * 1024;
 
 /// What the node holds at `remote`: the final file's sha256 and the part's length.
 fn remote_facts(ssh: &mut Ssh, remote: &str) -> Result<(Option<String>, u64), SshError> {
@@ -107,25 +109,38 @@ pub fn upload(
         let mut file = File::open(local).map_err(|e| format!("{local}: {e}"))?;
         file.seek(SeekFrom::Start(offset))
             .map_err(|e| e.to_string())?;
-        let command = format!(
-            "mkdir -p {d} && {{ [ {o} -gt 0 ] || : > {p}; }} && cat >> {p}",
-            d = quote(dir),
-            o = offset,
-            p = quote(&part)
-        );
-        let mut done = offset;
-        let mut on_sent = |n: u64| {
-            stats.sent += n;
-            done += n;
-            progress(done, size);
-        };
-        match ssh.run_streaming(&command, &mut file, &mut on_sent) {
-            Ok(out) if out.code == 0 => backoff = Duration::from_secs(1),
-            Ok(out) => return Err(format!("writing {part} failed: {}", out.stderr.trim())),
-            Err(_) => {
-                thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+        // Chunk by chunk, each its own session: a broken link loses at most
+        // the chunk in flight, not the SSH window's worth.
+        let mut broke = false;
+        while offset < size {
+            let chunk = CHUNK.min(size - offset);
+            let command = format!(
+                "mkdir -p {d} && {{ [ {o} -gt 0 ] || : > {p}; }} && cat >> {p}",
+                d = quote(dir),
+                o = offset,
+                p = quote(&part)
+            );
+            let mut done = offset;
+            let mut on_sent = |n: u64| {
+                stats.sent += n;
+                done += n;
+                progress(done, size);
+            };
+            match ssh.run_streaming(&command, &mut (&mut file).take(chunk), &mut on_sent) {
+                Ok(out) if out.code == 0 => {
+                    offset += chunk;
+                    backoff = Duration::from_secs(1);
+                }
+                Ok(out) => return Err(format!("writing {part} failed: {}", out.stderr.trim())),
+                Err(_) => {
+                    broke = true;
+                    break;
+                }
             }
+        }
+        if broke {
+            thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(30));
         }
     }
     let needed = size - first_offset.unwrap_or(0).min(size);
