@@ -176,7 +176,7 @@ fn steps(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh) -> Step<()> {
                 n.run_id = Some(id.clone());
                 n.phase = Phase::Running;
             });
-            start(ssh, node, &launcher, &id, password.expose())?;
+            start(plan, ssh, node, &launcher, &id, password.expose())?;
             say(name, &format!("gate started: run {id}"));
             id
         }
@@ -191,8 +191,8 @@ fn connect(ssh: &mut Ssh, name: &str) -> Step<()> {
     for attempt in 0..CONNECT_ATTEMPTS {
         match ssh.connect() {
             Ok(()) => return Ok(()),
-            Err(SshError::Link(why)) => {
-                last = why;
+            Err(e) => {
+                last = e.to_string();
                 if attempt + 1 < CONNECT_ATTEMPTS {
                     say(name, &format!("cannot connect ({last}); trying again"));
                     thread::sleep(Duration::from_secs(1 << attempt));
@@ -213,7 +213,7 @@ fn retry(ssh: &mut Ssh, command: &str, input: &[u8]) -> Result<super::ssh::Outpu
     for _ in 0..6 {
         match ssh.run(command, input) {
             Ok(out) => return Ok(out),
-            Err(SshError::Link(why)) => last = why,
+            Err(e) => last = e.to_string(),
         }
         thread::sleep(backoff);
         backoff = (backoff * 2).min(POLL_MAX);
@@ -229,9 +229,17 @@ fn remote_status(ssh: &mut Ssh, launcher: &str, id: &str) -> Result<Option<Value
         .flatten())
 }
 
-fn start(ssh: &mut Ssh, node: &Node, launcher: &str, id: &str, password: &str) -> Step<()> {
+fn start(
+    plan: &Plan,
+    ssh: &mut Ssh,
+    node: &Node,
+    launcher: &str,
+    id: &str,
+    password: &str,
+) -> Step<()> {
     let mut command = format!(
-        "{launcher} run --detach --json --password-stdin --run-id {} --iterations {} --host {}",
+        "{launcher} run --detach --json --password-stdin --sha256 {} --run-id {} --iterations {} --host {}",
+        plan.bundle_sha256,
         quote(id),
         node.iterations,
         quote(&node.host)
@@ -255,7 +263,7 @@ fn start(ssh: &mut Ssh, node: &Node, launcher: &str, id: &str, password: &str) -
                     format!("the gate did not start: {}", last_line(&out.stderr)),
                 ))
             }
-            Err(SshError::Link(_)) => {
+            Err(_) => {
                 // Did it start before the link broke? Then follow it.
                 thread::sleep(backoff);
                 backoff = (backoff * 2).min(POLL_MAX);
@@ -302,12 +310,12 @@ fn poll(ssh: &mut Ssh, name: &str, launcher: &str, id: &str) -> Step<Value> {
                 wait = (wait * 2).min(POLL_MAX);
             }
             Ok(None) => return Err((Phase::Error, format!("the node has no run {id}"))),
-            Err(SshError::Link(why)) => {
+            Err(e) => {
                 let since = *unreachable_since.get_or_insert_with(Instant::now);
                 if since.elapsed() > LOST_AFTER {
                     return Err((
                         Phase::Unreachable,
-                        format!("lost the node while its gate ran: {why}"),
+                        format!("lost the node while its gate ran: {e}"),
                     ));
                 }
                 say(name, "link down; reconnecting");

@@ -10,6 +10,10 @@ use serde::Deserialize;
 use crate::exit::{fail, ExitStatus};
 use crate::secret::Secret;
 
+/// Where the bundle goes on a node by default: beside, not on, the
+/// launcher's own work dir candidates (/tmp/archy-gate, /var/tmp/archy-gate).
+pub const DEFAULT_REMOTE_PATH: &str = "/var/tmp/archy-gate-fleet/archy-gate";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -207,7 +211,7 @@ impl Roster {
                 remote_path: n
                     .remote_path
                     .or_else(|| d.remote_path.clone())
-                    .unwrap_or_else(|| "/var/tmp/archy-gate".into()),
+                    .unwrap_or_else(|| DEFAULT_REMOTE_PATH.into()),
             });
         }
         if nodes.is_empty() {

@@ -19,12 +19,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum SshError {
     /// The connection could not be made or broke (ssh exit 255).
     Link(String),
+    /// The connection is up but sshd refused a session on it for now.
+    Refused(String),
 }
 
 impl std::fmt::Display for SshError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SshError::Link(why) => f.write_str(why),
+            SshError::Link(why) | SshError::Refused(why) => f.write_str(why),
         }
     }
 }
@@ -175,13 +177,45 @@ impl Ssh {
         }
     }
 
+    /// A session over the master. When the master's request is refused
+    /// (sshd has not yet freed the last session's slot under MaxSessions),
+    /// ssh would quietly open a second TCP connection: ProxyCommand=false
+    /// turns that fallback into a failure we retry over the master instead.
+    fn session(&self, command: &str) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.args(&self.base).args([
+            "-o",
+            "ControlMaster=no",
+            "-o",
+            "ProxyCommand=false",
+            &self.dest,
+            "--",
+            command,
+        ]);
+        cmd
+    }
+
     /// Runs `command` on the node over the master, feeding `input` on stdin.
-    /// Exit 255 (ssh's own failure) is a link error, and drops the master.
+    /// Exit 255 (ssh's own failure) is a link error, and drops the master
+    /// unless it is still up (then the session was refused, and is retried).
     pub fn run(&mut self, command: &str, input: &[u8]) -> Result<Output, SshError> {
+        let mut refused = 0;
+        loop {
+            match self.run_once(command, input) {
+                Err(SshError::Refused(_)) if refused < 20 => {
+                    refused += 1;
+                    thread::sleep(Duration::from_millis(50 * refused));
+                }
+                Err(SshError::Refused(why)) => return Err(SshError::Link(why)),
+                other => return other,
+            }
+        }
+    }
+
+    fn run_once(&mut self, command: &str, input: &[u8]) -> Result<Output, SshError> {
         self.connect()?;
-        let mut child = Command::new("ssh")
-            .args(&self.base)
-            .args(["-o", "ControlMaster=no", &self.dest, "--", command])
+        let mut child = self
+            .session(command)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -208,9 +242,8 @@ impl Ssh {
         sent: &mut dyn FnMut(u64),
     ) -> Result<Output, SshError> {
         self.connect()?;
-        let mut child = Command::new("ssh")
-            .args(&self.base)
-            .args(["-o", "ControlMaster=no", &self.dest, "--", command])
+        let mut child = self
+            .session(command)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -244,6 +277,11 @@ impl Ssh {
     ) -> Result<Output, SshError> {
         let stderr = String::from_utf8_lossy(&stderr).into_owned();
         match code {
+            Some(255) if self.master_alive() => Err(SshError::Refused(format!(
+                "{} refused a session: {}",
+                self.dest,
+                stderr.trim()
+            ))),
             Some(255) | None => {
                 self.drop_master();
                 Err(SshError::Link(format!(

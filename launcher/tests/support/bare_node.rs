@@ -12,18 +12,25 @@ use super::Run;
 
 pub struct BareNode {
     pub root: PathBuf,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl BareNode {
     pub fn new() -> BareNode {
+        let dir = tempfile::tempdir().unwrap();
+        let mut node = BareNode::at(dir.path().join("node"));
+        node._dir = Some(dir);
+        node
+    }
+
+    /// The same node built at `root` (which must not exist yet); the caller
+    /// removes it.
+    pub fn at(root: PathBuf) -> BareNode {
         let busybox = Path::new("/bin/busybox");
         assert!(
             busybox.exists(),
             "the bare node needs Debian's busybox-static: apt-get install busybox-static"
         );
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("node");
         for d in [
             "bin", "usr/bin", "tmp", "var/tmp", "proc", "dev", "root", "etc",
         ] {
@@ -52,7 +59,7 @@ impl BareNode {
         fs::set_permissions(root.join("dev/null"), fs::Permissions::from_mode(0o666)).unwrap();
         // bats reads process substitutions through /dev/fd, as every real node allows.
         symlink("/proc/self/fd", root.join("dev/fd")).unwrap();
-        BareNode { root, _dir: dir }
+        BareNode { root, _dir: None }
     }
 
     /// A path inside the node, as seen from the host.

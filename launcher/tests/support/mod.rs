@@ -10,7 +10,9 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub mod bare_node;
+pub mod flaky_proxy;
 pub mod gate_bundle;
+pub mod ssh_node;
 pub mod standin;
 
 /// The launcher under test, as cargo built it for this test run.

@@ -1,0 +1,461 @@
+//! `launcher fleet` against real sshd "nodes" on loopback ports, each a
+//! chroot with its own root and /tmp faking an Archy node with the stand-in
+//! (tests/standin). What the sshd side saw (connections, sessions) is
+//! counted from its own log.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::flaky_proxy::FlakyProxy;
+use support::ssh_node::{SshConfig, SshNode};
+use support::standin::StandinNode;
+use support::{real_bundle_dir, Run};
+
+const PASSWORD: &str = "fleet-secret-3141";
+
+/// An SSH node faking an Archy node in `scenario`.
+struct Node {
+    // Declared first, dropped first: the RPC server before the node.
+    standin: StandinNode,
+    ssh: SshNode,
+}
+
+impl Node {
+    fn new(name: &str, scenario: &str) -> Node {
+        Node::from(SshNode::start(name), scenario)
+    }
+
+    fn from(ssh: SshNode, scenario: &str) -> Node {
+        let standin = StandinNode::start(&ssh.node, scenario, PASSWORD);
+        Node { standin, ssh }
+    }
+
+    /// Run dirs the node's launcher recorded.
+    fn runs(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for workdir in ["/tmp/archy-gate", "/var/tmp/archy-gate"] {
+            if let Ok(items) = fs::read_dir(self.ssh.path(workdir).join("runs")) {
+                out.extend(items.flatten().map(|e| e.path()));
+            }
+        }
+        out
+    }
+}
+
+/// A roster entry for `node`, reached as `host` in the ssh config.
+fn entry(name: &str, ssh_host: &str, role: &str, rpc_host: Option<String>) -> String {
+    let mut e = format!(
+        "[[node]]\nname = \"{name}\"\nssh = \"{ssh_host}\"\nrole = \"{role}\"\npassword_env = \"ARCHY_PW_TEST\"\n"
+    );
+    if let Some(host) = rpc_host {
+        e.push_str(&format!("host = \"{host}\"\n"));
+    }
+    e
+}
+
+struct Fleet {
+    dir: tempfile::TempDir,
+    config: SshConfig,
+    entries: Vec<String>,
+}
+
+impl Fleet {
+    fn new() -> Fleet {
+        Fleet {
+            dir: tempfile::tempdir().unwrap(),
+            config: SshConfig::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, node: &Node, role: &str) {
+        self.config.add(&node.ssh);
+        self.entries.push(entry(
+            node.ssh.name(),
+            node.ssh.name(),
+            role,
+            Some(node.standin.host()),
+        ));
+    }
+
+    fn roster(&self, iterations: u32) -> PathBuf {
+        let path = self.dir.path().join("fleet.toml");
+        let text = format!(
+            "[defaults]\niterations = {iterations}\nssh_config = \"{}\"\nssh_options = [\"-o\", \"ConnectTimeout=5\"]\n\n{}",
+            self.config.path().display(),
+            self.entries.join("\n")
+        );
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    fn command(&self, verb: &str, iterations: u32, jobs: u32) -> Command {
+        let mut cmd = Command::new(support::launcher());
+        cmd.args(["fleet", verb, "--roster"])
+            .arg(self.roster(iterations))
+            .arg("--bundle")
+            .arg(real_bundle_dir().join("archy-gate"))
+            .args(["--jobs", &jobs.to_string(), "--out"])
+            .arg(self.out())
+            .env("ARCHY_PW_TEST", PASSWORD);
+        cmd
+    }
+
+    fn run(&self, iterations: u32, jobs: u32) -> Run {
+        Run::of(self.command("run", iterations, jobs).output().unwrap())
+    }
+
+    fn report(&self) -> Value {
+        serde_json::from_slice(&fs::read(self.out().join("report.json")).unwrap()).unwrap()
+    }
+}
+
+fn node_report<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {report:#}"))
+}
+
+/// Every file below `dir`, with its text, for leak checks.
+fn all_text(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for item in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let meta = fs::symlink_metadata(item.path()).unwrap();
+            if meta.is_dir() {
+                stack.push(item.path());
+            } else if meta.is_file() && meta.len() < 10_000_000 {
+                out.push((
+                    item.path(),
+                    String::from_utf8_lossy(&fs::read(item.path()).unwrap_or_default())
+                        .into_owned(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn cmdlines() -> String {
+    let mut all = String::new();
+    for item in fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(bytes) = fs::read(item.path().join("cmdline")) {
+            all.push_str(&String::from_utf8_lossy(&bytes));
+            all.push('\n');
+        }
+    }
+    all
+}
+
+#[test]
+fn four_green_nodes_primary_first_one_connection_each() {
+    let nodes = vec![
+        Node::new("n228", "healthy"),
+        Node::new("n101", "healthy"),
+        Node::new("n102", "healthy"),
+        Node::from(
+            SshNode::builder("x250-a").max_sessions(1).start(),
+            "healthy",
+        ),
+    ];
+    let mut fleet = Fleet::new();
+    for (node, role) in nodes.iter().zip(["primary", "fleet", "fleet", "tester"]) {
+        fleet.add(node, role);
+    }
+
+    // Watch every process's argv while the fleet runs.
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let done = Arc::clone(&done);
+        thread::spawn(move || {
+            let mut looks = 0;
+            while !done.load(Ordering::SeqCst) {
+                let all = cmdlines();
+                if let Some(line) = all.lines().find(|l| l.contains(PASSWORD)) {
+                    panic!("the password is in a process's argv: {line:?}");
+                }
+                looks += 1;
+                thread::sleep(Duration::from_millis(25));
+            }
+            looks
+        })
+    };
+    let run = fleet.run(2, 4);
+    done.store(true, Ordering::SeqCst);
+    let looks = watcher.join().expect("no password in any argv");
+    assert!(looks > 10, "the watcher looked while the fleet ran");
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+
+    let report = fleet.report();
+    for node in &nodes {
+        let n = node_report(&report, node.ssh.name());
+        assert_eq!(n["phase"], "passed", "{n:#}");
+        assert_eq!(n["iterations_passed"], 2, "{n:#}");
+        assert_eq!(
+            node.ssh.connections(),
+            1,
+            "{} saw {} SSH connections",
+            node.ssh.name(),
+            node.ssh.connections()
+        );
+        assert!(
+            node.ssh.peak_sessions() <= 1,
+            "{} had {} sessions at once",
+            node.ssh.name(),
+            node.ssh.peak_sessions()
+        );
+        // sshd may refuse a session request while it is still freeing the
+        // last one's slot (MaxSessions 1); the fleet retries it over the same
+        // connection (connections == 1 above), never opening a second.
+        assert_eq!(node.runs().len(), 1, "one gate run on {}", node.ssh.name());
+    }
+    // The primary ended before any other node began.
+    let primary_end = node_report(&report, "n228")["ended_unix"].as_u64().unwrap();
+    for name in ["n101", "n102", "x250-a"] {
+        let started = node_report(&report, name)["started_unix"].as_u64().unwrap();
+        assert!(
+            started >= primary_end,
+            "{name} started before the primary ended"
+        );
+    }
+    let md = fs::read_to_string(fleet.out().join("report.md")).unwrap();
+    assert!(md.contains("4 of 4 gate nodes passed"), "{md}");
+    assert!(
+        md.contains("| n228 | primary | **passed** | 2 of 2 |"),
+        "{md}"
+    );
+    let junit = fs::read_to_string(fleet.out().join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testsuite ").count(), 4, "{junit}");
+    assert!(!junit.contains("<failure"), "{junit}");
+    assert!(
+        run.stderr.contains("[n228] uploading"),
+        "progress a person can follow: {}",
+        run.stderr
+    );
+
+    // The password is in nothing either side wrote.
+    for (path, text) in all_text(fleet.out().as_path())
+        .into_iter()
+        .chain(nodes.iter().flat_map(|n| all_text(&n.ssh.path("/tmp"))))
+        .chain(nodes.iter().flat_map(|n| all_text(&n.ssh.path("/var/tmp"))))
+    {
+        assert!(
+            !text.contains(PASSWORD),
+            "the password is in {}",
+            path.display()
+        );
+    }
+
+    // Status reads the state from disk; a second run finds the work done.
+    let status = Run::of(fleet.command("status", 2, 4).output().unwrap());
+    assert_eq!(status.code, 0);
+    assert!(
+        status.stdout.contains("4 of 4 gate nodes passed"),
+        "{}",
+        status.stdout
+    );
+    let again = fleet.run(2, 4);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("picking up the run"),
+        "{}",
+        again.stderr
+    );
+    for node in &nodes {
+        assert_eq!(
+            node.runs().len(),
+            1,
+            "no second gate on {}",
+            node.ssh.name()
+        );
+    }
+}
+
+#[test]
+fn a_link_that_drops_mid_upload_and_mid_run_resumes() {
+    let node = Node::new("cell-1", "healthy");
+    let proxy = FlakyProxy::to(node.ssh.port());
+    let mut fleet = Fleet::new();
+    fleet.config.add_via("cell-1", &node.ssh, proxy.port());
+    fleet.entries.push(entry(
+        "cell-1",
+        "cell-1",
+        "primary",
+        Some(node.standin.host()),
+    ));
+    let size = fs::metadata(real_bundle_dir().join("archy-gate"))
+        .unwrap()
+        .len();
+    proxy.cut_after(size / 2);
+
+    // Cut the link again once the gate runs.
+    let out = fleet.out();
+    let (run, cut_mid_run) = thread::scope(|scope| {
+        let cutter = scope.spawn(|| {
+            for _ in 0..2400 {
+                let state: Option<Value> = fs::read(out.join("state.json"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                if state.is_some_and(|s| s["nodes"][0]["phase"] == "running") {
+                    thread::sleep(Duration::from_millis(300));
+                    proxy.cut();
+                    return true;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+            false
+        });
+        let run = fleet.run(2, 1);
+        (run, cutter.join().unwrap())
+    });
+    assert!(cut_mid_run, "the gate was seen running");
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = fleet.report();
+    let n = node_report(&report, "cell-1");
+    assert_eq!(n["phase"], "passed", "{n:#}");
+    let upload = &n["upload"];
+    let resent = upload["resent"].as_u64().unwrap();
+    assert!(
+        upload["attempts"].as_u64().unwrap() >= 2,
+        "the upload was cut: {upload}"
+    );
+    assert!(
+        resent * 10 < size,
+        "re-sent {resent} of {size} bytes: more than 10%"
+    );
+    assert!(
+        proxy.cuts() >= 2,
+        "cut mid-upload and mid-run ({} cuts)",
+        proxy.cuts()
+    );
+    assert_eq!(node.runs().len(), 1, "the gate was not started twice");
+    let md = fs::read_to_string(fleet.out().join("report.md")).unwrap();
+    assert!(
+        md.contains("resumed"),
+        "the report says the upload resumed: {md}"
+    );
+    eprintln!(
+        "upload: {resent} of {size} bytes re-sent ({:.1}%), {} connections",
+        resent as f64 * 100.0 / size as f64,
+        node.ssh.connections()
+    );
+}
+
+#[test]
+fn not_ready_and_unreachable_nodes_do_not_hold_up_the_rest() {
+    let primary = Node::new("prim", "healthy");
+    let ibd = Node::new("syncing", "ibd");
+    let good = Node::new("good", "healthy");
+    let mut fleet = Fleet::new();
+    fleet.add(&primary, "primary");
+    fleet.add(&ibd, "fleet");
+    fleet.add(&good, "fleet");
+    fleet.config.add_refusing("gone");
+    fleet.entries.push(entry("gone", "gone", "tester", None));
+    let run = fleet.run(1, 4);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = fleet.report();
+    assert_eq!(node_report(&report, "prim")["phase"], "passed");
+    assert_eq!(node_report(&report, "good")["phase"], "passed");
+    let syncing = node_report(&report, "syncing");
+    assert_eq!(syncing["phase"], "not-ready", "{syncing:#}");
+    assert!(
+        syncing["reason"]
+            .as_str()
+            .unwrap()
+            .contains("bitcoin-synced"),
+        "{syncing:#}"
+    );
+    assert!(
+        syncing["reason"]
+            .as_str()
+            .unwrap()
+            .contains("initial block download"),
+        "{syncing:#}"
+    );
+    assert!(ibd.runs().is_empty(), "no gate on a node that is not ready");
+    let gone = node_report(&report, "gone");
+    assert_eq!(gone["phase"], "unreachable", "{gone:#}");
+    assert!(
+        gone["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Connection refused"),
+        "{gone:#}"
+    );
+    let md = fs::read_to_string(fleet.out().join("report.md")).unwrap();
+    assert!(md.contains("**not-ready**"), "{md}");
+}
+
+#[test]
+fn a_failing_primary_stops_the_fleet_phase() {
+    let primary = Node::new("prim", "package-down");
+    let other = Node::new("other", "healthy");
+    let mut fleet = Fleet::new();
+    fleet.add(&primary, "primary");
+    fleet.add(&other, "fleet");
+    let run = fleet.run(1, 2);
+    assert_eq!(run.code, 1);
+    let report = fleet.report();
+    let p = node_report(&report, "prim");
+    assert_eq!(p["phase"], "failed");
+    assert!(
+        p["tests"]["failing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "every installed package is running and healthy"),
+        "{p:#}"
+    );
+    let o = node_report(&report, "other");
+    assert_eq!(o["phase"], "skipped");
+    assert!(
+        o["reason"]
+            .as_str()
+            .unwrap()
+            .contains("primary prim failed did not pass"),
+        "{o:#}"
+    );
+    assert_eq!(other.ssh.connections(), 0, "nothing touched the other node");
+    let junit = fs::read_to_string(fleet.out().join("junit.xml")).unwrap();
+    assert!(junit.contains("<failure"), "{junit}");
+}
+
+#[test]
+fn plan_touches_no_node() {
+    let node = Node::new("quiet", "healthy");
+    let mut fleet = Fleet::new();
+    fleet.add(&node, "primary");
+    let run = Run::of(fleet.command("plan", 5, 1).output().unwrap()).expect(0);
+    assert!(
+        run.stdout.contains("phase 1: primary nodes"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("quiet"), "{}", run.stdout);
+    assert!(run.stdout.contains("5 iteration(s)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("$ARCHY_PW_TEST (found)"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains(PASSWORD));
+    assert_eq!(node.ssh.connections(), 0);
+    assert!(!fleet.out().exists(), "plan writes nothing");
+}
