@@ -62,7 +62,13 @@ impl Plan {
         let dir = out
             .map(Utf8Path::to_owned)
             .unwrap_or_else(|| default_dir(roster_path, Some(&sha)));
-        let fleet_id = format!("fleet-{}", &sha[..8]);
+        // Unique per fleet run: a node keeps every run's record, and a later
+        // fleet run of the same bundle must not collide with an earlier one.
+        let fleet_id = format!(
+            "fleet-{}-{}",
+            &sha[..8],
+            crate::clock::compact(crate::clock::now_unix())
+        );
         let control_dir = std::env::temp_dir().join(format!("agf-{}", std::process::id()));
         Ok(Plan {
             roster,
