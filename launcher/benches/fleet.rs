@@ -3,7 +3,6 @@
 //! Run with `cargo bench --bench fleet`; it prints wall times and the ratio.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::fs;
