@@ -459,3 +459,65 @@ fn plan_touches_no_node() {
     assert_eq!(node.ssh.connections(), 0);
     assert!(!fleet.out().exists(), "plan writes nothing");
 }
+
+#[test]
+fn a_restarted_fleet_run_follows_the_gate_it_started() {
+    let node = Node::new("steady", "healthy");
+    let mut fleet = Fleet::new();
+    fleet.add(&node, "primary");
+    // The operator's command dies while the gate runs on the node.
+    let mut first = fleet
+        .command("run", 3, 1)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let state_path = fleet.out().join("state.json");
+    let mut seen_running = false;
+    for _ in 0..1200 {
+        let state: Option<Value> = fs::read(&state_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if state.is_some_and(|s| {
+            s["nodes"][0]["phase"] == "running" && s["nodes"][0]["run_id"].is_string()
+        }) {
+            seen_running = true;
+            break;
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+    assert!(seen_running, "the gate was started");
+    for _ in 0..400 {
+        if !node.runs().is_empty() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(node.runs().len(), 1, "the gate runs on the node");
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    // Status still reads the state from disk.
+    let status = Run::of(fleet.command("status", 3, 1).output().unwrap()).expect(0);
+    assert!(
+        status.stdout.contains("| steady | primary | **running**"),
+        "{}",
+        status.stdout
+    );
+
+    let again = fleet.run(3, 1);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert!(
+        again.stderr.contains("resuming run fleet-"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        node.runs().len(),
+        1,
+        "the gate was not started a second time"
+    );
+    let n = node_report(&fleet.report(), "steady").clone();
+    assert_eq!(n["phase"], "passed", "{n:#}");
+    assert_eq!(n["iterations_passed"], 3, "{n:#}");
+}

@@ -251,6 +251,10 @@ fn start(
     for _ in 0..6 {
         match ssh.run(&command, password.as_bytes()) {
             Ok(out) if out.code == 0 => return Ok(()),
+            // Ours, started by an earlier attempt whose answer was lost.
+            Ok(out) if out.code == 5 && out.stderr.contains(&format!("run {id} holds")) => {
+                return Ok(())
+            }
             Ok(out) if out.code == 4 => {
                 return Err((
                     Phase::NotReady,

@@ -20,12 +20,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::bare_node::BareNode;
-use super::{workspace_root, Run};
+use super::Run;
 
 const SSHD: &str = "/usr/sbin/sshd";
 const BASH_STATIC: &str = "/bin/bash-static";
 
 /// How a node's sshd is configured; `SshNode::builder(name)` starts from the defaults.
+/// Where SSH nodes live: root-owned all the way up, as ChrootDirectory demands.
+pub const NODES_DIR: &str = "/var/lib/archy-gate-tests/ssh-nodes";
+
 pub struct SshNodeBuilder {
     name: String,
     max_sessions: u32,
@@ -90,7 +93,9 @@ impl SshNode {
         }
         // sshd's privilege separation dir, as Debian's service unit makes it.
         fs::create_dir_all("/run/sshd").unwrap();
-        let parent = workspace_root().join("target/ssh-nodes");
+        // sshd refuses a chroot below any group- or world-writable dir, and a
+        // checkout may sit below /tmp: keep nodes in a root-owned place.
+        let parent = Path::new(NODES_DIR).to_path_buf();
         fs::create_dir_all(&parent).unwrap();
         let tmp = tempfile::Builder::new()
             .prefix(&format!("{}.", opts.name))
