@@ -8,6 +8,10 @@
 #                                     OUT_DIR/SHA256SUMS.
 #   bundle/build.sh --stage-only DIR  Only stage the bundle tree into DIR (absent or empty); no
 #                                     launcher is built or needed.
+#   bundle/build.sh --inputs-only DIR Only gather the stage's inputs into DIR (absent or empty),
+#                                     as bundle/stage.sh takes them, with DIR/inputs.json naming
+#                                     their versions and sources; the Nix test feeds them to
+#                                     nix/bundle.nix through its stand-in for nixpkgs.
 #   bundle/build.sh --check-jq [JQ]   Run jq's own upstream test suite (the tests/*test drivers of
 #                                     the pinned jq release: mantest, jqtest, shtest, utf8test,
 #                                     base64test, uritest, optionaltest, onigtest, manonigtest)
@@ -20,7 +24,8 @@
 # stops the build. Downloads go through the machine's own configured pip (in a throwaway venv),
 # npm and apt; no registry address is written here.
 #
-# The stage (see docs/ARCHITECTURE.md for the bundle layout):
+# The stage (see docs/ARCHITECTURE.md for the bundle layout), laid out by bundle/stage.sh, the
+# step nix/bundle.nix shares:
 #   stage.json                 description read by `launcher pack`
 #   bin/bash                   Debian's bash-static, the binary only
 #   bin/jq                     jq built all-static against musl from the upstream release tarball
@@ -348,11 +353,18 @@ unpack_tgz() {
   tar -xzf "$1" -C "$2" --strip-components=1 --no-same-owner --no-same-permissions
 }
 
-stage() {
-  local st=$1 t
-  [[ -d $HERE/lifecycle ]] || die "missing $HERE/lifecycle (the suite to bundle)"
-  [[ -f $HERE/lifecycle/run-gate.sh ]] || die "missing $HERE/lifecycle/run-gate.sh"
-
+# gather DIR: every input of the stage, fetched, checked and unpacked into DIR (absent or
+# empty) as bundle/stage.sh takes them; the Nix test serves the same dir to nix/bundle.nix
+# through its stand-in for nixpkgs (nix/standin/):
+#   jq, bash            the static binaries
+#   bats-core/          bats-core's source tree (install.sh, bin, lib, libexec, man, LICENSE.md)
+#   lib/NAME/           load.bash and src/ of bats-support, bats-assert and bats-file
+#   license/NAME/FILE   each library's license file
+#   inputs.json         the libraries' versions, every source string and stage.json's sources
+declare -A G_VER=() G_SRC=()
+G_SOURCES=
+gather() {
+  local dir=$1 t
   local -A sha=() src=()
   for t in jq bash-static bats-core bats-support bats-assert bats-file; do
     fetch_input "$t"
@@ -360,82 +372,85 @@ stage() {
   done
   build_jq
   local tmp
-  mktmp tmp "$CACHE/tmp" stage
+  mktmp tmp "$CACHE/tmp" gather
+  mkdir -p "$dir/lib" "$dir/license"
 
-  mkdir -p "$st/bin" "$st/lib"
-
-  # jq
-  install -m 0755 "$JQ_DIR/jq" "$st/bin/jq"
+  install -m 0755 "$JQ_DIR/jq" "$dir/jq"
+  G_SRC[jq]="upstream jq ${L_VER[jq]} release tarball sha256:${sha[jq]}, from PyPI jq ${L_VER[jq-sdist]} sdist sha256:${L_SHA[jq-sdist]}, built all-static with musl-gcc"
 
   # bash: only the binary of Debian's bash-static
   dpkg-deb -x "${src[bash-static]}" "$tmp/bash-static"
-  install -m 0755 "$tmp/bash-static/bin/bash-static" "$st/bin/bash"
+  install -m 0755 "$tmp/bash-static/bin/bash-static" "$dir/bash"
+  G_SRC[bash]="Debian bash-static ${L_VER[bash-static]} sha256:${sha[bash-static]}"
 
-  # bats-core, laid out by its own install.sh under lib/bats-core (bin, lib, libexec), without
-  # the man pages; its sourced libraries are not programs.
-  unpack_tgz "${src[bats-core]}" "$tmp/bats-core"
-  run_logged bats-install "$st/bin/bash" "$tmp/bats-core/install.sh" "$st/lib/bats-core"
-  rm -rf -- "$st/lib/bats-core/share"
-  chmod 0644 "$st/lib/bats-core/lib/bats-core/"*
-  install -m 0644 "$tmp/bats-core/LICENSE.md" "$st/lib/bats-core/LICENSE.md"
-  ln -s ../lib/bats-core/bin/bats "$st/bin/bats"
+  # bats-core (npm): the source tree with its install.sh
+  unpack_tgz "${src[bats-core]}" "$dir/bats-core"
+  G_SRC[bats-core]="npm bats ${L_VER[bats-core]} sha256:${sha[bats-core]}"
 
-  # bats-support, bats-assert (npm): load.bash, src/, LICENSE
+  # bats-support, bats-assert (npm): load.bash, src/ and the LICENSE
   for t in bats-support bats-assert; do
     unpack_tgz "${src[$t]}" "$tmp/$t"
-    mkdir -p "$st/lib/$t"
-    cp -R "$tmp/$t/load.bash" "$tmp/$t/src" "$tmp/$t/LICENSE" "$st/lib/$t/"
+    mkdir -p "$dir/lib/$t" "$dir/license/$t"
+    cp -R "$tmp/$t/load.bash" "$tmp/$t/src" "$dir/lib/$t/"
+    install -m 0644 "$tmp/$t/LICENSE" "$dir/license/$t/LICENSE"
+    G_VER[$t]=${L_VER[$t]}
+    G_SRC[$t]="npm $t ${L_VER[$t]} sha256:${sha[$t]}"
   done
 
   # bats-file (Debian): usr/lib/bats/bats-file/{load.bash,src} and the copyright file
   dpkg-deb -x "${src[bats-file]}" "$tmp/bats-file"
-  cp -R "$tmp/bats-file/usr/lib/bats/bats-file" "$st/lib/bats-file"
-  install -m 0644 "$tmp/bats-file/usr/share/doc/bats-file/copyright" "$st/lib/bats-file/copyright"
+  cp -R "$tmp/bats-file/usr/lib/bats/bats-file" "$dir/lib/bats-file"
+  mkdir -p "$dir/license/bats-file"
+  install -m 0644 "$tmp/bats-file/usr/share/doc/bats-file/copyright" "$dir/license/bats-file/copyright"
+  G_VER[bats-file]=${L_VER[bats-file]}
+  G_SRC[bats-file]="Debian bats-file ${L_VER[bats-file]} sha256:${sha[bats-file]}"
 
-  # the lifecycle suite
-  cp -R "$HERE/lifecycle" "$st/lifecycle"
+  local lock_sha
+  lock_sha=$(sha256_of "$LOCK")
+  G_SOURCES="{\"builder\": \"bundle/build.sh\", \"inputs\": \"bundle/inputs.lock sha256:$lock_sha\"}"
+
+  # shellcheck disable=SC2016 # a jq program
+  "$dir/jq" -n --argjson sources "$G_SOURCES" \
+    --arg jq "${G_SRC[jq]}" --arg bash "${G_SRC[bash]}" --arg bats "${G_SRC[bats-core]}" \
+    --arg sup_v "${G_VER[bats-support]}" --arg sup "${G_SRC[bats-support]}" \
+    --arg ass_v "${G_VER[bats-assert]}" --arg ass "${G_SRC[bats-assert]}" \
+    --arg file_v "${G_VER[bats-file]}" --arg file "${G_SRC[bats-file]}" \
+    '{
+      tools: {
+        jq: {source: $jq}, bash: {source: $bash}, "bats-core": {source: $bats},
+        "bats-support": {version: $sup_v, source: $sup},
+        "bats-assert": {version: $ass_v, source: $ass},
+        "bats-file": {version: $file_v, source: $file}
+      },
+      sources: $sources
+    }' >"$dir/inputs.json"
+}
+
+# stage DIR: gather the inputs and hand them to bundle/stage.sh (shared with nix/bundle.nix),
+# which lays out the tree and writes stage.json.
+stage() {
+  local st=$1 t in
+  [[ -d $HERE/lifecycle ]] || die "missing $HERE/lifecycle (the suite to bundle)"
+  [[ -f $HERE/lifecycle/run-gate.sh ]] || die "missing $HERE/lifecycle/run-gate.sh"
+  mktmp in "$CACHE/tmp" inputs
+  gather "$in"
+
+  local -a libs=()
+  for t in bats-support bats-assert bats-file; do
+    libs+=(--lib "$t" "${G_VER[$t]}" "$in/lib/$t" "$in/license/$t" "${G_SRC[$t]}")
+  done
+  run_logged stage "$HERE/stage.sh" --out "$st" --version "$(launcher_version)" \
+    --lifecycle "$HERE/lifecycle" \
+    --jq "$in/jq" --jq-source "${G_SRC[jq]}" \
+    --bash "$in/bash" --bash-source "${G_SRC[bash]}" \
+    --bats-core "$in/bats-core" --bats-core-source "${G_SRC[bats-core]}" \
+    "${libs[@]}" --sources "$G_SOURCES"
 
   # What may not go into a bundle (special files, links leaving the tree, store paths,
-  # dynamic ELFs) is refused by `launcher pack` itself, naming the file.
-  chmod -R go-w "$st"
+  # dynamic ELFs) is refused by `launcher pack` itself, naming the file; readelf is a second,
+  # independent opinion on the two binaries.
   assert_static "$st/bin/jq"
   assert_static "$st/bin/bash"
-
-  # stage.json, versions asked of the staged tools themselves
-  local jq_v bash_v bats_v lock_sha
-  jq_v=$("$st/bin/jq" --version)
-  # shellcheck disable=SC2016 # expanded by the staged bash
-  bash_v=$("$st/bin/bash" -c 'printf %s "$BASH_VERSION"')
-  bats_v=$(PATH="$st/bin:$PATH" "$st/bin/bash" "$st/bin/bats" --version)
-  bats_v=${bats_v#Bats }
-  lock_sha=$(sha256_of "$LOCK")
-  [[ -n $jq_v && -n $bash_v && -n $bats_v ]] || die "could not read the tools' versions"
-  # shellcheck disable=SC2016 # a jq program
-  "$st/bin/jq" -n \
-    --arg version "$(launcher_version)" \
-    --arg jq_v "$jq_v" --arg bash_v "$bash_v" --arg bats_v "$bats_v" \
-    --arg jq_src "upstream jq ${L_VER[jq]} release tarball sha256:${sha[jq]}, from PyPI jq ${L_VER[jq-sdist]} sdist sha256:${L_SHA[jq-sdist]}, built all-static with musl-gcc" \
-    --arg bash_src "Debian bash-static ${L_VER[bash-static]} sha256:${sha[bash-static]}" \
-    --arg bats_src "npm bats ${L_VER[bats-core]} sha256:${sha[bats-core]}" \
-    --arg sup_v "${L_VER[bats-support]}" --arg sup_src "npm bats-support ${L_VER[bats-support]} sha256:${sha[bats-support]}" \
-    --arg ass_v "${L_VER[bats-assert]}" --arg ass_src "npm bats-assert ${L_VER[bats-assert]} sha256:${sha[bats-assert]}" \
-    --arg file_v "${L_VER[bats-file]}" --arg file_src "Debian bats-file ${L_VER[bats-file]} sha256:${sha[bats-file]}" \
-    --arg inputs "bundle/inputs.lock sha256:$lock_sha" \
-    '{
-      name: "archy-gate",
-      version: $version,
-      entry: "lifecycle/run-gate.sh",
-      tools: [
-        {name: "jq", version: $jq_v, path: "bin/jq", source: $jq_src},
-        {name: "bash", version: $bash_v, path: "bin/bash", source: $bash_src},
-        {name: "bats-core", version: $bats_v, path: "lib/bats-core/bin/bats", source: $bats_src},
-        {name: "bats-support", version: $sup_v, path: "lib/bats-support/load.bash", source: $sup_src},
-        {name: "bats-assert", version: $ass_v, path: "lib/bats-assert/load.bash", source: $ass_src},
-        {name: "bats-file", version: $file_v, path: "lib/bats-file/load.bash", source: $file_src}
-      ],
-      sources: {builder: "bundle/build.sh", inputs: $inputs}
-    }' >"$st/stage.json"
-  chmod 0644 "$st/stage.json"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -446,6 +461,11 @@ main() {
     -h | --help)
       usage
       return 0
+      ;;
+    --inputs-only)
+      mode=inputs
+      arg=${2-}
+      [[ -n $arg && $# -eq 2 ]] || die "usage: $0 --inputs-only DIR"
       ;;
     --stage-only)
       mode=stage
@@ -479,7 +499,7 @@ main() {
       build_jq
       check_jq "${arg:-$JQ_DIR/jq}" "$JQ_DIR"
       ;;
-    stage)
+    stage | inputs)
       if [[ -e $arg ]]; then
         [[ -d $arg && -z $(ls -A "$arg") ]] || die "$arg exists and is not an empty dir"
       fi
@@ -488,10 +508,10 @@ main() {
       parent=$(dirname "$arg")
       mkdir -p "$parent"
       mktmp partial "$parent" ".${arg##*/}.partial"
-      stage "$(cd "$partial" && pwd)"
+      "${mode/inputs/gather}" "$(cd "$partial" && pwd)"
       [[ ! -d $arg ]] || rmdir -- "$arg"
       mv -T -- "$partial" "$arg"
-      log "staged the bundle tree in $arg"
+      log "$([[ $mode == stage ]] && echo "staged the bundle tree" || echo "gathered the inputs") in $arg"
       ;;
     build)
       local st out

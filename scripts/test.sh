@@ -27,6 +27,9 @@ step "the bundle (bundle/build.sh)"
 bundle/build.sh target/test-bundle
 bundle_dir=$(pwd)/target/test-bundle
 
+step "the flake (nix/), against the offline stand-in for nixpkgs"
+bash scripts/test-nix.sh "$static_launcher"
+
 step "tests"
 ARCHY_GATE_STATIC_LAUNCHER=$static_launcher ARCHY_GATE_BUNDLE_DIR=$bundle_dir \
   cargo test --locked --workspace --no-fail-fast 2>&1 | tee target/test.log

@@ -1,0 +1,125 @@
+{
+  description = "archy-gate: Archy's lifecycle gate, with everything it needs, as one static file";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.11";
+
+  outputs =
+    { self, nixpkgs }:
+    let
+      systems = [
+        "x86_64-linux"
+        "aarch64-linux"
+      ];
+      forAllSystems =
+        f:
+        builtins.listToAttrs (
+          map (system: {
+            name = system;
+            value = f nixpkgs.legacyPackages.${system};
+          }) systems
+        );
+
+      # The launcher: static (musl) from pkgsStatic, or native for running its tests.
+      launcherFor = pkgs: import ./nix/launcher.nix { inherit (pkgs.pkgsStatic) rustPlatform; };
+
+      # A bundle of any lifecycle suite, for Archy's own flake:
+      #   archy-gate.lib.mkBundle { pkgs = nixpkgs.legacyPackages.${system};
+      #                             lifecycle = ./tests/lifecycle; }
+      # Optional: launcher, name, version, entry, sourceDateEpoch (see nix/bundle.nix).
+      mkBundle =
+        args@{ pkgs, lifecycle, ... }: import ./nix/bundle.nix ({ launcher = launcherFor pkgs; } // args);
+
+      bundleFor =
+        pkgs:
+        mkBundle {
+          inherit pkgs;
+          lifecycle = ./bundle/lifecycle;
+          # the commit time, as bundle/build.sh takes it
+          sourceDateEpoch = self.lastModified or 315532800;
+        };
+    in
+    {
+      lib = { inherit mkBundle; };
+
+      packages = forAllSystems (pkgs: rec {
+        launcher = launcherFor pkgs;
+        bundle = bundleFor pkgs;
+        default = bundle;
+      });
+
+      apps = forAllSystems (pkgs: rec {
+        # `nix run . -- inspect`: the single file is itself the launcher.
+        archy-gate = {
+          type = "app";
+          program = "${bundleFor pkgs}/archy-gate";
+          meta.description = "The bundle: the launcher with the gate appended";
+        };
+        launcher = {
+          type = "app";
+          program = "${launcherFor pkgs}/bin/launcher";
+          meta.description = "The launcher alone (pack, fleet, ...)";
+        };
+        default = archy-gate;
+      });
+
+      checks = forAllSystems (
+        pkgs:
+        let
+          launcher = launcherFor pkgs;
+          bundle = bundleFor pkgs;
+        in
+        {
+          # Builds only if static and free of store paths (allowedReferences = [ ]).
+          inherit bundle;
+
+          # The bundle verifies against its own SHA256SUMS and unpacks with its own launcher.
+          bundle-verify = pkgs.runCommand "archy-gate-bundle-verify" { } ''
+            set -eu
+            pin=$(sed -n 's/ .*archy-gate$//p' ${bundle}/SHA256SUMS)
+            ${bundle}/archy-gate verify ${bundle}/archy-gate --sha256 "$pin"
+            ${bundle}/archy-gate extract ${bundle}/archy-gate --to "$TMPDIR/x"
+            test -x "$TMPDIR/x/bin/bash" && test -x "$TMPDIR/x/bin/jq"
+            touch "$out"
+          '';
+
+          # The launcher's black-box tests that need no root, network or bare node, run by
+          # cargo against a native build, with the static launcher to head bundles.
+          launcher-tests = import ./nix/launcher.nix {
+            inherit (pkgs) rustPlatform;
+            doCheck = true;
+            extraArgs = {
+              ARCHY_GATE_STATIC_LAUNCHER = "${launcher}/bin/launcher";
+              checkType = "debug";
+            };
+            cargoTestFlags = [
+              "-p"
+              "launcher"
+              "--bins"
+              "--test"
+              "pack"
+              "--test"
+              "verify"
+              "--test"
+              "bad_bundles"
+            ];
+          };
+        }
+      );
+
+      devShells = forAllSystems (pkgs: {
+        default = pkgs.mkShell {
+          packages = [
+            pkgs.cargo
+            pkgs.rustc
+            pkgs.clippy
+            pkgs.rustfmt
+            pkgs.shellcheck
+            pkgs.nixfmt
+            pkgs.jq
+          ];
+        };
+      });
+
+      formatter = forAllSystems (pkgs: pkgs.nixfmt);
+    };
+}
