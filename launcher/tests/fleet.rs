@@ -152,17 +152,6 @@ fn all_text(dir: &Path) -> Vec<(PathBuf, String)> {
     out
 }
 
-fn cmdlines() -> String {
-    let mut all = String::new();
-    for item in fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(bytes) = fs::read(item.path().join("cmdline")) {
-            all.push_str(&String::from_utf8_lossy(&bytes));
-            all.push('\n');
-        }
-    }
-    all
-}
-
 #[test]
 fn four_green_nodes_primary_first_one_connection_each() {
     let nodes = vec![
@@ -186,7 +175,7 @@ fn four_green_nodes_primary_first_one_connection_each() {
         thread::spawn(move || {
             let mut looks = 0;
             while !done.load(Ordering::SeqCst) {
-                let all = cmdlines();
+                let all = support::all_cmdlines();
                 if let Some(line) = all.lines().find(|l| l.contains(PASSWORD)) {
                     panic!("the password is in a process's argv: {line:?}");
                 }

@@ -304,17 +304,6 @@ fn sigterm_ends_the_whole_gate_tree_and_records_the_interruption() {
     );
 }
 
-fn all_cmdlines() -> String {
-    let mut all = String::new();
-    for item in fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(bytes) = fs::read(item.path().join("cmdline")) {
-            all.push_str(&String::from_utf8_lossy(&bytes));
-            all.push('\n');
-        }
-    }
-    all
-}
-
 #[test]
 fn the_password_stays_out_of_argv_logs_records_and_errors() {
     let tmp = tempfile::tempdir().unwrap();
@@ -359,7 +348,7 @@ fn the_password_stays_out_of_argv_logs_records_and_errors() {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(3) {
             assert!(
-                !all_cmdlines().contains(PASSWORD),
+                !support::all_cmdlines().contains(PASSWORD),
                 "{how}: the password is in a /proc/*/cmdline"
             );
             seen_running |= wd.join("runs").exists();

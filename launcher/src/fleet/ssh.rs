@@ -212,25 +212,8 @@ impl Ssh {
         }
     }
 
-    fn run_once(&mut self, command: &str, input: &[u8]) -> Result<Output, SshError> {
-        self.connect()?;
-        let mut child = self
-            .session(command)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| SshError::Link(format!("cannot run ssh: {e}")))?;
-        let mut stdin = child.stdin.take().expect("piped");
-        let input = input.to_vec();
-        let writer = thread::spawn(move || {
-            let _ = stdin.write_all(&input);
-        });
-        let out = child
-            .wait_with_output()
-            .map_err(|e| SshError::Link(e.to_string()))?;
-        let _ = writer.join();
-        self.finish(out.status.code(), out.stdout, out.stderr)
+    fn run_once(&mut self, command: &str, mut input: &[u8]) -> Result<Output, SshError> {
+        self.run_streaming(command, &mut input, &mut |_| {})
     }
 
     /// Streams `source` to `command`'s stdin, counting the bytes handed to

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{launch, real_bundle_dir, static_launcher, Run};
+use super::{real_bundle_dir, static_launcher, Run, Stage};
 
 /// Packs a bundle whose entry script is `gate` (bash) into `dir/out`;
 /// returns the single file.
@@ -25,15 +25,5 @@ pub fn bundle_with_gate(dir: &Path, gate: &str) -> PathBuf {
     fs::remove_dir_all(stage.join("lifecycle")).unwrap();
     fs::create_dir(stage.join("lifecycle")).unwrap();
     fs::write(stage.join("lifecycle/run-gate.sh"), gate).unwrap();
-    let out = dir.join("out");
-    launch([
-        "pack".as_ref(),
-        stage.as_os_str(),
-        "--launcher".as_ref(),
-        static_launcher().as_os_str(),
-        "--out".as_ref(),
-        out.as_os_str(),
-    ])
-    .expect(0);
-    out.join("archy-gate")
+    Stage::new(&stage).pack(&dir.join("out"))
 }

@@ -213,3 +213,15 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// Every process's command line, one per line: tests look for the password.
+pub fn all_cmdlines() -> String {
+    let mut all = String::new();
+    for item in fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(bytes) = fs::read(item.path().join("cmdline")) {
+            all.push_str(&String::from_utf8_lossy(&bytes).replace('\0', " "));
+            all.push('\n');
+        }
+    }
+    all
+}
