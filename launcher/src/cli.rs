@@ -249,12 +249,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// A run id (or its unique prefix) or run dir [default: the latest run]
-    #[arg(value_name = "RUN")]
-    pub run: Option<String>,
-    /// Look for runs only in this work dir
-    #[arg(long, value_name = "DIR")]
-    pub workdir: Option<Utf8PathBuf>,
+    #[command(flatten)]
+    pub select: RunSelector,
     /// Print the run record as JSON
     #[arg(long)]
     pub json: bool,
@@ -262,12 +258,8 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// A run id (or its unique prefix) or run dir [default: the latest run]
-    #[arg(value_name = "RUN")]
-    pub run: Option<String>,
-    /// Look for runs only in this work dir
-    #[arg(long, value_name = "DIR")]
-    pub workdir: Option<Utf8PathBuf>,
+    #[command(flatten)]
+    pub select: RunSelector,
     /// Keep printing until the run ends
     #[arg(long, short = 'f')]
     pub follow: bool,
@@ -275,12 +267,8 @@ pub struct LogsArgs {
 
 #[derive(Debug, Args)]
 pub struct WaitArgs {
-    /// A run id (or its unique prefix) or run dir [default: the latest run]
-    #[arg(value_name = "RUN")]
-    pub run: Option<String>,
-    /// Look for runs only in this work dir
-    #[arg(long, value_name = "DIR")]
-    pub workdir: Option<Utf8PathBuf>,
+    #[command(flatten)]
+    pub select: RunSelector,
     /// Give up after this many seconds (exit 5)
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
@@ -370,4 +358,15 @@ pub struct FleetReadArgs {
     /// Print the state as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+/// Which run `status`, `logs` and `wait` mean.
+#[derive(Debug, Args)]
+pub struct RunSelector {
+    /// A run id (or its unique prefix) or run dir [default: the latest run]
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+    /// Look for runs only in this work dir
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<Utf8PathBuf>,
 }

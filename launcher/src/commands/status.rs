@@ -24,7 +24,7 @@ fn current(mut record: RunRecord) -> RunRecord {
 }
 
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
-    let record = current(find(&args.run, &args.workdir)?);
+    let record = current(find(&args.select.run, &args.select.workdir)?);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&record)?);
         return Ok(());
@@ -67,7 +67,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
 }
 
 pub fn logs(args: LogsArgs) -> anyhow::Result<()> {
-    let record = find(&args.run, &args.workdir)?;
+    let record = find(&args.select.run, &args.select.workdir)?;
     let path = record.run_dir().join(runs::LOG);
     let mut out = std::io::stdout();
     let mut offset = 0u64;
@@ -94,7 +94,7 @@ pub fn logs(args: LogsArgs) -> anyhow::Result<()> {
 }
 
 pub fn wait(args: WaitArgs) -> anyhow::Result<()> {
-    let first = find(&args.run, &args.workdir)?;
+    let first = find(&args.select.run, &args.select.workdir)?;
     let deadline = args
         .timeout
         .map(|s| Instant::now() + Duration::from_secs(s));
