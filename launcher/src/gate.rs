@@ -3,7 +3,7 @@
 //! redacted) to gate.log and the terminal, signals passed to the whole group,
 //! and nothing of it left running afterwards.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
@@ -18,6 +18,7 @@ use crate::reports;
 use crate::runs::{RunRecord, RunState, LOG};
 use crate::secret::{Redactor, Secret};
 use crate::signals;
+use crate::trust::{Create, PrivateDir};
 
 /// How long the gate has to end after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(10);
@@ -78,11 +79,10 @@ pub fn supervise(
 ) -> anyhow::Result<RunState> {
     signals::install();
     let run_dir = record.run_dir();
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(run_dir.join(LOG))
-        .with_context(|| format!("cannot open {run_dir}/{LOG}"))?;
+    // Ours alone, made new: nothing planted can be written through.
+    let log = PrivateDir::open(&run_dir, Create::No)?
+        .create_file(LOG, 0o600)
+        .with_context(|| format!("cannot create {run_dir}/{LOG}"))?;
     let redactor = Redactor::new(secret);
     let (reader, writer) = io::pipe().context("cannot make a pipe for the gate's output")?;
     let mut cmd = command(record, secret);

@@ -1,32 +1,31 @@
 //! The node lock: one gate at a time per work dir. An flock on
 //! `<workdir>/gate.lock`, released by the kernel when its holder dies, so a
 //! crashed run never leaves a stale lock. The file names the holding run.
+//! It is 0600 in the private work dir (trust.rs): no other uid can open it,
+//! let alone hold it to keep every run out.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 
 use anyhow::Context;
-use camino::Utf8Path;
 
 use crate::exit::{fail, ExitStatus};
+use crate::trust::PrivateDir;
 
 /// The environment variable that hands the held lock to a detached supervisor.
 pub const LOCK_FD_ENV: &str = "ARCHY_GATE_LOCK_FD";
+const LOCK_FILE: &str = "gate.lock";
 
 pub struct NodeLock {
     file: File,
 }
 
 impl NodeLock {
-    pub fn acquire(workdir: &Utf8Path, run_id: &str) -> anyhow::Result<NodeLock> {
-        let path = workdir.join("gate.lock");
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
+    pub fn acquire(workdir: &PrivateDir, run_id: &str) -> anyhow::Result<NodeLock> {
+        let path = workdir.path().join(LOCK_FILE);
+        let mut file = workdir
+            .open_or_create_file(LOCK_FILE, 0o600)
             .with_context(|| format!("cannot open the node lock {path}"))?;
         // SAFETY: flock on an fd we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {

@@ -22,6 +22,7 @@ mod runs;
 mod secret;
 mod signals;
 mod trailer;
+mod trust;
 mod unpack;
 mod workdir;
 

@@ -14,6 +14,8 @@ use anyhow::Context;
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{json, Value};
 
+use crate::trust::{Create, PrivateDir};
+
 /// Where the node keeps its CA certificate, when it has one.
 pub const NODE_CA_CANDIDATES: &[&str] = &[
     "/etc/archy/ca.crt",
@@ -159,9 +161,16 @@ impl RpcClient {
 
     /// Keeps the session cookie in `path` across processes (the suite calls
     /// `launcher rpc` once per request).
+    /// Only a file in a dir the caller owns counts (trust.rs): a cookie
+    /// another user planted is never sent.
     pub fn with_session_file(mut self, path: Utf8PathBuf) -> RpcClient {
-        self.cookie = fs::read_to_string(&path)
-            .ok()
+        self.cookie = session_dir(&path)
+            .and_then(|(dir, name)| dir.open_file(name).ok())
+            .and_then(|mut f| {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut f, &mut text).ok()?;
+                Some(text)
+            })
             .map(|c| c.trim().to_string())
             .filter(|c| !c.is_empty());
         self.session_file = Some(path);
@@ -248,18 +257,20 @@ impl RpcClient {
     }
 }
 
+/// The session file's dir, when it is the caller's own, and its name.
+fn session_dir(path: &Utf8Path) -> Option<(PrivateDir, &str)> {
+    let name = path.file_name()?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_str().is_empty() => p,
+        _ => Utf8Path::new("."),
+    };
+    Some((PrivateDir::open(parent, Create::No).ok()?, name))
+}
+
 fn write_private(path: &Utf8Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    fs::rename(tmp, path)
+    let (dir, name) = session_dir(path)
+        .ok_or_else(|| std::io::Error::other(format!("{path} is not in a dir of yours alone")))?;
+    dir.write_atomic(name, text.as_bytes(), 0o600)
 }
 
 #[cfg(test)]

@@ -1,17 +1,20 @@
 //! Run records: `<workdir>/runs/<run-id>/` holds `run.json` (this module's
 //! [`RunRecord`]), `gate.log`, and whatever TAP or JUnit the gate dropped.
 //! The record is the plan a run carries out as well as its result, so a
-//! detached supervisor needs nothing else to start the gate.
+//! detached supervisor needs nothing else to start the gate. Run dirs are
+//! made exclusively in the private work dir, and only records in dirs the
+//! caller owns are read back (trust.rs).
 
-use std::fs;
+use std::io::Read;
 
 use anyhow::Context;
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 
-use crate::exit::{fail, ExitStatus};
+use crate::exit::{fail, ExitStatus, WithStatus};
 use crate::host::HostFacts;
 use crate::reports::TestCounts;
+use crate::trust::{Create, PrivateDir};
 
 pub const RECORD: &str = "run.json";
 pub const LOG: &str = "gate.log";
@@ -105,19 +108,31 @@ impl RunRecord {
         runs_dir(&self.workdir).join(&self.run_id)
     }
 
-    /// Writes `run.json` atomically: readers never see half a record.
+    /// Writes `run.json` atomically (readers never see half a record),
+    /// readable by the caller alone.
     pub fn save(&self) -> anyhow::Result<()> {
         let dir = self.run_dir();
-        let tmp = dir.join(".run.json.tmp");
+        let private = PrivateDir::open(&dir, Create::No)?;
         let mut text = serde_json::to_vec_pretty(self)?;
         text.push(b'\n');
-        fs::write(&tmp, text).with_context(|| format!("cannot write {tmp}"))?;
-        fs::rename(&tmp, dir.join(RECORD)).with_context(|| format!("cannot write {dir}/{RECORD}"))
+        private
+            .write_atomic(RECORD, &text, 0o600)
+            .with_context(|| format!("cannot write {dir}/{RECORD}"))
     }
 
+    /// Reads `run.json` from a run dir the caller owns.
     pub fn load(run_dir: &Utf8Path) -> anyhow::Result<RunRecord> {
-        let path = run_dir.join(RECORD);
-        let text = fs::read(&path).with_context(|| format!("cannot read {path}"))?;
+        let private = PrivateDir::open(run_dir, Create::No)?;
+        RunRecord::load_from(&private)
+    }
+
+    fn load_from(run_dir: &PrivateDir) -> anyhow::Result<RunRecord> {
+        let path = run_dir.path().join(RECORD);
+        let mut text = Vec::new();
+        run_dir
+            .open_file(RECORD)
+            .and_then(|mut f| f.read_to_end(&mut text))
+            .with_context(|| format!("cannot read {path}"))?;
         serde_json::from_slice(&text).with_context(|| format!("{path} is not a run record"))
     }
 
@@ -137,7 +152,7 @@ pub fn alive(pid: u32) -> bool {
 }
 
 pub fn runs_dir(workdir: &Utf8Path) -> Utf8PathBuf {
-    workdir.join("runs")
+    workdir.join(RUNS)
 }
 
 /// A new run id: start time, then the pid, so ids sort by start.
@@ -145,41 +160,110 @@ pub fn new_run_id(unix: u64) -> String {
     format!("{}-{}", crate::clock::compact(unix), std::process::id())
 }
 
-/// Finds a run: `RUN` is a run id, a unique prefix of one, or a run dir;
-/// without it, the latest run in any candidate work dir.
-pub fn find(run: Option<&str>, workdir: Option<&Utf8Path>) -> anyhow::Result<RunRecord> {
-    if let Some(arg) = run {
-        let as_dir = Utf8Path::new(arg);
-        if as_dir.join(RECORD).is_file() {
-            return RunRecord::load(as_dir);
-        }
+fn taken(workdir: &PrivateDir, id: &str) -> anyhow::Error {
+    fail(
+        ExitStatus::Usage,
+        format!(
+            "a run {id} already exists in {}: `launcher status {id}` shows it",
+            workdir.path()
+        ),
+    )
+}
+
+/// Refuses a run id that names an existing run.
+pub fn check_free(workdir: &PrivateDir, id: &str) -> anyhow::Result<()> {
+    match workdir.open_dir(RUNS).map(|runs| runs.open_dir(id)) {
+        Ok(Err(e)) if e.missing => Ok(()),
+        Err(e) if e.missing => Ok(()),
+        _ => Err(taken(workdir, id)),
     }
-    let mut all: Vec<RunRecord> = Vec::new();
+}
+
+/// Makes the run's dir, exclusively: a run id names one run only.
+pub fn create_run_dir(workdir: &PrivateDir, id: &str) -> anyhow::Result<PrivateDir> {
+    let runs = workdir.ensure_dir(RUNS)?;
+    runs.create_dir(id)?.ok_or_else(|| taken(workdir, id))
+}
+
+const RUNS: &str = "runs";
+
+/// The records the caller can trust, and what was passed over and why.
+struct Found {
+    records: Vec<RunRecord>,
+    ignored: Vec<String>,
+}
+
+fn trusted_records(workdir: Option<&Utf8Path>) -> Found {
+    let mut found = Found {
+        records: Vec::new(),
+        ignored: Vec::new(),
+    };
     for dir in crate::workdir::candidates(workdir) {
-        let Ok(items) = fs::read_dir(runs_dir(&dir)) else {
-            continue;
-        };
-        for item in items.flatten() {
-            let Ok(path) = Utf8PathBuf::from_path_buf(item.path()) else {
+        let private = match PrivateDir::open(&dir, Create::No) {
+            Ok(p) => p,
+            Err(e) if e.missing => continue,
+            Err(e) => {
+                found.ignored.push(e.to_string());
                 continue;
-            };
-            if let Ok(record) = RunRecord::load(&path) {
-                all.push(record);
+            }
+        };
+        let runs = match private.open_dir(RUNS) {
+            Ok(r) => r,
+            Err(e) if e.missing => continue,
+            Err(e) => {
+                found.ignored.push(e.to_string());
+                continue;
+            }
+        };
+        for name in runs.list().unwrap_or_default() {
+            let loaded = runs
+                .open_dir(&name)
+                .map_err(anyhow::Error::from)
+                .and_then(|run| RunRecord::load_from(&run));
+            match loaded {
+                Ok(record) if record.run_id == name && record.workdir == private.path() => {
+                    found.records.push(record)
+                }
+                Ok(_) => found.ignored.push(format!(
+                    "{}/{name}: its record names another run or work dir",
+                    runs.path()
+                )),
+                Err(e) => found.ignored.push(format!("{e:#}")),
             }
         }
     }
+    found
+}
+
+/// Finds a run: `RUN` is a run dir when it holds a '/', else a run id or a
+/// unique prefix of one; without it, the latest run in any candidate work
+/// dir. Only dirs and records the caller owns count: anything another uid
+/// made is passed over, and said so on stderr.
+pub fn find(run: Option<&str>, workdir: Option<&Utf8Path>) -> anyhow::Result<RunRecord> {
+    if let Some(arg) = run.filter(|a| a.contains('/')) {
+        return RunRecord::load(Utf8Path::new(arg)).status(ExitStatus::Usage, || {
+            format!("{arg} is no run dir of yours: name a run by its id, or its dir")
+        });
+    }
+    let Found { records, ignored } = trusted_records(workdir);
+    for why in &ignored {
+        eprintln!("note: ignored {why}");
+    }
     let searched = crate::workdir::candidates(workdir)
         .iter()
-        .map(|d| runs_dir(d).to_string())
+        .map(|d| d.join(RUNS).to_string())
         .collect::<Vec<_>>()
         .join(", ");
     match run {
-        None => all
+        None => records
             .into_iter()
             .max_by(|a, b| (a.started_unix, &a.run_id).cmp(&(b.started_unix, &b.run_id)))
             .ok_or_else(|| fail(ExitStatus::Usage, format!("no runs recorded in {searched}"))),
         Some(id) => {
-            let mut matching: Vec<RunRecord> = all
+            if let Some(exact) = records.iter().position(|r| r.run_id == id) {
+                return Ok(records.into_iter().nth(exact).expect("found"));
+            }
+            let mut matching: Vec<RunRecord> = records
                 .into_iter()
                 .filter(|r| r.run_id.starts_with(id))
                 .collect();

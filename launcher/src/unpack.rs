@@ -10,7 +10,7 @@
 use std::cell::Cell;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{symlink, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -22,6 +22,7 @@ use crate::bundle::Bundle;
 use crate::digest::HashingWriter;
 use crate::exit::{fail, ExitStatus};
 use crate::manifest::{check_path, Entry, Manifest, MANIFEST_MAX_BYTES, MANIFEST_NAME};
+use crate::trust::PrivateDir;
 
 /// What a payload held, once every entry was checked.
 pub struct Unpacked {
@@ -442,51 +443,93 @@ pub enum Prepared {
     Rebuilt(String),
 }
 
-/// Makes `dir` an unpacked copy of `bundle`: reuses a complete one after
-/// re-checking every entry against the manifest, rebuilds a damaged one.
-pub fn ensure(bundle: &Bundle, dir: &Utf8Path) -> anyhow::Result<(Manifest, Prepared)> {
+/// Makes `bdir/name` an unpacked copy of `bundle`: reuses a complete one
+/// that is ours alone after re-checking every entry against the manifest,
+/// replaces anything else. The caller holds the node lock, so whatever
+/// partial or stale dirs lie in `bdir` belong to runs that died: they go.
+pub fn ensure(
+    bundle: &Bundle,
+    bdir: &PrivateDir,
+    name: &str,
+) -> anyhow::Result<(Manifest, Prepared)> {
+    sweep_leftovers(bdir);
+    let dir = bdir.path().join(name);
     let mut why = None;
-    if dir.exists() {
-        let manifest = read_manifest_only(bundle)?;
-        match check_tree(dir, &manifest) {
-            Ok(()) => return Ok((manifest, Prepared::Reused)),
-            Err(problem) => {
-                let stale = dir.with_file_name(format!(
-                    ".{}.stale-{}",
-                    dir.file_name().unwrap_or("bundle"),
-                    std::process::id()
-                ));
-                fs::rename(dir, &stale).with_context(|| format!("cannot move aside {dir}"))?;
-                fs::remove_dir_all(&stale).with_context(|| format!("cannot remove {stale}"))?;
-                why = Some(problem);
+    match bdir.open_dir(name) {
+        Ok(_) => {
+            let manifest = read_manifest_only(bundle)?;
+            match check_tree(&dir, &manifest) {
+                Ok(()) => return Ok((manifest, Prepared::Reused)),
+                Err(problem) => why = Some(problem),
             }
         }
+        Err(e) if e.missing => {}
+        Err(e) => why = Some(e.why),
     }
-    match unpack_to(bundle, dir) {
+    if why.is_some() {
+        bdir.remove_all(name)
+            .with_context(|| format!("cannot remove {dir}"))?;
+    }
+    let staging = format!(".{name}.partial-{}", std::process::id());
+    bdir.remove_all(&staging)?;
+    let Some(_) = bdir.create_dir(&staging)? else {
+        return Err(fail(
+            ExitStatus::Environment,
+            format!("cannot make {}/{staging}", bdir.path()),
+        ));
+    };
+    let staged = bdir.path().join(&staging);
+    let unpacked = unpack(bundle, Some(staged.as_std_path())).and_then(|unpacked| {
+        fs::set_permissions(&staged, fs::Permissions::from_mode(0o755))?;
+        bdir.rename(&staging, name)
+            .with_context(|| format!("cannot move the unpacked bundle into {dir}"))?;
+        Ok(unpacked)
+    });
+    match unpacked {
         Ok(unpacked) => Ok((
             unpacked.manifest,
             why.map_or(Prepared::Unpacked, Prepared::Rebuilt),
         )),
-        // Another run unpacked the same bundle meanwhile: use theirs if whole.
-        Err(_) if dir.exists() => {
-            let manifest = read_manifest_only(bundle)?;
-            check_tree(dir, &manifest)
-                .map_err(|p| fail(ExitStatus::Environment, format!("{dir}: {p}")))?;
-            Ok((manifest, Prepared::Reused))
+        Err(e) => {
+            let _ = bdir.remove_all(&staging);
+            Err(e)
         }
-        Err(e) => Err(e),
+    }
+}
+
+/// Removes what runs killed mid-unpack (or mid-removal) left behind.
+fn sweep_leftovers(bdir: &PrivateDir) {
+    for name in bdir.list().unwrap_or_default() {
+        if name.starts_with('.') && (name.contains(".partial-") || name.contains(".stale-")) {
+            let _ = bdir.remove_all(&name);
+        }
     }
 }
 
 /// Compares an unpacked tree with its manifest: every entry there with its
-/// kind, size, mode, sha256 or target, and nothing else.
+/// kind, size, mode, sha256 or target, and nothing else; every entry ours
+/// and writable by no one else, or another uid could change it after the
+/// check.
 pub fn check_tree(dir: &Utf8Path, manifest: &Manifest) -> Result<(), String> {
+    let me = crate::trust::my_uid();
     let mut listed = std::collections::HashSet::new();
     for entry in &manifest.files {
         let path = entry.path();
         listed.insert(path.to_string());
         let on_disk = dir.join(path);
         let meta = fs::symlink_metadata(&on_disk).map_err(|_| format!("{path} is missing"))?;
+        if meta.uid() != me {
+            return Err(format!(
+                "{path} is owned by uid {}, not by you (uid {me})",
+                meta.uid()
+            ));
+        }
+        if !meta.file_type().is_symlink() && meta.mode() & 0o022 != 0 {
+            return Err(format!(
+                "{path} is writable by others (mode {:04o})",
+                meta.mode() & 0o7777
+            ));
+        }
         match entry {
             Entry::Dir { .. } if !meta.is_dir() => {
                 return Err(format!("{path} is not a directory"))

@@ -1,19 +1,22 @@
 //! Choosing where a bundle is unpacked and runs are recorded: the first
-//! candidate where a file really executes. A noexec mount is found by
-//! executing a probe (the launcher itself), never guessed from mount
-//! options; free space is only advice, since some filesystems report none.
+//! candidate that is ours alone (trust.rs: a dir another uid made, or can
+//! write, is passed over, saying which and why) and where a file really
+//! executes. A noexec mount is found by executing a probe (the launcher
+//! itself), never guessed from mount options; free space is only advice,
+//! since some filesystems report none.
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::io::Write;
 use std::process::{Command, Stdio};
 
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::commands::human_size;
 use crate::exit::{fail, ExitStatus};
+use crate::trust::{Create, PrivateDir};
 
 /// A chosen work dir, and what was passed over on the way.
 pub struct WorkDir {
+    pub dir: PrivateDir,
     pub path: Utf8PathBuf,
     /// Each candidate passed over, with the reason.
     pub passed_over: Vec<(Utf8PathBuf, String)>,
@@ -50,10 +53,11 @@ pub fn choose(flag: Option<&Utf8Path>, probe: &[u8], need: u64) -> anyhow::Resul
     let mut passed_over = Vec::new();
     for dir in candidates(flag) {
         match usable(&dir, probe) {
-            Ok(()) => {
+            Ok(private) => {
                 return Ok(WorkDir {
                     space_warning: space_warning(&dir, need),
-                    path: dir,
+                    path: private.path().to_owned(),
+                    dir: private,
                     passed_over,
                 })
             }
@@ -73,13 +77,24 @@ pub fn choose(flag: Option<&Utf8Path>, probe: &[u8], need: u64) -> anyhow::Resul
     ))
 }
 
-fn usable(dir: &Utf8Path, probe: &[u8]) -> Result<(), String> {
-    fs::create_dir_all(dir).map_err(|e| format!("cannot create it: {e}"))?;
-    let probe_path = dir.join(format!(".exec-probe-{}", std::process::id()));
+fn usable(dir: &Utf8Path, probe: &[u8]) -> Result<PrivateDir, String> {
+    let private = PrivateDir::open(dir, Create::Yes).map_err(|e| e.why)?;
+    // Ours and writable by us alone; an older launcher made it 0755.
+    private
+        .restrict()
+        .map_err(|e| format!("cannot chmod it 700: {e}"))?;
+    // Our own name in our own dir, created exclusively: nothing planted
+    // there can be written through or executed in its place.
+    let name = format!(".exec-probe-{}", std::process::id());
+    let _ = private.remove_all(&name);
+    let probe_path = private.path().join(&name);
     let result = (|| {
-        fs::write(&probe_path, probe).map_err(|e| format!("cannot write there: {e}"))?;
-        fs::set_permissions(&probe_path, fs::Permissions::from_mode(0o700))
-            .map_err(|e| format!("cannot chmod there: {e}"))?;
+        let mut file = private
+            .create_file(&name, 0o700)
+            .map_err(|e| format!("cannot write there: {e}"))?;
+        file.write_all(probe)
+            .map_err(|e| format!("cannot write there: {e}"))?;
+        drop(file); // a file open for writing cannot be executed
         let status = Command::new(&probe_path)
             .arg("--version")
             .stdin(Stdio::null())
@@ -98,8 +113,8 @@ fn usable(dir: &Utf8Path, probe: &[u8]) -> Result<(), String> {
             Err(format!("a test executable there failed ({status})"))
         }
     })();
-    let _ = fs::remove_file(&probe_path);
-    result
+    let _ = private.remove_all(&name);
+    result.map(|()| private)
 }
 
 fn space_warning(dir: &Utf8Path, need: u64) -> Option<String> {

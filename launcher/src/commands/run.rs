@@ -48,37 +48,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let now = clock::now_unix();
     let run_id = match &args.run_id {
         Some(id) => {
-            let valid = !id.is_empty()
-                && id.len() <= 128
-                && !id.starts_with('.')
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-            if !valid {
-                return Err(fail(
-                    ExitStatus::Usage,
-                    format!(
-                        "--run-id {id:?}: use letters, digits, '.', '_' and '-' (not first '.')"
-                    ),
-                ));
-            }
-            if runs::runs_dir(&work.path).join(id).exists() {
-                return Err(fail(
-                    ExitStatus::Usage,
-                    format!(
-                        "a run {id} already exists in {}: `launcher status {id}` shows it",
-                        work.path
-                    ),
-                ));
-            }
+            check_run_id(id)?;
+            runs::check_free(&work.dir, id)?;
             id.clone()
         }
         None => runs::new_run_id(now),
     };
-    let lock = NodeLock::acquire(&work.path, &run_id)?;
+    let lock = NodeLock::acquire(&work.dir, &run_id)?;
     let payload_hex = to_hex(&bundle.trailer.payload_sha256);
-    let bundle_dir = work.path.join("b").join(&payload_hex);
-    let (manifest, prepared) = unpack::ensure(&bundle, &bundle_dir)?;
+    let bdir = work.dir.ensure_dir("b")?;
+    let bundle_dir = bdir.path().join(&payload_hex);
+    let (manifest, prepared) = unpack::ensure(&bundle, &bdir, &payload_hex)?;
     match prepared {
         Prepared::Reused => eprintln!("bundle: reusing {bundle_dir} (re-checked)"),
         Prepared::Unpacked => eprintln!("bundle: unpacked into {bundle_dir}"),
@@ -154,8 +134,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         preflight: preflight.map(|r| r.to_json()),
         message: None,
     };
-    let run_dir = record.run_dir();
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {run_dir}"))?;
+    let run_dir = runs::create_run_dir(&work.dir, &run_id)?.path().to_owned();
     record.save()?;
 
     if args.detach {
@@ -187,8 +166,37 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     end_with(state, &record, &Redactor::new(Some(&secret)))
 }
 
+/// A user-given run id names a dir: letters, digits, '.', '_', '-', and
+/// never a hidden name ('.', '..').
+fn check_run_id(id: &str) -> anyhow::Result<()> {
+    let valid = !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err(fail(
+            ExitStatus::Usage,
+            format!("--run-id {id:?}: use letters, digits, '.', '_' and '-' (not first '.')"),
+        ))
+    }
+}
+
+/// What the detached supervisor gets on its stdin, and nothing else: the
+/// plan and the password travel together over a pipe no one else holds, so
+/// no file another process could swap decides what it runs.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Handoff {
+    record: RunRecord,
+    password: String,
+}
+
 /// The detached supervisor: the same executable, in a new session, handed
-/// the lock by fd and the password on a pipe (never argv or environment).
+/// the lock by fd and the plan and password on a pipe (never argv,
+/// environment or a file).
 fn detach(record: &mut RunRecord, lock: &NodeLock, secret: &Secret) -> anyhow::Result<u32> {
     use std::os::unix::process::CommandExt;
     let fd = lock.inheritable();
@@ -212,12 +220,17 @@ fn detach(record: &mut RunRecord, lock: &NodeLock, secret: &Secret) -> anyhow::R
     let mut child = child
         .spawn()
         .context("cannot start the detached supervisor")?;
-    // The supervisor reads the record only after its stdin closes, so this
-    // save is never raced: the record names a live supervisor from now on.
+    // The supervisor acts only once its stdin closes, so this save is never
+    // raced: the record names a live supervisor from now on.
     record.supervisor_pid = Some(child.id());
     record.save()?;
+    let handoff = Handoff {
+        record: record.clone(),
+        password: secret.expose().to_string(),
+    };
     let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin.write_all(secret.expose().as_bytes())?;
+    serde_json::to_writer(&mut stdin, &handoff)?;
+    stdin.flush()?;
     drop(stdin);
     Ok(child.id())
 }
@@ -225,10 +238,19 @@ fn detach(record: &mut RunRecord, lock: &NodeLock, secret: &Secret) -> anyhow::R
 /// `launcher __supervise RUN_DIR`: carries out a recorded plan, detached.
 pub fn supervise(args: SuperviseArgs) -> anyhow::Result<()> {
     let lock = NodeLock::from_env();
-    let mut password = String::new();
-    std::io::Read::read_to_string(&mut std::io::stdin(), &mut password)?;
-    let secret = Secret::from_pipe(password);
-    let mut record = RunRecord::load(&args.run_dir)?;
+    let handoff: Handoff = serde_json::from_reader(std::io::stdin().lock())
+        .context("the supervisor's handoff on stdin is not whole")?;
+    let secret = Secret::from_pipe(handoff.password);
+    let mut record = handoff.record;
+    if record.run_dir() != args.run_dir {
+        return Err(fail(
+            ExitStatus::Usage,
+            format!(
+                "__supervise {}: the handoff is for another run",
+                args.run_dir
+            ),
+        ));
+    }
     let state = gate::supervise(&mut record, Some(&secret), Echo::Nowhere)?;
     drop(lock);
     end_with(state, &record, &Redactor::new(Some(&secret)))

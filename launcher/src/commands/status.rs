@@ -10,6 +10,7 @@ use crate::cli::{LogsArgs, StatusArgs, WaitArgs};
 use crate::commands::run::summary;
 use crate::exit::{fail, ExitStatus};
 use crate::runs::{self, RunRecord};
+use crate::trust::{Create, PrivateDir};
 
 const POLL: Duration = Duration::from_millis(250);
 
@@ -68,7 +69,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
 
 pub fn logs(args: LogsArgs) -> anyhow::Result<()> {
     let record = find(&args.select.run, &args.select.workdir)?;
-    let path = record.run_dir().join(runs::LOG);
+    let run_dir = PrivateDir::open(&record.run_dir(), Create::No)?;
     let mut out = std::io::stdout();
     let mut offset = 0u64;
     loop {
@@ -77,7 +78,7 @@ pub fn logs(args: LogsArgs) -> anyhow::Result<()> {
             || current(RunRecord::load(&record.run_dir())?)
                 .state
                 .is_final();
-        if let Ok(mut file) = std::fs::File::open(&path) {
+        if let Ok(mut file) = run_dir.open_file(runs::LOG) {
             file.seek(SeekFrom::Start(offset))?;
             let mut chunk = Vec::new();
             file.read_to_end(&mut chunk)?;
