@@ -5,6 +5,7 @@
 //! dir, so `fleet status` works mid-run and a restarted run picks up.
 
 mod node;
+mod remote_dir;
 pub mod report;
 pub mod roster;
 mod ssh;
@@ -12,6 +13,7 @@ pub mod state;
 mod upload;
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -33,8 +35,6 @@ pub struct Plan {
     pub fleet_id: String,
     /// The fleet dir: state.json, reports, each node's fetched run.
     pub dir: Utf8PathBuf,
-    /// Short-pathed dir for the ssh control sockets.
-    pub control_dir: std::path::PathBuf,
     pub jobs: usize,
 }
 
@@ -69,7 +69,6 @@ impl Plan {
             &sha[..8],
             crate::clock::compact(crate::clock::now_unix())
         );
-        let control_dir = std::env::temp_dir().join(format!("agf-{}", std::process::id()));
         Ok(Plan {
             roster,
             bundle: bundle.to_owned(),
@@ -77,7 +76,6 @@ impl Plan {
             bundle_size: opened.len,
             fleet_id,
             dir,
-            control_dir,
             jobs: jobs.max(1),
         })
     }
@@ -207,7 +205,13 @@ impl Plan {
 /// Runs the plan. Returns the final state.
 pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
     std::fs::create_dir_all(&plan.dir).with_context(|| format!("cannot create {}", plan.dir))?;
-    std::fs::create_dir_all(&plan.control_dir)?;
+    // The ssh control sockets and master logs: a fresh 0700 dir with a name
+    // nobody can guess or plant first (mkdtemp), short enough for a socket
+    // path, removed when the run ends.
+    let control = tempfile::Builder::new()
+        .prefix("agf-")
+        .tempdir()
+        .context("cannot make a private dir for the ssh control sockets")?;
     let mut state = match FleetState::load(&plan.dir) {
         Ok(previous) if previous.bundle_sha256 == plan.bundle_sha256 => {
             eprintln!("fleet: picking up the run in {}", plan.dir);
@@ -225,7 +229,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
     let shared = Shared::new(plan.dir.clone(), state);
 
     let primaries: Vec<&Node> = plan.primaries();
-    run_phase(plan, &shared, &primaries);
+    run_phase(plan, &shared, &primaries, control.path());
     let snapshot = shared.snapshot();
     let blocking: Vec<String> = primaries
         .iter()
@@ -235,7 +239,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
         .collect();
     let others = plan.others();
     if blocking.is_empty() {
-        run_phase(plan, &shared, &others);
+        run_phase(plan, &shared, &others, control.path());
     } else {
         let why = format!("not started: primary {} did not pass", blocking.join(", "));
         eprintln!("fleet: {why}");
@@ -248,14 +252,14 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
             });
         }
     }
-    let _ = std::fs::remove_dir_all(&plan.control_dir);
+    drop(control);
     let state = shared.snapshot();
     report::write(&plan.dir, &state)?;
     Ok(state)
 }
 
 /// Drives `nodes` with at most `plan.jobs` at a time; settled ones are kept.
-fn run_phase(plan: &Plan, shared: &Shared, nodes: &[&Node]) {
+fn run_phase(plan: &Plan, shared: &Shared, nodes: &[&Node], control_dir: &Path) {
     let snapshot = shared.snapshot();
     let queue: VecDeque<Node> = nodes
         .iter()
@@ -269,7 +273,7 @@ fn run_phase(plan: &Plan, shared: &Shared, nodes: &[&Node]) {
             scope.spawn(move || loop {
                 let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
                 match next {
-                    Some(node) => node::drive(plan, &node, shared),
+                    Some(node) => node::drive(plan, &node, shared, control_dir),
                     None => break,
                 }
             });

@@ -28,13 +28,13 @@ fn say(node: &str, message: &str) {
 }
 
 /// Carries one node as far as it goes; records where it ended.
-pub fn drive(plan: &Plan, node: &Node, shared: &Shared) {
+pub fn drive(plan: &Plan, node: &Node, shared: &Shared, control_dir: &std::path::Path) {
     let name = node.name.clone();
     let mut ssh = Ssh::new(
         &node.ssh,
         &node.ssh_options,
         plan.roster.ssh_config.as_deref(),
-        &plan.control_dir,
+        control_dir,
         &name,
     );
     let outcome = steps(plan, node, shared, &mut ssh);
@@ -78,6 +78,8 @@ fn steps(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh) -> Step<()> {
         n.started_unix.get_or_insert(crate::clock::now_unix());
     });
     connect(ssh, name)?;
+    // Before anything there runs: the dir it runs from must be ours alone.
+    super::remote_dir::make_private(ssh, &node.remote_path).map_err(|why| (Phase::Error, why))?;
 
     let previous = shared.snapshot().node(name).clone();
     let remote = node.remote_path.clone();

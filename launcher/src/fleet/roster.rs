@@ -119,6 +119,28 @@ pub struct Roster {
     pub nodes: Vec<Node>,
 }
 
+/// The bundle's place on a node: an absolute path of plain names, whose dir
+/// the fleet makes private to the remote user (fleet/remote_dir.rs).
+fn check_remote_path(path: &str) -> Result<(), &'static str> {
+    let plain = |c: &str| {
+        !c.is_empty()
+            && c != "."
+            && c != ".."
+            && c.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+    };
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err("must be absolute");
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    if parts.len() < 2 || !parts.iter().all(|c| plain(c)) {
+        return Err(
+            "must be /DIR/.../FILE, each name letters, digits, '-', '_' and '.' (not '..')",
+        );
+    }
+    Ok(())
+}
+
 /// `~/x` → `$HOME/x`; relative paths are relative to the roster's directory.
 fn resolve(base: &Utf8Path, path: &str) -> Utf8PathBuf {
     if let Some(rest) = path.strip_prefix("~/") {
@@ -155,15 +177,26 @@ impl Roster {
         let mut names = HashSet::new();
         let mut nodes = Vec::new();
         for n in raw.node {
-            if n.name.is_empty()
+            // A name becomes a dir of the fleet dir and a file name: never
+            // `.`, `..` or a hidden name.
+            if !n.name.starts_with(|c: char| c.is_ascii_alphanumeric())
+                || n.name.len() > 64
                 || !n
                     .name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             {
                 return Err(bad(format!(
-                    "node name {:?} may hold only letters, digits, '-', '_' and '.'",
+                    "node name {:?}: start with a letter or digit, then letters, digits, '-', '_' and '.' (at most 64)",
                     n.name
+                )));
+            }
+            // ssh would take a leading '-' as an option (-oProxyCommand=…).
+            if n.ssh.is_empty() || n.ssh.starts_with('-') || n.ssh.chars().any(char::is_whitespace)
+            {
+                return Err(bad(format!(
+                    "node {}: ssh destination {:?} must be user@host or a Host from your ssh config (no leading '-', no spaces)",
+                    n.name, n.ssh
                 )));
             }
             if !names.insert(n.name.clone()) {
@@ -193,6 +226,16 @@ impl Roster {
                     n.name
                 )));
             }
+            let remote_path = n
+                .remote_path
+                .or_else(|| d.remote_path.clone())
+                .unwrap_or_else(|| DEFAULT_REMOTE_PATH.into());
+            check_remote_path(&remote_path).map_err(|why| {
+                bad(format!(
+                    "node {}: remote_path {remote_path:?} {why}",
+                    n.name
+                ))
+            })?;
             let mut ssh_options = d.ssh_options.clone();
             ssh_options.extend(n.ssh_options);
             nodes.push(Node {
@@ -208,10 +251,7 @@ impl Roster {
                     .host
                     .or_else(|| d.host.clone())
                     .unwrap_or_else(|| "127.0.0.1".into()),
-                remote_path: n
-                    .remote_path
-                    .or_else(|| d.remote_path.clone())
-                    .unwrap_or_else(|| DEFAULT_REMOTE_PATH.into()),
+                remote_path,
             });
         }
         if nodes.is_empty() {

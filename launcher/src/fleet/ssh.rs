@@ -113,7 +113,7 @@ impl Ssh {
         }
         Command::new("ssh")
             .args(&self.base)
-            .args(["-O", "check", &self.dest])
+            .args(["-O", "check", "--", &self.dest])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -139,6 +139,7 @@ impl Ssh {
                 "ControlMaster=yes",
                 "-o",
                 "ControlPersist=no",
+                "--",
                 &self.dest,
             ])
             .stdin(Stdio::null())
@@ -188,8 +189,8 @@ impl Ssh {
             "ControlMaster=no",
             "-o",
             "ProxyCommand=false",
-            &self.dest,
             "--",
+            &self.dest,
             command,
         ]);
         cmd
@@ -293,7 +294,7 @@ impl Ssh {
         if self.master.is_some() {
             let _ = Command::new("ssh")
                 .args(&self.base)
-                .args(["-O", "exit", &self.dest])
+                .args(["-O", "exit", "--", &self.dest])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
