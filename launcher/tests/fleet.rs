@@ -70,7 +70,7 @@ struct Fleet {
 impl Fleet {
     fn new() -> Fleet {
         Fleet {
-            dir: tempfile::tempdir().unwrap(),
+            dir: support::lab::scratch("fleet."),
             config: SshConfig::new(),
             entries: Vec::new(),
         }
@@ -509,4 +509,140 @@ fn a_restarted_fleet_run_follows_the_gate_it_started() {
     let n = node_report(&fleet.report(), "steady").clone();
     assert_eq!(n["phase"], "passed", "{n:#}");
     assert_eq!(n["iterations_passed"], 3, "{n:#}");
+}
+
+/// Runs `script` on `node`'s filesystem as uid 65534, the node's other user.
+fn as_attacker_on(node: &SshNode, script: &str) {
+    let run = Run::of(
+        Command::new("chroot")
+            .arg("--userspec=65534:65534")
+            .arg(node.root())
+            .args(["/bin/sh", "-c", script])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 0, "the attack did not set up: {}", run.stderr);
+}
+
+#[test]
+fn the_fleet_trusts_no_dir_another_user_made_on_either_side() {
+    let clean = Node::new("n-clean", "healthy");
+    let hijacked = Node::new("n-hijack", "healthy");
+    let part = Node::new("n-part", "healthy");
+    // On one node the attacker made the bundle dir and put the very bundle
+    // there (so its hash matches, and root would run their file); on
+    // another, a .part link to a file of root's.
+    as_attacker_on(&hijacked.ssh, "mkdir -m 777 /var/tmp/archy-gate-fleet");
+    let planted = hijacked.ssh.path("/var/tmp/archy-gate-fleet/archy-gate");
+    fs::copy(real_bundle_dir().join("archy-gate"), &planted).unwrap();
+    std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+    fs::write(part.ssh.path("/etc/victim"), "precious\n").unwrap();
+    as_attacker_on(
+        &part.ssh,
+        "mkdir -m 777 /var/tmp/archy-gate-fleet && ln -s /etc/victim /var/tmp/archy-gate-fleet/archy-gate.part",
+    );
+    let mut fleet = Fleet::new();
+    fleet.add(&clean, "primary");
+    fleet.add(&hijacked, "fleet");
+    fleet.add(&part, "fleet");
+    let roster = fleet.roster(1);
+
+    // The operator's host: the attacker planted a control dir for every pid,
+    // each with a master log linked to a file of root's.
+    let lab = support::lab::Lab::new();
+    let launcher = lab.copy_in(&support::launcher(), "launcher");
+    let bundle = lab.copy_in(&real_bundle_dir().join("archy-gate"), "archy-gate");
+    lab.write("victim-file", "precious\n");
+    let script = r#"
+as_nobody perl -e 'for (1..5000) { mkdir "/tmp/agf-$_", 0777; chmod 0777, "/tmp/agf-$_";
+  symlink "$ENV{LAB}/victim-file", "/tmp/agf-$_/$_.master.log" for qw(n-clean n-hijack n-part) }'
+code=0
+"$LAUNCHER" fleet run --roster "$ROSTER" --bundle "$BUNDLE" --jobs 3 --out "$OUT" || code=$?
+echo "exit=$code"
+echo "victim file: $(cat "$LAB/victim-file")"
+"#;
+    let out = fleet.out();
+    let run = lab.sh(
+        &[
+            ("LAUNCHER", launcher.to_str().unwrap()),
+            ("BUNDLE", bundle.to_str().unwrap()),
+            ("ROSTER", roster.to_str().unwrap()),
+            ("OUT", out.to_str().unwrap()),
+            ("ARCHY_PW_TEST", PASSWORD),
+        ],
+        script,
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("victim file: precious\n"),
+        "{}",
+        run.stdout
+    );
+    let report = fleet.report();
+    assert_eq!(node_report(&report, "n-clean")["phase"], "passed");
+    for name in ["n-hijack", "n-part"] {
+        let n = node_report(&report, name);
+        assert_eq!(n["phase"], "error", "{n:#}");
+        let reason = n["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("/var/tmp/archy-gate-fleet is owned by uid 65534"),
+            "{reason}"
+        );
+    }
+    assert!(
+        hijacked.runs().is_empty(),
+        "nothing ran from the planted file"
+    );
+    assert_eq!(
+        fs::read_to_string(part.ssh.path("/etc/victim")).unwrap(),
+        "precious\n"
+    );
+    assert_eq!(
+        fs::metadata(&planted)
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            .unwrap(),
+        65534,
+        "the planted file was left alone"
+    );
+}
+
+#[test]
+fn roster_names_and_destinations_that_could_escape_are_refused() {
+    let dir = support::lab::scratch("roster.");
+    for (node, said) in [
+        (
+            "name = \"..\"\nssh = \"root@n1\"",
+            "node name \"..\": start with a letter or digit",
+        ),
+        (
+            "name = \".hidden\"\nssh = \"root@n1\"",
+            "node name \".hidden\": start with a letter or digit",
+        ),
+        (
+            "name = \"n1\"\nssh = \"-oProxyCommand=touch /tmp/pwned\"",
+            "ssh destination \"-oProxyCommand=touch /tmp/pwned\" must be user@host",
+        ),
+        (
+            "name = \"n1\"\nssh = \"root@n1\"\nremote_path = \"/var/tmp/../etc/archy-gate\"",
+            "remote_path \"/var/tmp/../etc/archy-gate\" must be /DIR/.../FILE",
+        ),
+    ] {
+        let roster = dir.path().join("fleet.toml");
+        fs::write(
+            &roster,
+            format!("[[node]]\n{node}\nrole = \"dev\"\ngate = false\n"),
+        )
+        .unwrap();
+        let run = Run::of(
+            Command::new(support::launcher())
+                .args(["fleet", "plan", "--roster"])
+                .arg(&roster)
+                .arg("--bundle")
+                .arg(real_bundle_dir().join("archy-gate"))
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(run.code, 2, "{node}: {}", run.stderr);
+        assert!(run.stderr.contains(said), "{node}: {}", run.stderr);
+    }
 }

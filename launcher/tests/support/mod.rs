@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 pub mod bare_node;
 pub mod flaky_proxy;
 pub mod gate_bundle;
+pub mod lab;
 pub mod ssh_node;
 pub mod standin;
 

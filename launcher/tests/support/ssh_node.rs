@@ -386,7 +386,10 @@ impl Default for SshConfig {
 
 impl SshConfig {
     pub fn new() -> SshConfig {
-        let dir = tempfile::Builder::new().prefix("sshcfg").tempdir().unwrap();
+        // Outside /tmp, so that a fleet run in the security lab (its own
+        // /tmp) still finds it.
+        // Short: the ControlPath socket below it must fit in 108 bytes.
+        let dir = super::lab::scratch("c.");
         let path = dir.path().join("ssh_config");
         fs::create_dir(dir.path().join("ctl")).unwrap();
         let config = SshConfig {
