@@ -1,13 +1,18 @@
 //! Opening a single-file bundle: finding its trailer and payload, and
 //! checking the two digests that guard it.
 //!
+//! A bundle is read from one descriptor, once, into memory: every check and
+//! every use (the manifest, the probe, the unpacked files) works on those
+//! bytes, so what was verified is what runs, even if the file (or the
+//! running executable) is rewritten meanwhile.
+//!
 //! The embedded digest (in the trailer) proves the payload is intact. The
 //! pin (the whole file's sha256, from `--sha256`, `<file>.sha256` or a
 //! `SHA256SUMS` beside the file) proves the file is the artifact that was
 //! built. Every report says which of the two was checked.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 
 use anyhow::Context;
 use camino::{Utf8Path, Utf8PathBuf};
@@ -20,11 +25,16 @@ use crate::trailer::{Trailer, TrailerError, FORMAT_VERSION, MAGIC, TRAILER_LEN};
 /// How far back from the end to look for a trailer that had bytes appended.
 const APPENDED_SCAN_BYTES: u64 = 1 << 20;
 
+/// The largest file taken for a bundle: ours are a few MiB, and the whole
+/// file is held in memory.
+pub const MAX_BUNDLE_BYTES: u64 = 256 << 20;
+
 pub struct Bundle {
     pub path: Utf8PathBuf,
     pub len: u64,
     pub trailer: Trailer,
-    file: File,
+    /// The whole file, as read once.
+    bytes: Vec<u8>,
 }
 
 /// Where the whole-file sha256 to compare against came from.
@@ -47,6 +57,13 @@ impl Pin {
             PinSource::File(path) => path.to_string(),
         }
     }
+}
+
+/// The sha256 of the whole file and of its payload.
+#[derive(Clone, Copy)]
+pub struct Digests {
+    pub whole: Sha256Bytes,
+    pub payload: Sha256Bytes,
 }
 
 /// What a full check of a bundle established.
@@ -103,13 +120,33 @@ impl Bundle {
                 "{path} is {len} bytes, too short to end in a bundle trailer ({TRAILER_LEN} bytes): it is truncated, or not a bundle"
             )));
         }
-        let mut raw = [0u8; TRAILER_LEN as usize];
-        file.seek(SeekFrom::Start(len - TRAILER_LEN))?;
-        file.read_exact(&mut raw)?;
+        if len > MAX_BUNDLE_BYTES {
+            return Err(fail(
+                ExitStatus::Integrity,
+                format!(
+                    "{path} is {len} bytes, more than a bundle may be ({MAX_BUNDLE_BYTES}): it is not a bundle"
+                ),
+            ));
+        }
+        file.seek(SeekFrom::Start(0))?;
+        let mut bytes = Vec::with_capacity(len as usize);
+        (&mut file)
+            .take(len + 1)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("cannot read {path}"))?;
+        if bytes.len() as u64 != len {
+            return Err(fail(
+                ExitStatus::Integrity,
+                format!("{path} changed size while it was being read: is something writing it?"),
+            ));
+        }
+        let raw: [u8; TRAILER_LEN as usize] = bytes[(len - TRAILER_LEN) as usize..]
+            .try_into()
+            .expect("TRAILER_LEN bytes");
         let trailer = match Trailer::decode(&raw) {
             Ok(t) => t,
             Err(TrailerError::NoMagic) => {
-                return Err(match find_magic_before_end(&mut file, len)? {
+                return Err(match find_magic_before_end(&mut io::Cursor::new(&bytes), len)? {
                     Some(extra) => fail(
                         ExitStatus::Integrity,
                         format!(
@@ -154,63 +191,43 @@ impl Bundle {
             path,
             len,
             trailer,
-            file,
+            bytes,
         })
     }
 
-    /// A reader over exactly the payload bytes.
-    pub fn payload(&self) -> io::Result<BufReader<io::Take<File>>> {
-        let mut file = self.file.try_clone()?;
-        file.seek(SeekFrom::Start(self.trailer.payload_offset))?;
-        Ok(BufReader::with_capacity(
-            1 << 16,
-            file.take(self.trailer.payload_len),
-        ))
+    /// Exactly the payload bytes.
+    pub fn payload(&self) -> &[u8] {
+        let start = self.trailer.payload_offset as usize;
+        &self.bytes[start..start + self.trailer.payload_len as usize]
     }
 
     /// The launcher bytes in front of the payload.
-    pub fn head(&self) -> io::Result<Vec<u8>> {
-        let mut file = self.file.try_clone()?;
-        file.seek(SeekFrom::Start(0))?;
-        let mut head = Vec::with_capacity(self.trailer.payload_offset as usize);
-        file.take(self.trailer.payload_offset)
-            .read_to_end(&mut head)?;
-        Ok(head)
+    pub fn head(&self) -> &[u8] {
+        &self.bytes[..self.trailer.payload_offset as usize]
     }
 
-    /// Hashes the file once: the whole file for the pin, the payload range
+    /// The two digests, computed side by side on two cores: the whole file
+    /// (the pin) here, the payload (the embedded digest) on another thread.
+    pub fn digests(&self) -> Digests {
+        std::thread::scope(|scope| {
+            let payload = scope.spawn(|| Sha256::digest(self.payload()).into());
+            let whole: Sha256Bytes = Sha256::digest(&self.bytes).into();
+            Digests {
+                whole,
+                payload: payload.join().expect("hashing does not panic"),
+            }
+        })
+    }
+
+    /// Hashes the bytes once: the whole file for the pin, the payload range
     /// for the embedded digest. Fails (exit 3) if either disagrees.
     pub fn check_digests(&self, pin: Option<Pin>) -> anyhow::Result<Checked> {
-        let mut file = self.file.try_clone()?;
-        file.seek(SeekFrom::Start(0))?;
-        let mut whole = Sha256::new();
-        let mut payload = Sha256::new();
-        let (start, end) = (
-            self.trailer.payload_offset,
-            self.trailer.payload_offset + self.trailer.payload_len,
-        );
-        let mut buf = vec![0u8; 1 << 16];
-        let mut pos = 0u64;
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            let chunk = &buf[..n];
-            whole.update(chunk);
-            let (lo, hi) = (pos.max(start), (pos + n as u64).min(end));
-            if lo < hi {
-                payload.update(&chunk[(lo - pos) as usize..(hi - pos) as usize]);
-            }
-            pos += n as u64;
-        }
-        if pos != self.len {
-            return Err(fail(
-                ExitStatus::Integrity,
-                format!("{} changed size while it was being read", self.path),
-            ));
-        }
-        let payload: Sha256Bytes = payload.finalize().into();
+        self.check(self.digests(), pin)
+    }
+
+    /// Judges digests computed earlier (or alongside an unpack).
+    pub fn check(&self, digests: Digests, pin: Option<Pin>) -> anyhow::Result<Checked> {
+        let payload = digests.payload;
         if payload != self.trailer.payload_sha256 {
             return Err(fail(
                 ExitStatus::Integrity,
@@ -222,7 +239,7 @@ impl Bundle {
                 ),
             ));
         }
-        let whole_sha256: Sha256Bytes = whole.finalize().into();
+        let whole_sha256 = digests.whole;
         if let Some(pin) = &pin {
             if pin.sha256 != whole_sha256 {
                 return Err(fail(
@@ -287,7 +304,7 @@ impl Bundle {
     }
 }
 
-fn ends_with_magic(file: &mut File, len: u64) -> io::Result<bool> {
+fn ends_with_magic<F: Read + Seek>(file: &mut F, len: u64) -> io::Result<bool> {
     if len < MAGIC.len() as u64 {
         return Ok(false);
     }
@@ -300,7 +317,7 @@ fn ends_with_magic(file: &mut File, len: u64) -> io::Result<bool> {
 /// If a complete, self-consistent trailer sits shortly before the end, how
 /// many bytes follow it. (The magic alone is no proof: the launcher's own
 /// code holds it.)
-fn find_magic_before_end(file: &mut File, len: u64) -> io::Result<Option<u64>> {
+fn find_magic_before_end<F: Read + Seek>(file: &mut F, len: u64) -> io::Result<Option<u64>> {
     let start = len.saturating_sub(APPENDED_SCAN_BYTES);
     file.seek(SeekFrom::Start(start))?;
     let mut tail = Vec::new();

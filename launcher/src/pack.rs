@@ -229,7 +229,7 @@ fn read_description(stage: &Utf8Path) -> anyhow::Result<StageDescription> {
 /// bundle, its head is taken, so `--launcher result/archy-gate` works.
 fn read_launcher(path: &Utf8Path) -> anyhow::Result<Vec<u8>> {
     let bytes = match Bundle::open(path) {
-        Ok(bundle) => bundle.head()?,
+        Ok(bundle) => bundle.head().to_vec(),
         Err(_) => fs::read(path).status(ExitStatus::Usage, || {
             format!("cannot read the launcher {path}: check --launcher")
         })?,

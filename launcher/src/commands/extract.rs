@@ -15,9 +15,7 @@ pub fn extract(args: ExtractArgs) -> anyhow::Result<()> {
     let target = &args.to;
     check_target(target)?;
     let pin = bundle.find_pin(args.sha256.as_deref())?;
-    let checked = bundle.check_digests(pin)?;
-
-    let unpacked = unpack::unpack_to(&bundle, target)?;
+    let (checked, unpacked) = unpack::unpack_to(&bundle, pin, target)?;
 
     for line in digest_lines(&bundle, &checked) {
         println!("{line}");

@@ -34,7 +34,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let manifest = unpack::read_manifest_only(&bundle)?;
     let work = workdir::choose(
         args.workdir.as_deref(),
-        &bundle.head()?,
+        bundle.head(),
         manifest.unpacked_bytes(),
     )?;
     for (dir, why) in &work.passed_over {
@@ -58,9 +58,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let payload_hex = to_hex(&bundle.trailer.payload_sha256);
     let bdir = work.dir.ensure_dir("b")?;
     let bundle_dir = bdir.path().join(&payload_hex);
-    let (manifest, prepared) = unpack::ensure(&bundle, &bdir, &payload_hex)?;
+    let (manifest, prepared) = unpack::ensure(&bundle, manifest, &bdir, &payload_hex)?;
     match prepared {
         Prepared::Reused => eprintln!("bundle: reusing {bundle_dir} (re-checked)"),
+        Prepared::Sealed => {
+            eprintln!(
+                "bundle: reusing {bundle_dir} (unchanged since it was checked: its seal holds)"
+            )
+        }
         Prepared::Unpacked => eprintln!("bundle: unpacked into {bundle_dir}"),
         Prepared::Rebuilt(why) => {
             eprintln!("bundle: {bundle_dir} failed its re-check ({why}); unpacked it again")

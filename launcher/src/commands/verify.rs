@@ -7,8 +7,7 @@ use crate::unpack;
 pub fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let bundle = open(&args.bundle)?;
     let pin = bundle.find_pin(args.sha256.as_deref())?;
-    let checked = bundle.check_digests(pin)?;
-    let contents = unpack::unpack(&bundle, None)?;
+    let (checked, contents) = unpack::check_and_unpack(&bundle, pin, None)?;
     println!("{}", bundle.path);
     for line in digest_lines(&bundle, &checked) {
         println!("  {line}");
