@@ -276,7 +276,7 @@ impl PrivateDir {
     /// the old file or the new one, never half of one.
     pub fn write_atomic(&self, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
         let (tmp, mut file) = self.create_temp_file(name, mode)?;
-        let written = file.write_all(bytes).and_then(|()| file.sync_data());
+        let written = file.write_all(bytes);
         if let Err(e) = written.and_then(|()| {
             rfs::renameat(&self.fd, tmp.as_str(), &self.fd, name).map_err(io::Error::from)
         }) {

@@ -46,10 +46,17 @@ pub fn candidates(flag: Option<&Utf8Path>) -> Vec<Utf8PathBuf> {
     out
 }
 
-/// Picks the first usable candidate. `probe` is a static executable that
-/// exits 0 when run with `--version` (the launcher's own bytes); `need` is
-/// how many bytes the unpacked bundle takes.
-pub fn choose(flag: Option<&Utf8Path>, probe: &[u8], need: u64) -> anyhow::Result<WorkDir> {
+/// Picks the first usable candidate. `fallback_probe` is a static
+/// executable that exits 0 when run with `--version` (the launcher's own
+/// bytes), for machines without a built-in probe; `need` is how many bytes
+/// the unpacked bundle takes.
+pub fn choose(
+    flag: Option<&Utf8Path>,
+    fallback_probe: &[u8],
+    need: u64,
+) -> anyhow::Result<WorkDir> {
+    let tiny = tiny_probe();
+    let probe = tiny.as_deref().unwrap_or(fallback_probe);
     let mut passed_over = Vec::new();
     for dir in candidates(flag) {
         match usable(&dir, probe) {
@@ -117,6 +124,56 @@ fn usable(dir: &Utf8Path, probe: &[u8]) -> Result<PrivateDir, String> {
     result.map(|()| private)
 }
 
+/// The smallest static executable that exits 0: one ELF header, one
+/// loadable segment, and `exit(0)` in this machine's instructions. Probing
+/// with it writes 129 bytes, not the 3 MB launcher, on every run; it
+/// answers the same question, whether this mount lets a static ELF run.
+fn tiny_probe() -> Option<Vec<u8>> {
+    #[cfg(target_arch = "x86_64")]
+    const MACHINE_AND_CODE: Option<(u16, &[u8])> = Some((
+        0x3e,
+        // mov eax, 60 (exit); xor edi, edi; syscall
+        &[0xb8, 0x3c, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05],
+    ));
+    #[cfg(target_arch = "aarch64")]
+    const MACHINE_AND_CODE: Option<(u16, &[u8])> = Some((
+        0xb7,
+        // mov x0, #0; mov x8, #93 (exit); svc #0
+        &[
+            0x00, 0x00, 0x80, 0xd2, 0xa8, 0x0b, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4,
+        ],
+    ));
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    const MACHINE_AND_CODE: Option<(u16, &[u8])> = None;
+
+    let (machine, code) = MACHINE_AND_CODE?;
+    const BASE: u64 = 0x40_0000;
+    const HEADERS: u64 = 64 + 56;
+    let total = HEADERS + code.len() as u64;
+    let mut elf = Vec::with_capacity(total as usize);
+    // ELF header: 64-bit, little-endian, version 1, System V; an executable.
+    elf.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    elf.extend_from_slice(&2u16.to_le_bytes()); // e_type: EXEC
+    elf.extend_from_slice(&machine.to_le_bytes());
+    elf.extend_from_slice(&1u32.to_le_bytes()); // e_version
+    elf.extend_from_slice(&(BASE + HEADERS).to_le_bytes()); // e_entry
+    elf.extend_from_slice(&64u64.to_le_bytes()); // e_phoff
+    elf.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
+    elf.extend_from_slice(&0u32.to_le_bytes()); // e_flags
+    for half in [64u16, 56, 1, 0, 0, 0] {
+        // e_ehsize, e_phentsize, e_phnum, e_shentsize, e_shnum, e_shstrndx
+        elf.extend_from_slice(&half.to_le_bytes());
+    }
+    // One PT_LOAD, read + execute, mapping the whole file at BASE.
+    elf.extend_from_slice(&1u32.to_le_bytes());
+    elf.extend_from_slice(&5u32.to_le_bytes());
+    for word in [0, BASE, BASE, total, total, 0x1000u64] {
+        elf.extend_from_slice(&word.to_le_bytes());
+    }
+    elf.extend_from_slice(code);
+    Some(elf)
+}
+
 fn space_warning(dir: &Utf8Path, need: u64) -> Option<String> {
     let path = std::ffi::CString::new(dir.as_str()).ok()?;
     // SAFETY: statvfs fills the zeroed struct; path is a valid C string.
@@ -134,4 +191,32 @@ fn space_warning(dir: &Utf8Path, need: u64) -> Option<String> {
             human_size(need)
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    /// The built-in probe really is a program this machine runs, exiting 0.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    #[test]
+    fn the_tiny_probe_runs_and_exits_0() {
+        let probe = super::tiny_probe().expect("a built-in probe on this architecture");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("probe");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o700)
+            .open(&path)
+            .unwrap();
+        file.write_all(&probe).unwrap();
+        drop(file);
+        let status = std::process::Command::new(&path)
+            .arg("--version")
+            .status()
+            .unwrap();
+        assert!(status.success(), "{status}");
+    }
 }

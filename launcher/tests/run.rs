@@ -403,11 +403,17 @@ fn a_second_run_reuses_the_unpacked_bundle_after_a_recheck() {
         first.stderr
     );
     let second = Run::of(gate(&bundle, &wd, &[]).output().unwrap()).expect(0);
-    assert!(second.stderr.contains("(re-checked)"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("its seal holds"),
+        "{}",
+        second.stderr
+    );
 
+    // Any change to the tree breaks its seal, and the full re-check says what.
     let dirs: Vec<PathBuf> = fs::read_dir(wd.join("b"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
         .collect();
     assert_eq!(dirs.len(), 1);
     let entry = dirs[0].join("lifecycle/run-gate.sh");
@@ -431,5 +437,27 @@ fn a_second_run_reuses_the_unpacked_bundle_after_a_recheck() {
             .contains("lib/stowaway is not part of the bundle"),
         "{}",
         fourth.stderr
+    );
+
+    // Same size, other bytes: the seal is broken, and hashing finds it.
+    let same_size = PASSING_GATE.replace("node answers", "node ANSWERS");
+    fs::write(&entry, &same_size).unwrap();
+    let fifth = Run::of(gate(&bundle, &wd, &[]).output().unwrap()).expect(0);
+    assert!(
+        fifth
+            .stderr
+            .contains("failed its re-check (lifecycle/run-gate.sh changed content)"),
+        "{}",
+        fifth.stderr
+    );
+    // The same bytes written again: the seal is broken, the content holds.
+    fs::write(&entry, PASSING_GATE).unwrap();
+    let sixth = Run::of(gate(&bundle, &wd, &[]).output().unwrap()).expect(0);
+    assert!(sixth.stderr.contains("(re-checked)"), "{}", sixth.stderr);
+    let seventh = Run::of(gate(&bundle, &wd, &[]).output().unwrap()).expect(0);
+    assert!(
+        seventh.stderr.contains("its seal holds"),
+        "{}",
+        seventh.stderr
     );
 }
