@@ -36,15 +36,17 @@ fail() {
   printf 'FAIL %s\n' "$*"
 }
 
-ensure_debian_packages nix-bin
+ensure_debian_packages nix-bin busybox-static jq
 if [[ $(nixfmt --numeric-version 2>/dev/null || true) != "$NIXFMT_VERSION" ]]; then
   step "installing nixfmt $NIXFMT_VERSION (nixfmt_rs, from crates.io)"
   cargo install --quiet --locked nixfmt_rs --version "$NIXFMT_VERSION"
 fi
 
-# Single-user Nix as root, no daemon, no binary cache (offline), no sandbox: the stand-in's
-# builders are the host's /bin/sh and tools (see nix/standin/flake.nix).
-export NIX_CONFIG=$'build-users-group =\nsandbox = false\nexperimental-features = nix-command flakes\nsubstituters =\nwarn-dirty = false'
+# Single-user Nix as root, no daemon, no binary cache (offline). The sandbox is relaxed: what
+# the flake builds runs in it (no /usr, builder uid 1000, as on any Nix machine), while the
+# stand-in's own packages, made from prebuilt files with the host's tools, opt out with
+# __noChroot (see nix/standin/flake.nix).
+export NIX_CONFIG=$'build-users-group =\nsandbox = relaxed\nexperimental-features = nix-command flakes\nsubstituters =\nwarn-dirty = false'
 nix --version
 
 launcher=${1:-}
@@ -97,6 +99,15 @@ mkdir -p "$standin"
 cp nix/standin/flake.nix "$standin/flake.nix"
 bundle/build.sh --inputs-only "$standin/inputs"
 install -m 0755 "$launcher" "$standin/launcher"
+# The stand-in's stdenv tools in the sandbox, and what its one compiling step needs: the host's
+# cargo with the crates of Cargo.lock already fetched (the build runs --frozen).
+install -m 0755 "$(command -v busybox)" "$standin/inputs/busybox"
+install -m 0755 /usr/bin/jq "$standin/inputs/jq-dynamic" # dynamically linked, as nixpkgs' jq
+cargo fetch --locked --quiet
+cargo_bin=$(dirname "$(command -v cargo)")
+"$standin/inputs/jq" -n --arg path "$cargo_bin:/usr/local/bin:/usr/bin:/bin" \
+  --arg cargoHome "${CARGO_HOME:-$HOME/.cargo}" --arg rustupHome "${RUSTUP_HOME:-$HOME/.rustup}" \
+  '{path: $path, cargoHome: $cargoHome, rustupHome: $rustupHome}' >"$standin/host.json"
 src="path:$work/src"
 override=(--override-input nixpkgs "path:$standin")
 
