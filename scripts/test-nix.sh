@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The flake's tests, on a machine without nixpkgs (scripts/test.sh runs this; as root on a fresh
-# Debian 12 it installs what it needs: Debian's nix-bin, and nixfmt from crates.io).
+# Debian 12 it installs what it needs: Debian's nix-bin, busybox-static and jq, and nixfmt from
+# crates.io). About 6 minutes from an empty Nix store (most of it compiling the launcher's tests
+# for checks.launcher-tests), seconds when the store already holds the builds.
 #
 #   1. every .nix file parses (nix-instantiate --parse) and is nixfmt-clean;
 #   2. `nix flake metadata --offline --no-update-lock-file` accepts flake.lock as it stands
