@@ -69,7 +69,8 @@
           bundle = bundleFor pkgs;
         in
         {
-          # Builds only if static and free of store paths (allowedReferences = [ ]).
+          # Builds only if pack accepts every staged file (static, no live store path) and the
+          # three outputs refer to no store path (allowedReferences = [ ]).
           inherit bundle;
 
           # The bundle verifies against its own SHA256SUMS and unpacks with its own launcher.
@@ -83,12 +84,14 @@
           '';
 
           # The launcher's black-box tests that need no root, network or bare node, run by
-          # cargo against a native build, with the static launcher to head bundles.
+          # cargo against a native build in the build sandbox (no /usr, not root), with the
+          # static launcher to head bundles and nixpkgs' (dynamically linked) jq to refuse.
           launcher-tests = import ./nix/launcher.nix {
             inherit (pkgs) rustPlatform;
             doCheck = true;
             extraArgs = {
               ARCHY_GATE_STATIC_LAUNCHER = "${launcher}/bin/launcher";
+              ARCHY_GATE_DYNAMIC_ELF = "${pkgs.jq}/bin/jq";
               checkType = "debug";
             };
             cargoTestFlags = [

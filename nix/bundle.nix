@@ -1,11 +1,12 @@
 # The archy-gate bundle from nixpkgs: `launcher pack` over a stage that bundle/stage.sh lays out
 # (the same script bundle/build.sh uses), from
-#   pkgsStatic.jq (its bin output) and pkgsStatic.bash (bin/bash only: its loadables are not
-#   reproducible), bats-core's source tree laid out by its own install.sh (nixpkgs' `bats` is
-#   resholved: its scripts name the store), bats.libraries' bats-support, bats-assert and
-#   bats-file, and the lifecycle suite.
-# Every input is a nixpkgs attribute; the result is three files (archy-gate, manifest.json,
-# SHA256SUMS) that reference no store path, which Nix itself enforces (allowedReferences).
+#   pkgsStatic.jq (its bin output), its compiled-in build configuration scrubbed;
+#   pkgsStatic.bash with forFHSEnv (bin/bash only: its loadables are not reproducible);
+#   bats-core's source tree, bats.unresholved.src, laid out by its own install.sh (nixpkgs'
+#   `bats` is resholved: its scripts name the store, and its .src is the installed tree);
+#   bats.libraries' bats-support, bats-assert and bats-file; and the lifecycle suite.
+# Every input is a nixpkgs attribute. Store paths in staged binaries follow the policy in
+# docs/ARCHITECTURE.md ("Store paths in staged binaries"); `launcher pack` enforces it.
 {
   pkgs,
   lifecycle,
@@ -18,8 +19,17 @@
 }:
 let
   jq = pkgs.pkgsStatic.jq;
-  bash = pkgs.pkgsStatic.bash;
+  # Without forFHSEnv, pkgs/shells/bash/5.nix compiles $out/lib/bash into BASH_LOADABLES_PATH's
+  # default and /no-such-path into the default PATH and `command -p`'s. A node is FHS: bash's
+  # own defaults are the right ones there, and no store path is left in the binary.
+  bash = pkgs.pkgsStatic.bash.override { forFHSEnv = true; };
   bats = pkgs.bats;
+  # The resholved bats' src is `unresholved`, the installed tree; this is the source.
+  batsSrc = bats.unresholved.src;
+  # jq 1.8 compiles its configure flags into `jq --build-configuration`, naming its outputs
+  # (the package scrubs dev, man and doc itself, not bin or out). Text it prints, never a path
+  # it opens: scrubbed here as nixpkgs does, every output named, so pack sees only eeee...
+  jqScrub = builtins.concatStringsSep " " (map (o: "-t ${jq.${o}}") jq.outputs);
   libraries = [
     "bats-support"
     "bats-assert"
@@ -76,11 +86,12 @@ pkgs.stdenvNoCC.mkDerivation (
     bundleEntry = entry;
     lifecycleDir = "${lifecycle}";
     jqBin = "${jq}/bin/jq";
-    jqSource = describe "jq" "nixpkgs ${rev} pkgsStatic.jq ${jq.version}";
+    inherit jqScrub;
+    jqSource = describe "jq" "nixpkgs ${rev} pkgsStatic.jq ${jq.version}, build configuration scrubbed";
     bashBin = "${bash}/bin/bash";
-    bashSource = describe "bash" "nixpkgs ${rev} pkgsStatic.bash ${bash.version}, bin/bash only";
-    batsSrc = "${bats.src}";
-    batsSource = describe "bats-core" "nixpkgs ${rev} bats.src ${bats.version}, laid out by its install.sh";
+    bashSource = describe "bash" "nixpkgs ${rev} pkgsStatic.bash ${bash.version} forFHSEnv, bin/bash only";
+    batsSrc = "${batsSrc}";
+    batsSource = describe "bats-core" "nixpkgs ${rev} bats.unresholved.src ${bats.version}, laid out by its install.sh";
     sourcesJson = builtins.toJSON (
       standin.sources or {
         builder = "nix/bundle.nix";
@@ -91,13 +102,18 @@ pkgs.stdenvNoCC.mkDerivation (
     launcherBin = "${launcher}/bin/launcher";
     SOURCE_DATE_EPOCH = toString sourceDateEpoch;
 
-    # POSIX sh: stdenv runs it with bash, the stand-in with /bin/sh.
+    nativeBuildInputs = [ pkgs.removeReferencesTo ];
+
+    # POSIX sh: stdenv runs it with bash, the stand-in with busybox sh.
     buildCommand = ''
       set -eu
+      cp "$jqBin" "$NIX_BUILD_TOP/jq"
+      chmod u+w "$NIX_BUILD_TOP/jq"
+      remove-references-to $jqScrub "$NIX_BUILD_TOP/jq"
       "$bashBin" "$stageScript" --out "$NIX_BUILD_TOP/stage" \
         --name "$bundleName" --version "$bundleVersion" --entry "$bundleEntry" \
         --lifecycle "$lifecycleDir" \
-        --jq "$jqBin" --jq-source "$jqSource" \
+        --jq "$NIX_BUILD_TOP/jq" --jq-source "$jqSource" \
         --bash "$bashBin" --bash-source "$bashSource" \
         --bats-core "$batsSrc" --bats-core-source "$batsSource" \
         ${libArgs} \
@@ -106,7 +122,9 @@ pkgs.stdenvNoCC.mkDerivation (
       "$launcherBin" pack "$NIX_BUILD_TOP/stage" --launcher "$launcherBin" --out "$out"
     '';
 
-    # The bundle runs on nodes without Nix: not one store path may be named in it.
+    # The three outputs refer to no store path: Nix checks that, but only in what it can read.
+    # It cannot see into the gzip'd payload, so a store path inside a staged file would pass
+    # here; `launcher pack` above is the guard for those (it reads every staged file).
     allowedReferences = [ ];
 
     passthru = { inherit launcher; };

@@ -42,10 +42,12 @@ rustPlatform.buildRustPackage (
     ];
     # Build paths must not reach the binary (panic locations name source files): the build
     # dir and the vendored crates are remapped, so the executable names no store path.
+    # Through NIX_RUSTFLAGS, which nixpkgs' rustc wrapper appends: RUSTFLAGS would make cargo
+    # drop the target rustflags cargoSetupHook writes (+crt-static for pkgsStatic).
     preBuild = ''
-      export RUSTFLAGS="''${RUSTFLAGS:-} --remap-path-prefix=$NIX_BUILD_TOP=/build"
+      export NIX_RUSTFLAGS="''${NIX_RUSTFLAGS:-} --remap-path-prefix=$NIX_BUILD_TOP=/build"
       if [ -n "''${cargoDeps:-}" ]; then
-        RUSTFLAGS="$RUSTFLAGS --remap-path-prefix=$(readlink -f "$cargoDeps")=/cargo"
+        NIX_RUSTFLAGS="$NIX_RUSTFLAGS --remap-path-prefix=$(readlink -f "$cargoDeps")=/cargo"
       fi
     '';
     meta = {

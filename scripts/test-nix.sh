@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
 # The flake's tests, on a machine without nixpkgs (scripts/test.sh runs this; as root on a fresh
-# Debian 12 it installs what it needs: Debian's nix-bin, and nixfmt from crates.io).
+# Debian 12 it installs what it needs: Debian's nix-bin, busybox-static and jq, and nixfmt from
+# crates.io). About 6 minutes from an empty Nix store (most of it compiling the launcher's tests
+# for checks.launcher-tests), seconds when the store already holds the builds.
 #
 #   1. every .nix file parses (nix-instantiate --parse) and is nixfmt-clean;
 #   2. `nix flake metadata --offline --no-update-lock-file` accepts flake.lock as it stands
 #      (a lock that does not match flake.nix fails: it would need the network) and shows the
 #      pinned nixpkgs;
-#   3. `nix build .#bundle` runs flake.nix and nix/bundle.nix for real, with nixpkgs overridden by
-#      the offline stand-in (nix/standin/, test infrastructure) serving the inputs
-#      `bundle/build.sh --inputs-only` gathers and the static launcher scripts/lib.sh builds;
-#   4. that result is byte-identical to what bundle/build.sh makes from the same inputs
-#      (archy-gate, manifest.json, SHA256SUMS), verifies against its own pin, and
+#   3. the offline stand-in for nixpkgs (nix/standin/, test infrastructure, serving the inputs
+#      `bundle/build.sh --inputs-only` gathers and the static launcher scripts/lib.sh builds)
+#      has the real expressions' awkward properties: bats.src is the installed tree, static
+#      bash and jq name the store (and pack refuses them as built), what the flake builds runs
+#      in the Nix sandbox (uid 1000, no /usr);
+#   4. `nix build .#bundle` runs flake.nix and nix/bundle.nix for real against it, in the
+#      sandbox; the result's tree is bundle/build.sh's from the same inputs but for bin/jq,
+#      whose build configuration is scrubbed; it verifies against its own pin, and
 #   5. passes the bare-node test (launcher/tests/bare_node.rs, pointed at the Nix result);
 #   6. `nix build --rebuild` builds it again and finds no difference;
-#   7. `nix flake check --no-build` evaluates every output for both systems;
-#   8. allowedReferences = [ ] is really enforced: a bundle naming a store path fails to build.
+#   7. the checks (bundle-verify, launcher-tests) build in the sandbox, and launcher-tests
+#      fails there without nixpkgs' jq (no /usr/bin/jq in a sandbox);
+#   8. `nix flake check --no-build` evaluates every output for both systems;
+#   9. allowedReferences = [ ] refuses a store path in the three outputs, and cannot see one
+#      inside the gzip'd payload (pack's own check guards that).
 #
 # Usage: scripts/test-nix.sh [STATIC_LAUNCHER]   (default: built with scripts/lib.sh)
 set -euo pipefail
@@ -36,15 +44,17 @@ fail() {
   printf 'FAIL %s\n' "$*"
 }
 
-ensure_debian_packages nix-bin
+ensure_debian_packages nix-bin busybox-static jq
 if [[ $(nixfmt --numeric-version 2>/dev/null || true) != "$NIXFMT_VERSION" ]]; then
   step "installing nixfmt $NIXFMT_VERSION (nixfmt_rs, from crates.io)"
   cargo install --quiet --locked nixfmt_rs --version "$NIXFMT_VERSION"
 fi
 
-# Single-user Nix as root, no daemon, no binary cache (offline), no sandbox: the stand-in's
-# builders are the host's /bin/sh and tools (see nix/standin/flake.nix).
-export NIX_CONFIG=$'build-users-group =\nsandbox = false\nexperimental-features = nix-command flakes\nsubstituters =\nwarn-dirty = false'
+# Single-user Nix as root, no daemon, no binary cache (offline). The sandbox is relaxed: what
+# the flake builds runs in it (no /usr, builder uid 1000, as on any Nix machine), while the
+# stand-in's own packages, made from prebuilt files with the host's tools, opt out with
+# __noChroot (see nix/standin/flake.nix).
+export NIX_CONFIG=$'build-users-group =\nsandbox = relaxed\nexperimental-features = nix-command flakes\nsubstituters =\nwarn-dirty = false'
 nix --version
 
 launcher=${1:-}
@@ -97,6 +107,16 @@ mkdir -p "$standin"
 cp nix/standin/flake.nix "$standin/flake.nix"
 bundle/build.sh --inputs-only "$standin/inputs"
 install -m 0755 "$launcher" "$standin/launcher"
+# The stand-in's stdenv tools in the sandbox, and what its one compiling step needs: the host's
+# cargo with the crates of Cargo.lock already fetched (the build runs --frozen).
+install -m 0755 "$(command -v busybox)" "$standin/inputs/busybox"
+install -m 0755 /usr/bin/jq "$standin/inputs/jq-dynamic" # dynamically linked, as nixpkgs' jq
+cargo fetch --locked --quiet
+cargo_bin=$(dirname "$(command -v cargo)")
+# shellcheck disable=SC2016 # a jq program
+"$standin/inputs/jq" -n --arg path "$cargo_bin:/usr/local/bin:/usr/bin:/bin" \
+  --arg cargoHome "${CARGO_HOME:-$HOME/.cargo}" --arg rustupHome "${RUSTUP_HOME:-$HOME/.rustup}" \
+  '{path: $path, cargoHome: $cargoHome, rustupHome: $rustupHome}' >"$standin/host.json"
 src="path:$work/src"
 override=(--override-input nixpkgs "path:$standin")
 
@@ -107,6 +127,69 @@ if nix_logged "$work/metadata.log" flake metadata --offline --no-update-lock-fil
   pass "flake metadata --offline accepts flake.lock (nixpkgs $lock_rev)"
 else
   fail "flake metadata --offline: $(tail -n 3 "$work/metadata.log")"
+fi
+
+step "nix: the stand-in has the real expressions' awkward properties"
+sys=legacyPackages.x86_64-linux
+standin_out() { # standin_out ATTR OUTPUT: build the stand-in's ATTR, print OUTPUT's path
+  nix build "path:$standin#$sys.$1" --no-link --json 2>>"$work/standin.log" |
+    "$standin/inputs/jq" -er ".[0].outputs.$2"
+}
+# bats is resholved: its src is the installed tree; the source is bats.unresholved.src.
+if bats_src=$(standin_out bats.src out) && [[ -d $bats_src/libexec && ! -e $bats_src/install.sh ]] &&
+  ! said=$(bundle/stage.sh --out "$work/stage-bats" --version 0 --lifecycle bundle/lifecycle \
+    --jq "$standin/inputs/jq" --jq-source x --bash "$standin/inputs/bash" --bash-source x \
+    --bats-core "$bats_src" --bats-core-source x 2>&1) && [[ $said == *"has no install.sh"* ]]; then
+  pass "bats.src is the installed tree, and stage.sh refuses it"
+else
+  fail "bats.src: expected the installed tree without install.sh (log: $work/standin.log)"
+fi
+unresholved_src=$(nix eval --raw "path:$standin#$sys.bats.unresholved.src" 2>>"$work/standin.log") || true
+if [[ -f $unresholved_src/install.sh && -f $unresholved_src/LICENSE.md ]]; then
+  pass "bats.unresholved.src is bats-core's source tree"
+else
+  fail "bats.unresholved.src has no install.sh and LICENSE.md"
+fi
+# Static bash and jq name the store as the real builds do, and pack refuses them as built.
+pack_refuses() { # pack_refuses NAME FILE: pack a stage with FILE as bin/NAME; expect a refusal
+  local st=$work/stage-$1
+  mkdir -p "$st/bin" "$st/lifecycle"
+  cp bundle/lifecycle/run-gate.sh "$st/lifecycle/"
+  install -m 0755 "$2" "$st/bin/$1"
+  ! "$launcher" pack "$st" --launcher "$launcher" --out "$work/out-$1" >"$work/pack-$1.log" 2>&1 &&
+    grep -q "bin/$1 names the Nix store" "$work/pack-$1.log"
+}
+if bash_out=$(standin_out pkgsStatic.bash out) &&
+  grep -qaF "$bash_out/lib/bash:." "$bash_out/bin/bash" && pack_refuses bash "$bash_out/bin/bash"; then
+  pass "pkgsStatic.bash names \$out/lib/bash, and pack refuses it"
+else
+  fail "pkgsStatic.bash: expected its own store path in bin/bash, refused by pack"
+fi
+fhs_bash=$(nix build --impure --no-link --json --expr \
+  "(builtins.getFlake \"path:$standin\").$sys.pkgsStatic.bash.override { forFHSEnv = true; }" \
+  2>>"$work/standin.log" | "$standin/inputs/jq" -r '.[0].outputs.out') || true
+if [[ -x $fhs_bash/bin/bash ]] && ! grep -qaF /nix/store/ "$fhs_bash/bin/bash"; then
+  pass "pkgsStatic.bash.override { forFHSEnv = true; } names no store path"
+else
+  fail "pkgsStatic.bash with forFHSEnv: expected no store path"
+fi
+if jq_bin=$(standin_out pkgsStatic.jq bin) &&
+  jq_out=$(nix eval --raw "path:$standin#$sys.pkgsStatic.jq.out.outPath" 2>>"$work/standin.log") &&
+  config=$("$jq_bin/bin/jq" --build-configuration) &&
+  [[ $config == *"$jq_out"* && $config == *"$jq_bin/bin"* ]] && pack_refuses jq "$jq_bin/bin/jq"; then
+  pass "pkgsStatic.jq's --build-configuration names its out and bin outputs, and pack refuses it"
+else
+  fail "pkgsStatic.jq: expected its outputs in --build-configuration, refused by pack"
+fi
+# What the flake builds runs in the sandbox: no /usr, not root, chown fails.
+probe=$(nix build --impure --no-link --json --expr \
+  "(builtins.getFlake \"path:$standin\").$sys.runCommand \"sandbox-probe\" { } ''
+    { id -u; test -e /usr && echo usr || echo no-usr; touch x; chown 65534 x 2>/dev/null && echo chown || echo no-chown; } >\$out
+  ''" 2>>"$work/standin.log" | "$standin/inputs/jq" -r '.[0].outputs.out') || true
+if [[ -f $probe && $(tr '\n' ' ' <"$probe") == "1000 no-usr no-chown " ]]; then
+  pass "runCommand builds in the sandbox: uid 1000, no /usr, chown refused"
+else
+  fail "the stand-in's runCommand is not sandboxed: $(cat "$probe" 2>/dev/null)"
 fi
 
 step "nix: build .#bundle against the stand-in"
@@ -121,17 +204,34 @@ for f in archy-gate manifest.json SHA256SUMS; do
 done
 
 if [[ -f $result/manifest.json ]]; then
-  step "nix: the same bundle as bundle/build.sh from the same inputs"
+  step "nix: the same tree as bundle/build.sh's from the same inputs, jq scrubbed"
   epoch=$(sed -n 's/^ *"source_date_epoch": \([0-9]*\),$/\1/p' "$result/manifest.json")
   [[ -n $epoch ]] || fail "no source_date_epoch in the Nix result's manifest.json"
   ARCHY_GATE_LAUNCHER=$launcher SOURCE_DATE_EPOCH=$epoch bundle/build.sh "$work/script-built"
-  for f in archy-gate manifest.json SHA256SUMS; do
-    if cmp -- "$result/$f" "$work/script-built/$f"; then
-      pass "byte-identical to bundle/build.sh's: $f"
-    else
-      fail "differs from bundle/build.sh's: $f"
-    fi
-  done
+  "$launcher" extract "$result/archy-gate" --to "$work/x-nix" >/dev/null
+  "$launcher" extract "$work/script-built/archy-gate" --to "$work/x-script" >/dev/null
+  differ=$(diff -rq --no-dereference "$work/x-nix" "$work/x-script" || true)
+  if [[ $differ == "Files $work/x-nix/bin/jq and $work/x-script/bin/jq differ" ]]; then
+    pass "the two trees are identical but for bin/jq"
+  else
+    fail "the Nix and build.sh trees differ: ${differ:-(not even in bin/jq)}"
+  fi
+  # The one difference: the stand-in's jq names its outputs, and nix/bundle.nix scrubbed them.
+  config=$("$work/x-nix/bin/jq" --build-configuration)
+  if [[ $config == *"/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-"* ]] &&
+    ! grep -qE '/nix/store/[0-9a-df-z]' <<<"$config" &&
+    [[ $("$work/x-nix/bin/jq" --version) == $("$work/x-script/bin/jq" --version) ]]; then
+    pass "bin/jq is the same jq with its build configuration scrubbed to /nix/store/eeee..."
+  else
+    fail "bin/jq: expected only scrubbed store paths in: $config"
+  fi
+  no_jq='del(.files[] | select(.path == "bin/jq"))'
+  if cmp -s <("$standin/inputs/jq" -S "$no_jq" "$result/manifest.json") \
+    <("$standin/inputs/jq" -S "$no_jq" "$work/script-built/manifest.json"); then
+    pass "manifest.json is bundle/build.sh's but for bin/jq's digest and size"
+  else
+    fail "manifest.json differs from bundle/build.sh's beyond bin/jq"
+  fi
 
   pin=$(sed -n 's/^\([0-9a-f]\{64\}\)  archy-gate$/\1/p' "$result/SHA256SUMS")
   if "$result/archy-gate" verify "$result/archy-gate" --sha256 "$pin" >"$work/verify.log" 2>&1; then
@@ -160,6 +260,28 @@ else
   fail "nix build --rebuild reports a difference or failed"
 fi
 
+step "nix: the checks, built in the sandbox"
+checks=checks.x86_64-linux
+if nix_logged "$work/checks.log" build "$src#$checks.bundle-verify" "$src#$checks.launcher-tests" \
+  "${override[@]}" --no-link -L; then
+  pass "checks.bundle-verify and checks.launcher-tests pass in the sandbox"
+  # (built before and unchanged, the checks come from the store and print nothing)
+  sed -n 's/^launcher> \(test result: \)/     \1/p' "$work/checks.log"
+else
+  fail "the checks in the sandbox (log: $work/checks.log)"
+fi
+# Without nixpkgs' jq to refuse, tests/pack.rs looks for /usr/bin/jq, which the sandbox lacks:
+# the check must fail (the test build is the same derivation as above, so nothing recompiles).
+cp -a "$work/src" "$work/nojq"
+sed -i '/ARCHY_GATE_DYNAMIC_ELF = /d' "$work/nojq/flake.nix"
+if nix build "path:$work/nojq#$checks.launcher-tests" "${override[@]}" --no-link -L >"$work/nojq.log" 2>&1; then
+  fail "launcher-tests passed without ARCHY_GATE_DYNAMIC_ELF: the sandbox has a /usr/bin/jq?"
+elif grep -q 'this test needs a dynamically linked jq' "$work/nojq.log"; then
+  pass "without ARCHY_GATE_DYNAMIC_ELF, launcher-tests fails in the sandbox: no /usr/bin/jq there"
+else
+  fail "launcher-tests without ARCHY_GATE_DYNAMIC_ELF failed for another reason: $(tail -n 3 "$work/nojq.log")"
+fi
+
 step "nix: flake check --no-build (both systems)"
 if nix_logged "$work/check.log" flake check --no-build "$src" "${override[@]}"; then
   pass "nix flake check --no-build evaluates every output"
@@ -167,7 +289,7 @@ else
   fail "nix flake check --no-build"
 fi
 
-step "nix: allowedReferences = [ ] fails a bundle that names a store path"
+step "nix: allowedReferences = [ ] guards the three outputs, not the payload"
 # A suite file named after the launcher's store path: pack accepts it (no '/nix/store/' in
 # it), but manifest.json then carries the store hash, and Nix itself must refuse the output.
 launcher_out=$(nix eval --raw "$src#packages.x86_64-linux.launcher.outPath" "${override[@]}" 2>"$work/eval.log")
@@ -179,6 +301,15 @@ elif grep -q 'is not allowed to refer to' "$work/leak.log"; then
   pass "Nix refused the output that refers to ${launcher_out##*/}"
 else
   fail "the leaking build failed for another reason: $(tail -n 3 "$work/leak.log")"
+fi
+# The same hash inside a staged file is compressed into the payload, where Nix cannot see it:
+# the build succeeds, which is why pack's own check, not allowedReferences, is the guard.
+cp -a "$work/src" "$work/hidden"
+echo "${launcher_out##*/}" >"$work/hidden/bundle/lifecycle/hidden.txt"
+if nix build "path:$work/hidden#bundle" "${override[@]}" --no-link >"$work/hidden.log" 2>&1; then
+  pass "a store hash inside a staged file passes allowedReferences (the payload is gzip'd)"
+else
+  fail "the bundle with a store hash inside a file did not build: $(tail -n 3 "$work/hidden.log")"
 fi
 
 printf '\nnix tests: %d passed, %d failed\n' "$passes" "$fails"

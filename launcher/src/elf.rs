@@ -3,7 +3,9 @@
 //!
 //! A file is dynamically linked when it names a program interpreter
 //! (`PT_INTERP`) or lists shared libraries (`DT_NEEDED`). A static-pie binary
-//! has a `PT_DYNAMIC` segment but neither, and counts as static.
+//! has a `PT_DYNAMIC` segment but neither, and counts as static. Its run-time
+//! search path (`DT_RPATH`, `DT_RUNPATH`) is read too: a path the loader
+//! would search is a live reference, whatever else the file holds.
 
 pub const ELF_MAGIC: [u8; 4] = [0x7f, b'E', b'L', b'F'];
 
@@ -13,12 +15,16 @@ const PT_LOAD: u32 = 1;
 const DT_NULL: u64 = 0;
 const DT_NEEDED: u64 = 1;
 const DT_STRTAB: u64 = 5;
+const DT_RPATH: u64 = 15;
+const DT_RUNPATH: u64 = 29;
 
 /// How an ELF file is linked.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Linkage {
     pub interpreter: Option<String>,
     pub needed: Vec<String>,
+    /// `DT_RPATH` and `DT_RUNPATH` strings, as written (colon-separated lists).
+    pub search_path: Vec<String>,
 }
 
 impl Linkage {
@@ -156,6 +162,7 @@ pub fn linkage(bytes: &[u8]) -> Result<Linkage, String> {
     for seg in segments.iter().filter(|s| s.kind == PT_DYNAMIC) {
         let entry_size = if wide { 16 } else { 8 };
         let mut needed_offsets = Vec::new();
+        let mut search_offsets = Vec::new();
         let mut strtab = None;
         let mut at = seg.offset;
         while at + entry_size <= seg.offset + seg.filesz {
@@ -164,6 +171,7 @@ pub fn linkage(bytes: &[u8]) -> Result<Linkage, String> {
             match tag {
                 DT_NULL => break,
                 DT_NEEDED => needed_offsets.push(value),
+                DT_RPATH | DT_RUNPATH => search_offsets.push(value),
                 DT_STRTAB => strtab = Some(value),
                 _ => {}
             }
@@ -181,6 +189,12 @@ pub fn linkage(bytes: &[u8]) -> Result<Linkage, String> {
                 .and_then(|base| r.c_string(base + offset))
                 .unwrap_or_else(|| "(unnamed library)".into());
             found.needed.push(name);
+        }
+        for offset in search_offsets {
+            let path = strtab_offset
+                .and_then(|base| r.c_string(base + offset))
+                .unwrap_or_else(|| "(unreadable)".into());
+            found.search_path.push(path);
         }
     }
     Ok(found)

@@ -38,6 +38,8 @@ pub const SUMS_FILE: &str = "SHA256SUMS";
 /// The store prefix, spelt backwards: the launcher is packed into bundles
 /// itself, and must not carry the very string it refuses.
 const NIX_STORE_REVERSED: &[u8] = b"/erots/xin/";
+/// A store path's hash: 32 characters, all `e` once scrubbed.
+const SCRUBBED_HASH_LEN: usize = 32;
 const GZIP_LEVEL: u32 = 9;
 
 /// `STAGE/stage.json`: everything about the bundle the tree itself can't say.
@@ -244,8 +246,18 @@ fn read_launcher(path: &Utf8Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Refuses what cannot run on a node without /nix and without libraries.
+///
+/// A store path is refused wherever it is live: in a script (what it runs),
+/// in an ELF's interpreter or run-time search path. Inside a static ELF, and
+/// only there, the scrubbed form nixpkgs' remove-references-to and
+/// nukeReferences leave (`/nix/store/` + 32 `e` + `-`) is accepted: it is a
+/// compiled-in default the program may search or print (bash's loadables
+/// path, jq's build configuration), names no path that exists anywhere, and
+/// the builder has said so by scrubbing it. Any other store path is refused.
 fn check_hermetic(path: &Utf8Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if elf::is_elf(bytes) {
+    let store: Vec<u8> = NIX_STORE_REVERSED.iter().rev().copied().collect();
+    let elf = elf::is_elf(bytes);
+    if elf {
         let linkage = elf::linkage(bytes).map_err(|e| {
             refuse(format!(
                 "{path} looks like an ELF file but is malformed: {e}"
@@ -257,19 +269,45 @@ fn check_hermetic(path: &Utf8Path, bytes: &[u8]) -> anyhow::Result<()> {
                 linkage.describe()
             )));
         }
+        if let Some(live) = linkage
+            .search_path
+            .iter()
+            .find(|p| find(p.as_bytes(), &store).is_some())
+        {
+            return Err(refuse(format!(
+                "{path} names the Nix store in its run-time search path (RPATH/RUNPATH {live}): nodes have no /nix; build it without store references"
+            )));
+        }
     }
-    let store: Vec<u8> = NIX_STORE_REVERSED.iter().rev().copied().collect();
-    if let Some(at) = find(bytes, &store) {
+    let mut from = 0;
+    while let Some(i) = find(&bytes[from..], &store) {
+        let at = from + i;
+        from = at + store.len();
+        if elf && is_scrubbed(&bytes[from..]) {
+            continue;
+        }
         let end = bytes[at..]
             .iter()
             .position(|b| !b.is_ascii_graphic())
             .map_or(bytes.len(), |n| at + n);
         let shown = String::from_utf8_lossy(&bytes[at..end.min(at + 80)]);
+        let why = if is_scrubbed(&bytes[from..]) {
+            " (a scrubbed store path is accepted only as data inside a static ELF; in a script it is still a path that runs)"
+        } else {
+            ""
+        };
         return Err(refuse(format!(
-            "{path} names the Nix store at byte {at} ({shown}): nodes have no /nix; build it without store references"
+            "{path} names the Nix store at byte {at} ({shown}): nodes have no /nix; build it without store references{why}"
         )));
     }
     Ok(())
+}
+
+/// After the store prefix: the hash remove-references-to writes, then `-`.
+fn is_scrubbed(rest: &[u8]) -> bool {
+    rest.len() > SCRUBBED_HASH_LEN
+        && rest[..SCRUBBED_HASH_LEN].iter().all(|&b| b == b'e')
+        && rest[SCRUBBED_HASH_LEN] == b'-'
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

@@ -52,7 +52,9 @@ fn packing_is_byte_identical_whatever_the_trees_history() {
           else mkdir -p "$2/$(dirname "$p")"; cat "$p" > "$2/$p"; if [ -x "$p" ]; then chmod u+x "$2/$p"; fi
           fi
         done
-        chown -R -h 65534:65534 "$2"
+        if [ "$(id -u)" = 0 ]; then chown -R -h 65534:65534 "$2"
+        else echo "pack.rs: not root (a build sandbox?): the copy's owner is not varied" >&2
+        fi
         find "$2" -exec touch -h -d @1000000000 {} +
     "#;
     let status = Command::new("sh")
@@ -175,10 +177,14 @@ fn hex(bytes: &[u8]) -> String {
 
 #[test]
 fn a_dynamically_linked_elf_is_refused_by_name() {
-    let jq = std::path::Path::new("/usr/bin/jq");
+    // A dynamically linked jq: Debian's, or $ARCHY_GATE_DYNAMIC_ELF (a build
+    // sandbox has no /usr; the flake's check passes nixpkgs' jq).
+    let jq = std::env::var_os("ARCHY_GATE_DYNAMIC_ELF")
+        .map_or_else(|| "/usr/bin/jq".into(), std::path::PathBuf::from);
+    let jq = jq.as_path();
     assert!(
         jq.exists(),
-        "this test needs Debian's dynamically linked jq: apt-get install jq"
+        "this test needs a dynamically linked jq: apt-get install jq, or set ARCHY_GATE_DYNAMIC_ELF"
     );
     let tmp = tempfile::tempdir().unwrap();
     let stage = Stage::minimal(tmp.path().join("s")).file("bin/jq", &fs::read(jq).unwrap(), 0o755);
@@ -201,7 +207,8 @@ fn a_dynamically_linked_elf_is_refused_by_name() {
     args[3] = jq.into();
     let run = launch(args).expect(2);
     assert!(
-        run.stderr.contains("/usr/bin/jq is dynamically linked"),
+        run.stderr
+            .contains(&format!("{} is dynamically linked", jq.display())),
         "{}",
         run.stderr
     );
@@ -361,4 +368,108 @@ fn stage_description_becomes_the_manifest() {
     fs::write(stage.root.join("lifecycle/other.sh"), b"echo changed\n").unwrap();
     stage.pack(&tmp.path().join("out3"));
     assert_ne!(suite("out3"), before);
+}
+
+/// `/nix` + `/store/`, never spelt whole: the launcher refuses files that name it.
+fn store_prefix() -> Vec<u8> {
+    [b"/nix".as_slice(), b"/store/"].concat()
+}
+
+/// A static ELF64 whose only dynamic entry is a DT_RUNPATH of `runpath`: no
+/// interpreter, no DT_NEEDED.
+fn static_elf_with_runpath(runpath: &[u8]) -> Vec<u8> {
+    let (ehdr, phdr, dyn_size) = (64u64, 56u64, 16u64);
+    let dynamic = ehdr + 2 * phdr;
+    let strtab = dynamic + 3 * dyn_size;
+    let strings = [b"\0".as_slice(), runpath, b"\0"].concat();
+    let total = strtab + strings.len() as u64;
+    let mut f = Vec::new();
+    f.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+    f.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    f.extend_from_slice(&62u16.to_le_bytes()); // x86-64
+    f.extend_from_slice(&1u32.to_le_bytes());
+    f.extend_from_slice(&0u64.to_le_bytes()); // entry
+    f.extend_from_slice(&ehdr.to_le_bytes()); // phoff
+    f.extend_from_slice(&0u64.to_le_bytes()); // shoff
+    f.extend_from_slice(&0u32.to_le_bytes());
+    for half in [64u16, 56, 2, 64, 0, 0] {
+        f.extend_from_slice(&half.to_le_bytes());
+    }
+    for (kind, offset, size) in [(1u32, 0, total), (2, dynamic, 3 * dyn_size)] {
+        f.extend_from_slice(&kind.to_le_bytes());
+        f.extend_from_slice(&4u32.to_le_bytes()); // flags
+        for value in [offset, offset, offset, size, size, 8] {
+            f.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+    for (tag, value) in [(5u64, strtab), (29, 1), (0, 0)] {
+        f.extend_from_slice(&tag.to_le_bytes());
+        f.extend_from_slice(&value.to_le_bytes());
+    }
+    f.extend_from_slice(&strings);
+    f
+}
+
+#[test]
+fn a_scrubbed_store_path_passes_only_as_data_in_a_static_elf() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scrubbed = [
+        store_prefix(),
+        b"eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-jq-1.8.2-bin/bin".to_vec(),
+    ]
+    .concat();
+    let live = [
+        store_prefix(),
+        b"0123456789abcdfghijklmnpqrsvwxyz-jq-1.8.2-bin/bin".to_vec(),
+    ]
+    .concat();
+    let almost = [
+        store_prefix(),
+        b"eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeef-jq-1.8.2-bin/bin".to_vec(),
+    ]
+    .concat();
+    let elf = fs::read(static_launcher()).unwrap();
+    // What `jq --build-configuration` carries once remove-references-to ran.
+    let with = |text: &[u8]| [elf.as_slice(), b"\0'--bindir=", text, b"'\0"].concat();
+
+    let stage = Stage::minimal(tmp.path().join("ok")).file("bin/jq", &with(&scrubbed), 0o755);
+    launch(pack_args(&stage.root, &tmp.path().join("out-ok"))).expect(0);
+
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "a live store path in a static ELF",
+            with(&live),
+            "names the Nix store at byte",
+        ),
+        (
+            "one hash character short of scrubbed",
+            with(&almost),
+            "names the Nix store at byte",
+        ),
+        (
+            "a scrubbed store path in a script",
+            [b"#!/bin/sh\nexec ".as_slice(), &scrubbed, b"\n"].concat(),
+            "in a script it is still a path that runs",
+        ),
+        (
+            "a scrubbed store path as a static ELF's RUNPATH",
+            static_elf_with_runpath(&[scrubbed.as_slice(), b"/lib"].concat()),
+            "names the Nix store in its run-time search path (RPATH/RUNPATH",
+        ),
+    ];
+    for (name, bytes, expected) in cases {
+        let dir = tmp.path().join(name.replace(' ', "-"));
+        let stage = Stage::minimal(dir.join("stage")).file("bin/tool", &bytes, 0o755);
+        let run = launch(pack_args(&stage.root, &dir.join("out")));
+        assert_eq!(run.code, 2, "{name}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(expected),
+            "{name}: wanted {expected:?} in {}",
+            run.stderr
+        );
+        assert!(
+            !dir.join("out/archy-gate").exists(),
+            "{name}: nothing is written"
+        );
+    }
 }
