@@ -5,6 +5,8 @@
 # side in one run. Goal: a median ratio of at most 0.5.
 #
 #   bench/unpack.sh [ROUNDS]        (default 10 rounds; prints medians and the ratio)
+#   TMPDIR=/dev/shm bench/unpack.sh (on a tmpfs: on ext4, creating inodes right
+#                                    after deleting the last round's dominates both sides)
 #
 # The payload is at least 8 MiB of incompressible data plus a few hundred
 # small files, so both hashing and unpacking count. The launcher does more
@@ -39,7 +41,7 @@ size=$(stat -c %s "$bundle")
 offset=$(od -An -t u8 -j $((size - 56)) -N 8 "$bundle" | tr -d ' ')
 length=$(od -An -t u8 -j $((size - 48)) -N 8 "$bundle" | tr -d ' ')
 tail -c +$((offset + 1)) "$bundle" | head -c "$length" > "$work/payload.tar.gz"
-echo "payload: $length bytes ($(du -sh "$stage" | cut -f1) unpacked), $rounds rounds"
+echo "payload: $length bytes ($(du -sh "$stage" | cut -f1) unpacked), $rounds rounds, in $work ($(stat -f -c %T "$work"))"
 
 now() { date +%s%N; }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }

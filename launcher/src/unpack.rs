@@ -57,6 +57,9 @@ pub fn unpack(bundle: &Bundle, dest: Option<&Path>) -> anyhow::Result<Unpacked> 
 
     let mut seen = std::collections::HashSet::new();
     let mut expected = manifest.files.iter();
+    // One buffer for every file: 256 KiB reads and writes, not io::copy's 8 KiB.
+    let mut buf = vec![0u8; 256 << 10];
+    let umask = current_umask();
     let mut files = 0usize;
     let mut bytes = 0u64;
     for item in entries {
@@ -132,12 +135,13 @@ pub fn unpack(bundle: &Bundle, dest: Option<&Path>) -> anyhow::Result<Unpacked> 
                     None => Box::new(io::sink()),
                 };
                 let mut hasher = HashingWriter::new(&mut out);
-                let copied = io::copy(&mut (&mut entry).take(*size), &mut hasher).map_err(|e| {
-                    corrupt(
-                        bundle,
-                        format!("cannot read {path:?} from the payload: {e}"),
-                    )
-                })?;
+                let copied = copy_with(&mut buf, &mut (&mut entry).take(*size), &mut hasher)
+                    .map_err(|e| {
+                        corrupt(
+                            bundle,
+                            format!("cannot read {path:?} from the payload: {e}"),
+                        )
+                    })?;
                 let digest = hasher.hex();
                 if copied != *size {
                     return Err(corrupt(
@@ -152,7 +156,7 @@ pub fn unpack(bundle: &Bundle, dest: Option<&Path>) -> anyhow::Result<Unpacked> 
                     ));
                 }
                 out.flush()?;
-                if let Some(target) = &target {
+                if let Some(target) = target.as_ref().filter(|_| mode.bits() & umask != 0) {
                     // create_new applied the umask; the manifest's mode is the truth.
                     fs::set_permissions(target, fs::Permissions::from_mode(mode.bits()))?;
                 }
@@ -218,6 +222,29 @@ pub fn check_and_unpack(
         let checked = bundle.check(digests, pin)?;
         Ok((checked, unpacked?))
     })
+}
+
+/// The process's umask (reading it means setting it: set back at once).
+fn current_umask() -> u32 {
+    use rustix::fs::Mode;
+    let mask = rustix::process::umask(Mode::from_raw_mode(0o022));
+    rustix::process::umask(mask);
+    mask.bits() as u32
+}
+
+/// `io::copy` with the caller's buffer.
+fn copy_with(buf: &mut [u8], from: &mut impl Read, to: &mut impl Write) -> io::Result<u64> {
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buf[..n])?;
+        total += n as u64;
+    }
 }
 
 /// Unpacks into `target` (absent or empty) through a staging directory
