@@ -21,6 +21,7 @@ mod rpc;
 mod runs;
 mod secret;
 mod signals;
+mod tar_names;
 mod trailer;
 mod trust;
 mod unpack;
