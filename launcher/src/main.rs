@@ -16,6 +16,7 @@ mod manifest;
 mod node_cmd;
 mod pack;
 mod preflight;
+mod printable;
 mod reports;
 mod rpc;
 mod runs;
