@@ -24,8 +24,13 @@ pub const NAME_MAX: usize = 255;
 /// for the directory `extract` or `run` unpacks into, so that what `verify`
 /// accepts can always be written.
 pub const PATH_MAX_BYTES: usize = 2048;
-/// A manifest larger than this is refused before it is read.
-pub const MANIFEST_MAX_BYTES: u64 = 16 << 20;
+/// A manifest larger than this is refused before it is read. A real one is
+/// tens of KiB; parsing takes about six times its size in memory, and
+/// verify must stay within 100 MiB whatever the bundle says.
+pub const MANIFEST_MAX_BYTES: u64 = 4 << 20;
+/// A manifest listing more entries is refused: a gate bundle holds
+/// hundreds, and each entry costs extract a file system call or three.
+pub const ENTRIES_MAX: usize = 10_000;
 /// A bundle declaring more than this many unpacked bytes is refused: a gate
 /// bundle is tens of MiB, so this only stops a size bomb.
 pub const UNPACKED_MAX_BYTES: u64 = 4 << 30;
@@ -282,6 +287,12 @@ impl Manifest {
             return Err(format!(
                 "manifest format {} is not supported by this launcher (it reads format {FORMAT_VERSION})",
                 self.format
+            ));
+        }
+        if self.files.len() > ENTRIES_MAX {
+            return Err(format!(
+                "manifest lists {} entries, more than the {ENTRIES_MAX} a bundle may hold",
+                self.files.len()
             ));
         }
         let mut kinds: HashMap<&str, &Entry> = HashMap::new();

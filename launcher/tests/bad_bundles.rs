@@ -819,7 +819,7 @@ fn crafted() -> Vec<Case> {
             "entry script",
         ),
         case(
-            "manifest entry claims more than 16 MiB",
+            "manifest entry claims 64 MiB",
             sealed(
                 &Tar::new()
                     .raw(
@@ -1412,6 +1412,13 @@ fn deep_tree(depth: usize, width: usize) -> (Vec<Item>, String) {
     (items, deep)
 }
 
+/// The base listing plus `n` directories: a manifest as large as wanted.
+fn many_dirs(n: usize) -> Vec<Value> {
+    let mut files = listing(&base());
+    files.extend((0..n).map(|i| json!({"type": "dir", "path": format!("z{i:07}")})));
+    files
+}
+
 fn bounds() -> Vec<Case> {
     let files = listing(&base());
     // The manifest declares a file big enough to let the long-name record's
@@ -1508,6 +1515,26 @@ fn bounds() -> Vec<Case> {
             "a path longer than PATH_MAX",
             consistent_long(&deep_tree(21, 200).0),
             "longer than",
+        ),
+        case(
+            "a manifest of 4 MiB and more",
+            sealed(
+                &Tar::new()
+                    .manifest(&many_dirs(120_000))
+                    .items(&base())
+                    .finish(),
+            ),
+            "allowed",
+        ),
+        case(
+            "a manifest listing more entries than a bundle may hold",
+            sealed(
+                &Tar::new()
+                    .manifest(&many_dirs(10_001))
+                    .items(&base())
+                    .finish(),
+            ),
+            "entries, more than",
         ),
     ]
 }
