@@ -59,8 +59,10 @@ pub enum Command {
         really executes. The bundle is unpacked into WORKDIR/b/<digest>/ (reused after a\n\
         re-check); each run is recorded in WORKDIR/runs/<run-id>/ (gate.log, run.json).\n\
         The gate gets ARCHY_HOST, ARCHY_SCHEME, ARCHY_PASSWORD, ARCHY_ALLOW_DESTRUCTIVE,\n\
-        ARCHY_ITERATIONS, ARCHY_GATE_BUNDLE_DIR, ARCHY_GATE_RUN_DIR, ARCHY_GATE_LAUNCHER,\n\
-        BATS_LIB_PATH, and the bundle's bin/ first on PATH.\n\
+        ARCHY_ALLOW_CLEARTEXT, ARCHY_ITERATIONS, ARCHY_GATE_BUNDLE_DIR, ARCHY_GATE_RUN_DIR,\n\
+        ARCHY_GATE_LAUNCHER, BATS_LIB_PATH, and the bundle's bin/ first on PATH.\n\
+        A pass needs at least one test result counted (TAP or JUnit): a gate that exits 0\n\
+        having reported none fails with \"no test ran\", unless --allow-no-tests.\n\
         The password comes from ARCHY_PASSWORD, --password-file, --password-stdin, or a\n\
         prompt on a terminal; never from the command line. It is redacted everywhere.\n\
         TLS: the RPC's certificate is verified (--ca, the node's CA, or the public roots)\n\

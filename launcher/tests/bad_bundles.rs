@@ -1403,7 +1403,8 @@ fn deep_tree(depth: usize, width: usize) -> (Vec<Item>, String) {
         if !path.is_empty() {
             path.push('/');
         }
-        path.push_str(&format!("{i:x}").repeat(width));
+        // One letter per level: every name exactly `width` bytes.
+        path.push_str(&char::from(b'a' + (i % 26) as u8).to_string().repeat(width));
         items.push(dir(&path));
     }
     let deep = format!("{path}/f");
