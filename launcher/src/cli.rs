@@ -59,11 +59,16 @@ pub enum Command {
         really executes. The bundle is unpacked into WORKDIR/b/<digest>/ (reused after a\n\
         re-check); each run is recorded in WORKDIR/runs/<run-id>/ (gate.log, run.json).\n\
         The gate gets ARCHY_HOST, ARCHY_SCHEME, ARCHY_PASSWORD, ARCHY_ALLOW_DESTRUCTIVE,\n\
-        ARCHY_ITERATIONS, ARCHY_GATE_BUNDLE_DIR, ARCHY_GATE_RUN_DIR, ARCHY_GATE_LAUNCHER,\n\
-        BATS_LIB_PATH, and the bundle's bin/ first on PATH.\n\
+        ARCHY_ALLOW_CLEARTEXT, ARCHY_ITERATIONS, ARCHY_GATE_BUNDLE_DIR, ARCHY_GATE_RUN_DIR,\n\
+        ARCHY_GATE_LAUNCHER, BATS_LIB_PATH, and the bundle's bin/ first on PATH.\n\
+        A pass needs at least one test result counted (TAP or JUnit): a gate that exits 0\n\
+        having reported none fails with \"no test ran\", unless --allow-no-tests.\n\
         The password comes from ARCHY_PASSWORD, --password-file, --password-stdin, or a\n\
         prompt on a terminal; never from the command line. It is redacted everywhere.\n\
-        Exit: 0 passed, 1 failed, 3 bundle integrity, 4 preflight, 5 environment (lock\n\
+        TLS: the RPC's certificate is verified (--ca, the node's CA, or the public roots)\n\
+        except on a loopback --host; --scheme http to any other host is refused unless\n\
+        --allow-cleartext (see `launcher rpc --help`).\n\
+        Exit: 0 passed, 1 failed, 2 usage (a refused host or scheme), 3 bundle integrity, 4 preflight, 5 environment (lock\n\
         held, no work dir), 130 interrupted."
     )]
     Run(RunArgs),
@@ -109,9 +114,15 @@ pub enum Command {
         after_help = "Examples:\n  ARCHY_PASSWORD=… launcher rpc server.get-state | jq '.packages[].id'\n  launcher rpc package.stop '{\"id\": \"lnd\"}'\n\n\
         For gate suites on nodes without curl: the launcher carries the client. Logs in\n\
         with ARCHY_PASSWORD when it has no session; keeps the session cookie in\n\
-        --session (default $ARCHY_GATE_RUN_DIR/.rpc-session). TLS: verified against\n\
-        --ca or the node's CA when present; on loopback without a CA, unverified.\n\
-        Exit 0 with the result on stdout; 1 on a JSON-RPC error; 5 if unreachable."
+        --session (default $ARCHY_GATE_RUN_DIR/.rpc-session).\n\n\
+        TLS: the certificate is verified against --ca, else the node's CA when present,\n\
+        else the public roots; only on a loopback host (127.0.0.0/8, ::1, localhost)\n\
+        without a CA is it not verified. --host is host[:port], nothing more.\n\
+        Cleartext: --scheme http sends the password unencrypted, so it is refused for\n\
+        any host but loopback unless --allow-cleartext (ARCHY_ALLOW_CLEARTEXT=1).\n\
+        -v says which of these applies.\n\n\
+        Exit 0 with the result on stdout; 1 on a JSON-RPC error; 2 on a refused host or\n\
+        scheme; 5 if unreachable."
     )]
     Rpc(RpcArgs),
 }
@@ -190,6 +201,9 @@ pub struct RpcArgs {
     /// Say on stderr where the call goes and how TLS is checked
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// Allow http to a host other than loopback: the password travels unencrypted
+    #[arg(long, env = "ARCHY_ALLOW_CLEARTEXT", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_cleartext: bool,
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +222,10 @@ pub struct RunArgs {
     /// http or https (ARCHY_SCHEME)
     #[arg(long, default_value = "https")]
     pub scheme: String,
+    /// Allow --scheme http to a host other than loopback: the password travels
+    /// unencrypted (the gate gets ARCHY_ALLOW_CLEARTEXT=1)
+    #[arg(long)]
+    pub allow_cleartext: bool,
     /// Read the node password from FILE
     #[arg(long, value_name = "FILE", conflicts_with = "password_stdin")]
     pub password_file: Option<Utf8PathBuf>,
@@ -233,6 +251,11 @@ pub struct RunArgs {
     /// The command that answers getblockchaininfo [default: bitcoin-cli, or through podman]
     #[arg(long, value_name = "CMD", env = "ARCHY_BITCOIN_CLI")]
     pub bitcoin_cli: Option<String>,
+    /// Let the gate pass though it reports no test result (no TAP or JUnit);
+    /// recorded in run.json. Without it, a gate that exits 0 having counted
+    /// no test fails: "no test ran"
+    #[arg(long)]
+    pub allow_no_tests: bool,
     /// Skip the preflight checks
     #[arg(long, conflicts_with = "force")]
     pub skip_preflight: bool,
@@ -287,6 +310,9 @@ pub struct PreflightArgs {
     /// http or https
     #[arg(long, default_value = "https")]
     pub scheme: String,
+    /// Allow --scheme http to a host other than loopback: the password travels unencrypted
+    #[arg(long)]
+    pub allow_cleartext: bool,
     /// A CA certificate (PEM) to verify the node's RPC against [default: the node's own CA if found]
     #[arg(long, value_name = "FILE")]
     pub ca: Option<Utf8PathBuf>,

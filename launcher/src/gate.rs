@@ -57,6 +57,10 @@ pub fn command(record: &RunRecord, secret: Option<&Secret>) -> Command {
             if record.allow_destructive { "1" } else { "0" },
         )
         .env("ARCHY_ITERATIONS", record.iterations.to_string())
+        .env(
+            "ARCHY_ALLOW_CLEARTEXT",
+            if record.allow_cleartext { "1" } else { "0" },
+        )
         .env("ARCHY_GATE_BUNDLE_DIR", dir)
         .env("ARCHY_GATE_RUN_DIR", record.run_dir())
         .env("ARCHY_GATE_RUN_ID", &record.run_id)
@@ -156,9 +160,21 @@ pub fn supervise(
     };
     let log_text = std::fs::read_to_string(run_dir.join(LOG)).unwrap_or_default();
     record.tests = reports::collect(&run_dir, &log_text);
-    let message = match (state, signals::received()) {
+    let counted = record.tests.as_ref().map_or(0, |t| t.total());
+    let mut message = match (state, signals::received()) {
         (RunState::Interrupted, Some(s)) => Some(format!("interrupted by signal {s}")),
         _ => None,
+    };
+    // A suite that silently ran nothing must not be green.
+    let state = if state == RunState::Passed && counted == 0 && !record.allow_no_tests {
+        message = Some(
+            "no test ran: the gate exited 0 but no TAP or JUnit result was found (in its run \
+             dir or its output); for a suite that reports none, run with --allow-no-tests"
+                .into(),
+        );
+        RunState::Failed
+    } else {
+        state
     };
     finish(record, state, code, message, started);
     record.save()?;

@@ -19,8 +19,18 @@ pub const MANIFEST_NAME: &str = "manifest.json";
 pub const DEFAULT_ENTRY: &str = "lifecycle/run-gate.sh";
 /// The longest file name Linux filesystems hold.
 pub const NAME_MAX: usize = 255;
-/// A manifest larger than this is refused before it is read.
-pub const MANIFEST_MAX_BYTES: u64 = 16 << 20;
+/// The longest path, or symlink target, a bundle may hold. Linux refuses a
+/// path of PATH_MAX (4096) bytes or more in any call; half of it leaves room
+/// for the directory `extract` or `run` unpacks into, so that what `verify`
+/// accepts can always be written.
+pub const PATH_MAX_BYTES: usize = 2048;
+/// A manifest larger than this is refused before it is read. A real one is
+/// tens of KiB; parsing takes about six times its size in memory, and
+/// verify must stay within 100 MiB whatever the bundle says.
+pub const MANIFEST_MAX_BYTES: u64 = 4 << 20;
+/// A manifest listing more entries is refused: a gate bundle holds
+/// hundreds, and each entry costs extract a file system call or three.
+pub const ENTRIES_MAX: usize = 10_000;
 /// A bundle declaring more than this many unpacked bytes is refused: a gate
 /// bundle is tens of MiB, so this only stops a size bomb.
 pub const UNPACKED_MAX_BYTES: u64 = 4 << 30;
@@ -141,6 +151,12 @@ pub fn check_path(path: &str) -> Result<(), String> {
     if path.contains('\0') {
         return Err(format!("path {path:?} contains a NUL byte"));
     }
+    if path.len() > PATH_MAX_BYTES {
+        return Err(format!(
+            "a path of {} bytes, longer than the {PATH_MAX_BYTES} a bundle may hold",
+            path.len()
+        ));
+    }
     for component in path.split('/') {
         match component {
             ".." => return Err(format!("path traversal in {path:?} (a `..` component)")),
@@ -176,6 +192,9 @@ pub enum LinkError {
     Through(String),
     /// A NUL byte: no filesystem can hold it.
     Nul,
+    /// Longer than PATH_MAX_BYTES, or a component longer than NAME_MAX:
+    /// no filesystem could resolve it.
+    TooLong,
 }
 
 impl fmt::Display for LinkError {
@@ -184,6 +203,10 @@ impl fmt::Display for LinkError {
             LinkError::Leaves => f.write_str("points outside the bundle"),
             LinkError::Through(via) => write!(f, "resolves through the symlink {via:?}"),
             LinkError::Nul => f.write_str("has a NUL byte in its target"),
+            LinkError::TooLong => write!(
+                f,
+                "has a target longer than {PATH_MAX_BYTES} bytes or a name in it longer than {NAME_MAX}"
+            ),
         }
     }
 }
@@ -202,26 +225,41 @@ pub fn resolve_link(
     if target.is_empty() || target.starts_with('/') {
         return Err(LinkError::Leaves);
     }
-    let mut parts: Vec<&str> = parent_of(link)
-        .split('/')
-        .filter(|c| !c.is_empty())
-        .collect();
+    if target.len() > PATH_MAX_BYTES || target.split('/').any(|c| c.len() > NAME_MAX) {
+        return Err(LinkError::TooLong);
+    }
+    // The resolved path grows and shrinks in one buffer, `ends` marking
+    // where each component ends: rebuilding it per component made a long
+    // target quadratic.
+    let mut here = String::new();
+    let mut ends: Vec<usize> = Vec::new();
+    fn push(here: &mut String, ends: &mut Vec<usize>, component: &str) {
+        if !here.is_empty() {
+            here.push('/');
+        }
+        here.push_str(component);
+        ends.push(here.len());
+    }
+    for component in parent_of(link).split('/').filter(|c| !c.is_empty()) {
+        push(&mut here, &mut ends, component);
+    }
     let components: Vec<&str> = target
         .split('/')
         .filter(|c| !c.is_empty() && *c != ".")
         .collect();
     for (i, component) in components.iter().enumerate() {
         if *component == ".." {
-            parts.pop().ok_or(LinkError::Leaves)?;
+            ends.pop().ok_or(LinkError::Leaves)?;
+            let keep = ends.last().copied().unwrap_or(0);
+            here.truncate(keep);
             continue;
         }
-        parts.push(component);
-        let here = parts.join("/");
+        push(&mut here, &mut ends, component);
         if i + 1 < components.len() && is_symlink(&here) {
             return Err(LinkError::Through(here));
         }
     }
-    Ok(parts.join("/"))
+    Ok(here)
 }
 
 impl Manifest {
@@ -249,6 +287,12 @@ impl Manifest {
             return Err(format!(
                 "manifest format {} is not supported by this launcher (it reads format {FORMAT_VERSION})",
                 self.format
+            ));
+        }
+        if self.files.len() > ENTRIES_MAX {
+            return Err(format!(
+                "manifest lists {} entries, more than the {ENTRIES_MAX} a bundle may hold",
+                self.files.len()
             ));
         }
         let mut kinds: HashMap<&str, &Entry> = HashMap::new();
@@ -354,6 +398,10 @@ mod tests {
         assert_eq!(ok("x", "/etc/passwd"), Err(LinkError::Leaves));
         assert_eq!(ok("x", ""), Err(LinkError::Leaves));
         assert_eq!(ok("x", "a\0b"), Err(LinkError::Nul));
+        assert_eq!(ok("a/b/x", "../c/../../d"), Ok("d".into()));
+        for long in ["y".repeat(NAME_MAX + 1), "y/".repeat(PATH_MAX_BYTES)] {
+            assert_eq!(resolve_link("x", &long, &none), Err(LinkError::TooLong));
+        }
         let up_is_link = |p: &str| p == "bin/up";
         assert_eq!(
             resolve_link("out", "bin/up/..", &up_is_link),

@@ -2,6 +2,10 @@
 //! the node runs them: as the app user when we are root and it exists
 //! (rootless podman, `systemctl --user`), with a timeout, since a wedged
 //! podman must not wedge the preflight.
+//!
+//! They get a minimal environment, never ours whole: what the app user's
+//! processes are given is readable in their /proc/PID/environ by that user,
+//! and ours may hold ARCHY_PASSWORD.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -34,6 +38,19 @@ fn switch_to_app_user() -> Option<u32> {
     })
 }
 
+/// The variables a node command may see, when we have them.
+const KEPT_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "XDG_RUNTIME_DIR",
+    "DBUS_SESSION_BUS_ADDRESS",
+];
+
 /// Whether `program` is on PATH (or is a path that exists).
 pub fn exists(program: &str) -> bool {
     if program.contains('/') {
@@ -63,7 +80,14 @@ pub fn run(argv: &[&str]) -> Output {
     }
     full.extend(argv.iter().map(|s| s.to_string()));
     let shown = full.join(" ");
-    let spawned = Command::new(&full[0])
+    let mut cmd = Command::new(&full[0]);
+    cmd.env_clear();
+    for key in KEPT_ENV {
+        if let Some(value) = std::env::var_os(key) {
+            cmd.env(key, value);
+        }
+    }
+    let spawned = cmd
         .args(&full[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -5,7 +5,13 @@
 //! TLS: with a CA file (the node's own CA) the server is verified against it.
 //! Without one, a loopback host is spoken to without verification, since
 //! nodes serve a self-signed certificate and loopback never leaves the
-//! machine; any other host is verified against the public roots.
+//! machine; any other host is verified against the public roots. Whether a
+//! host is loopback is decided on the URL as parsed (the `url` crate), from
+//! the host that is dialled: `--host` must be `host[:port]`, nothing more.
+//!
+//! Cleartext: `http` sends the password unencrypted, so it is refused for a
+//! host other than loopback unless the operator allows it explicitly
+//! (`--allow-cleartext`, `ARCHY_ALLOW_CLEARTEXT=1`).
 
 use std::fs;
 use std::time::Duration;
@@ -54,6 +60,10 @@ pub enum Trust {
     NodeCa(Utf8PathBuf),
     LoopbackUnverified,
     PublicRoots,
+    /// http: no TLS at all.
+    Cleartext {
+        loopback: bool,
+    },
 }
 
 impl std::fmt::Display for Trust {
@@ -64,18 +74,86 @@ impl std::fmt::Display for Trust {
                 f.write_str("loopback, certificate not verified (no node CA found)")
             }
             Trust::PublicRoots => f.write_str("verified against the public roots"),
+            Trust::Cleartext { loopback: true } => {
+                f.write_str("cleartext http on loopback: no TLS, nothing verified")
+            }
+            Trust::Cleartext { loopback: false } => f.write_str(
+                "cleartext http to another host (allowed by --allow-cleartext): no TLS, \
+                 nothing verified, the password readable on the network",
+            ),
         }
     }
 }
 
 pub struct RpcClient {
     agent: ureq::Agent,
-    url: String,
+    url: url::Url,
     password: Option<String>,
     cookie: Option<String>,
     session_file: Option<Utf8PathBuf>,
     pub trust: Trust,
     next_id: u64,
+}
+
+/// Where the RPC is, as the client will dial it.
+pub struct Endpoint {
+    pub url: url::Url,
+    /// The dialled host is this machine.
+    pub loopback: bool,
+}
+
+/// Parses `{scheme}://{host}/rpc/v1` and checks the operator's rules: the
+/// scheme is http or https, `host` is just `host[:port]` (user info, a path
+/// or a query could make the client dial a host other than the one judged),
+/// and cleartext goes to loopback only, unless `allow_cleartext`.
+pub fn endpoint(scheme: &str, host: &str, allow_cleartext: bool) -> anyhow::Result<Endpoint> {
+    use crate::exit::{fail, ExitStatus};
+    if scheme != "https" && scheme != "http" {
+        return Err(fail(
+            ExitStatus::Usage,
+            format!("--scheme {scheme:?}: use https (or http)"),
+        ));
+    }
+    let not_a_host = || {
+        fail(
+            ExitStatus::Usage,
+            format!("--host {host:?} is not host[:port] (e.g. 127.0.0.1 or node.lan:8443)"),
+        )
+    };
+    // A bare IPv6 address (`::1`) is a host too; a URL needs it bracketed.
+    let authority = match host.parse::<std::net::Ipv6Addr>() {
+        Ok(ip) => format!("[{ip}]"),
+        Err(_) => host.to_string(),
+    };
+    let url =
+        url::Url::parse(&format!("{scheme}://{authority}/rpc/v1")).map_err(|_| not_a_host())?;
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.path() != "/rpc/v1"
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(not_a_host());
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        None => return Err(not_a_host()),
+    };
+    if scheme == "http" && !loopback && !allow_cleartext {
+        return Err(fail(
+            ExitStatus::Usage,
+            format!(
+                "refusing to send the password in cleartext (http) to {}: use https, or \
+                 --allow-cleartext (ARCHY_ALLOW_CLEARTEXT=1) if the network is yours alone",
+                url.host_str().unwrap_or(host)
+            ),
+        ));
+    }
+    Ok(Endpoint { url, loopback })
 }
 
 /// Is `host` (possibly with a port) this machine?
@@ -104,7 +182,9 @@ impl RpcClient {
         host: &str,
         ca: Option<&Utf8Path>,
         timeout: Duration,
+        allow_cleartext: bool,
     ) -> anyhow::Result<RpcClient> {
+        let Endpoint { url, loopback } = endpoint(scheme, host, allow_cleartext)?;
         let ca = match ca {
             Some(path) => Some(path.to_owned()),
             None => NODE_CA_CANDIDATES
@@ -113,7 +193,11 @@ impl RpcClient {
                 .find(|p| p.is_file())
                 .map(Utf8Path::to_owned),
         };
-        let (tls, trust) = match (&ca, is_loopback(host)) {
+        let (tls, trust) = match (&ca, loopback) {
+            _ if scheme == "http" => (
+                ureq::tls::TlsConfig::default(),
+                Trust::Cleartext { loopback },
+            ),
             (Some(path), _) => {
                 let pem = fs::read(path).with_context(|| format!("cannot read the CA {path}"))?;
                 let cert = ureq::tls::Certificate::from_pem(&pem)
@@ -141,7 +225,7 @@ impl RpcClient {
             .into();
         Ok(RpcClient {
             agent,
-            url: format!("{scheme}://{host}/rpc/v1"),
+            url,
             password: None,
             cookie: None,
             session_file: None,
@@ -151,7 +235,7 @@ impl RpcClient {
     }
 
     pub fn url(&self) -> &str {
-        &self.url
+        self.url.as_str()
     }
 
     pub fn with_password(mut self, password: Option<String>) -> RpcClient {
@@ -211,7 +295,7 @@ impl RpcClient {
         let id = self.next_id;
         self.next_id += 1;
         let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
-        let mut request = self.agent.post(&self.url);
+        let mut request = self.agent.post(self.url.as_str());
         if let Some(cookie) = &self.cookie {
             request = request.header("Cookie", cookie);
         }
@@ -275,7 +359,39 @@ fn write_private(path: &Utf8Path, text: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_loopback;
+    use super::{endpoint, is_loopback};
+
+    #[test]
+    fn the_loopback_decision_is_made_on_the_dialled_host() {
+        for (host, loopback) in [
+            ("127.0.0.1", true),
+            ("127.0.0.1:8443", true),
+            ("[::1]:443", true),
+            ("::1", true),
+            ("localhost", true),
+            ("0x7f.1", true),
+            ("192.168.1.228", false),
+            ("node.example:8443", false),
+        ] {
+            let e = endpoint("https", host, false).unwrap();
+            assert_eq!(e.loopback, loopback, "{host}");
+        }
+        for host in [
+            "[::1]@evil.example",
+            "127.0.0.1@evil.example",
+            "127.0.0.1/x",
+            "127.0.0.1?x",
+            "127.0.0.1#x",
+            "",
+            "user:pw@127.0.0.1",
+        ] {
+            assert!(endpoint("https", host, false).is_err(), "{host}");
+        }
+        assert!(endpoint("http", "127.0.0.1", false).is_ok());
+        assert!(endpoint("http", "192.168.1.228", false).is_err());
+        assert!(endpoint("http", "192.168.1.228", true).is_ok());
+        assert!(endpoint("ftp", "127.0.0.1", false).is_err());
+    }
 
     #[test]
     fn loopback_hosts_with_and_without_ports() {

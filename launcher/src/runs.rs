@@ -87,6 +87,12 @@ pub struct RunRecord {
     pub allow_destructive: bool,
     pub host: String,
     pub scheme: String,
+    /// http to a host other than loopback, allowed by --allow-cleartext.
+    #[serde(default)]
+    pub allow_cleartext: bool,
+    /// A gate that counts no test result may pass (--allow-no-tests).
+    #[serde(default)]
+    pub allow_no_tests: bool,
     pub gate_args: Vec<String>,
     /// Where the password came from (never the password).
     pub password_source: String,

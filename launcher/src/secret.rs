@@ -29,8 +29,24 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// Where the password came from, for the run record.
+/// Where the password came from, for the run record. A password with a line
+/// break in it is refused: the gate's output is redacted line by line, so
+/// such a password would reach gate.log in pieces.
 pub fn obtain(file: Option<&Utf8Path>, stdin: bool) -> anyhow::Result<(Secret, &'static str)> {
+    let (secret, source) = obtain_any(file, stdin)?;
+    if secret.0.contains(['\n', '\r']) {
+        return Err(fail(
+            ExitStatus::Usage,
+            format!(
+                "the password from {source} holds a line break: it could not be redacted \
+                 from the gate's line-by-line log; give a password of one line"
+            ),
+        ));
+    }
+    Ok((secret, source))
+}
+
+fn obtain_any(file: Option<&Utf8Path>, stdin: bool) -> anyhow::Result<(Secret, &'static str)> {
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).status(ExitStatus::Usage, || {
             format!("cannot read --password-file {path}")

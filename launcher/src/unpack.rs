@@ -23,6 +23,7 @@ use crate::bundle::{Bundle, Checked, Pin};
 use crate::digest::HashingWriter;
 use crate::exit::{fail, ExitStatus};
 use crate::manifest::{check_path, Entry, Manifest, MANIFEST_MAX_BYTES, MANIFEST_NAME};
+use crate::tar_names::{self, Named};
 use crate::trust::PrivateDir;
 
 /// What a payload held, once every entry was checked.
@@ -48,12 +49,11 @@ pub fn unpack(bundle: &Bundle, dest: Option<&Path>) -> anyhow::Result<Unpacked> 
         budget: budget.clone(),
     };
     let mut archive = tar::Archive::new(decompressed);
-    let mut entries = archive
-        .entries()
+    let mut entries = tar_names::entries(&mut archive)
         .map_err(|e| corrupt(bundle, format!("the payload is not a gzip'd tar: {e}")))?;
 
     let manifest = read_manifest(bundle, entries.next())?;
-    budget.grant(tar_bytes_bound(&manifest));
+    budget.grant(expansion_budget(bundle, &manifest)?);
 
     let mut seen = std::collections::HashSet::new();
     let mut expected = manifest.files.iter();
@@ -63,9 +63,12 @@ pub fn unpack(bundle: &Bundle, dest: Option<&Path>) -> anyhow::Result<Unpacked> 
     let mut files = 0usize;
     let mut bytes = 0u64;
     for item in entries {
-        let mut entry =
-            item.map_err(|e| corrupt(bundle, format!("the payload's tar is damaged: {e}")))?;
-        let path = entry_path(bundle, &entry)?;
+        let Named {
+            mut entry,
+            path,
+            link: link_bytes,
+        } = item.map_err(|e| corrupt(bundle, format!("the payload's tar is damaged: {e}")))?;
+        let path = entry_path(bundle, &entry, &path)?;
         let kind = entry.header().entry_type();
         let Some(declared) = expected.next() else {
             return Err(corrupt(bundle, unlisted(&path, &seen, &manifest)));
@@ -85,8 +88,7 @@ pub fn unpack(bundle: &Bundle, dest: Option<&Path>) -> anyhow::Result<Unpacked> 
             }
             Entry::Symlink { target: link, .. } => {
                 expect_kind(bundle, &path, kind, tar::EntryType::Symlink, declared)?;
-                let found = entry
-                    .link_name_bytes()
+                let found = link_bytes
                     .map(|b| String::from_utf8_lossy(&b).into_owned())
                     .unwrap_or_default();
                 if &found != link {
@@ -273,20 +275,21 @@ pub fn read_manifest_only(bundle: &Bundle) -> anyhow::Result<Manifest> {
         budget: Budget::new(3 * 512 + MANIFEST_MAX_BYTES),
     };
     let mut archive = tar::Archive::new(decompressed);
-    let mut entries = archive
-        .entries()
+    let mut entries = tar_names::entries(&mut archive)
         .map_err(|e| corrupt(bundle, format!("the payload is not a gzip'd tar: {e}")))?;
     read_manifest(bundle, entries.next())
 }
 
 fn read_manifest<R: Read>(
     bundle: &Bundle,
-    first: Option<io::Result<tar::Entry<'_, R>>>,
+    first: Option<io::Result<Named<'_, R>>>,
 ) -> anyhow::Result<Manifest> {
-    let mut entry = first
+    let Named {
+        mut entry, path, ..
+    } = first
         .ok_or_else(|| corrupt(bundle, "the payload is empty: it has no manifest"))?
         .map_err(|e| corrupt(bundle, format!("the payload is not a gzip'd tar: {e}")))?;
-    let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+    let path = String::from_utf8_lossy(&path).into_owned();
     if path != MANIFEST_NAME || entry.header().entry_type() != tar::EntryType::Regular {
         return Err(corrupt(
             bundle,
@@ -313,14 +316,17 @@ fn read_manifest<R: Read>(
     Ok(manifest)
 }
 
-fn entry_path<R: Read>(bundle: &Bundle, entry: &tar::Entry<'_, R>) -> anyhow::Result<String> {
-    let raw = entry.path_bytes();
-    let text = std::str::from_utf8(&raw).map_err(|_| {
+fn entry_path<R: Read>(
+    bundle: &Bundle,
+    entry: &tar::Entry<'_, R>,
+    raw: &[u8],
+) -> anyhow::Result<String> {
+    let text = std::str::from_utf8(raw).map_err(|_| {
         corrupt(
             bundle,
             format!(
                 "entry {:?} has a non-UTF-8 path",
-                String::from_utf8_lossy(&raw)
+                String::from_utf8_lossy(raw)
             ),
         )
     })?;
@@ -374,6 +380,37 @@ fn unlisted(path: &str, seen: &std::collections::HashSet<String>, manifest: &Man
         format!("the payload holds {path:?}, which the manifest does not list")
     }
 }
+
+/// How many more decompressed bytes the payload may yield: what its
+/// manifest declares, as long as that is a plausible expansion of the
+/// compressed bytes. Without the ratio a 10 MB bundle of zeros declaring
+/// 4 GiB would keep `verify` inflating and hashing for many seconds.
+fn expansion_budget(bundle: &Bundle, manifest: &Manifest) -> anyhow::Result<u64> {
+    let bound = tar_bytes_bound(manifest);
+    let allowed = bundle
+        .trailer
+        .payload_len
+        .saturating_mul(EXPANSION_MAX)
+        .max(EXPANSION_FLOOR);
+    if bound > allowed {
+        return Err(corrupt(
+            bundle,
+            format!(
+                "its manifest declares {bound} bytes of tar from {} compressed bytes, more than \
+                 {EXPANSION_MAX} times as many: a decompression bomb?",
+                bundle.trailer.payload_len
+            ),
+        ));
+    }
+    Ok(bound)
+}
+
+/// A gate bundle (static binaries, scripts) compresses 3 to 5 times; gzip
+/// at best about 1000 times. Only a bomb lies between.
+const EXPANSION_MAX: u64 = 32;
+/// Below this many decompressed bytes the ratio does not matter: reading
+/// them is quick whatever they hold.
+const EXPANSION_FLOOR: u64 = 64 << 20;
 
 /// An upper bound of the tar stream's size for this manifest: headers, long
 /// names, data padded to blocks, the end marker and a record's padding.

@@ -218,6 +218,26 @@ impl Tar {
         items.iter().fold(self, Tar::item)
     }
 
+    /// An item as `pack` writes one whose path or target is longer than a
+    /// header holds: a GNU long-name ('L') or long-link ('K') record first.
+    fn long_item(self, item: &Item) -> Tar {
+        let (kind, path, link, mode, data): (_, &str, &str, u32, &[u8]) = match item {
+            Item::Dir(path) => (tar::EntryType::Directory, path, "", 0o755, b""),
+            Item::File(path, mode, data) => (tar::EntryType::Regular, path, "", *mode, data),
+            Item::Symlink(path, target) => (tar::EntryType::Symlink, path, target, 0o777, b""),
+        };
+        let mut tar = self;
+        if path.len() > 100 {
+            tar = tar.long_name(tar::EntryType::GNULongName, path.as_bytes());
+        }
+        if link.len() > 100 {
+            tar = tar.long_name(tar::EntryType::GNULongLink, link.as_bytes());
+        }
+        let cut = |s: &str| s.as_bytes()[..s.len().min(100)].to_vec();
+        let h = header(kind, &cut(path), mode, data.len() as u64, &cut(link));
+        tar.raw(&h, data)
+    }
+
     /// A GNU long-name entry naming the next header.
     fn long_name(self, kind: tar::EntryType, name: &[u8]) -> Tar {
         let mut data = name.to_vec();
@@ -389,19 +409,34 @@ fn pinned(name: &str, bytes: Vec<u8>, expect: &'static str) -> Case {
     }
 }
 
+/// Every launcher run here gets this much address space and no more:
+/// whatever a bundle says, verify and extract stay within it.
+const MEMORY_LIMIT: u64 = 100 << 20;
+
 fn run_in<I, S>(cwd: &Path, args: I) -> Run
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    Run::of(
-        Command::new(launcher())
-            .current_dir(cwd)
-            .args(args)
-            .env_remove("SOURCE_DATE_EPOCH")
-            .output()
-            .expect("launcher runs"),
-    )
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(launcher());
+    cmd.current_dir(cwd)
+        .args(args)
+        .env_remove("SOURCE_DATE_EPOCH");
+    // SAFETY: setrlimit is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: MEMORY_LIMIT,
+                rlim_max: MEMORY_LIMIT,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Run::of(cmd.output().expect("launcher runs"))
 }
 
 /// Runs `verify` and `extract` on the case in a fresh sandbox holding only
@@ -784,7 +819,7 @@ fn crafted() -> Vec<Case> {
             "entry script",
         ),
         case(
-            "manifest entry claims more than 16 MiB",
+            "manifest entry claims 64 MiB",
             sealed(
                 &Tar::new()
                     .raw(
@@ -973,7 +1008,7 @@ fn crafted() -> Vec<Case> {
                     .item(&file("notes.txt", 0o644, NOTES))
                     .finish(),
             ),
-            "traversal",
+            "pax record",
         ),
         case(
             "an absolute path",
@@ -1344,4 +1379,266 @@ fn bytes_hidden_after_the_archive_are_refused() {
             "payload",
         ),
     ]);
+}
+
+// ---------------------------------------------------------------------------
+// Bounds: whatever a bundle's tar and manifest say, verify and extract finish
+// in under 2 s within MEMORY_LIMIT, and what verify accepts extract can write.
+
+/// How long one verify or extract may take, whatever the bundle says.
+const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A sealed bundle whose manifest and tar agree on `items`, long names
+/// written as `pack` writes them.
+fn consistent_long(items: &[Item]) -> Vec<u8> {
+    let tar = Tar::new().manifest(&listing(items));
+    sealed(&items.iter().fold(tar, Tar::long_item).finish())
+}
+
+/// A chain of `depth` directories, each named `width` bytes, then a file.
+fn deep_tree(depth: usize, width: usize) -> (Vec<Item>, String) {
+    let mut items = base();
+    let mut path = String::new();
+    for i in 0..depth {
+        if !path.is_empty() {
+            path.push('/');
+        }
+        // One letter per level: every name exactly `width` bytes.
+        path.push_str(&char::from(b'a' + (i % 26) as u8).to_string().repeat(width));
+        items.push(dir(&path));
+    }
+    let deep = format!("{path}/f");
+    items.push(file(&deep, 0o644, NOTES));
+    items.sort_by(|a, b| item_path(a).as_bytes().cmp(item_path(b).as_bytes()));
+    (items, deep)
+}
+
+/// The base listing plus `n` directories: a manifest as large as wanted.
+fn many_dirs(n: usize) -> Vec<Value> {
+    let mut files = listing(&base());
+    files.extend((0..n).map(|i| json!({"type": "dir", "path": format!("z{i:07}")})));
+    files
+}
+
+fn bounds() -> Vec<Case> {
+    let files = listing(&base());
+    // The manifest declares a file big enough to let the long-name record's
+    // bytes through the decompression budget: only its own bound stops it.
+    let mut roomy = files.clone();
+    roomy.push(json!({
+        "type": "file", "path": "zz.bin", "size": 62u64 << 20,
+        "mode": "0644", "sha256": "0".repeat(64),
+    }));
+    let huge_long_name = 60u64 << 20;
+    let mut bomb = files.clone();
+    bomb.push(json!({
+        "type": "file", "path": "zz.bin", "size": 1u64 << 30,
+        "mode": "0644", "sha256": "0".repeat(64),
+    }));
+    vec![
+        case(
+            "a GNU long-name record longer than any path",
+            sealed(
+                &Tar::new()
+                    .manifest(&files)
+                    .items(&base()[..5])
+                    .long_name(tar::EntryType::GNULongName, &[b'a'; 3000])
+                    .item(&file("notes.txt", 0o644, NOTES))
+                    .finish(),
+            ),
+            "long-name record",
+        ),
+        case(
+            "a 60 MiB GNU long-name record under a roomy manifest",
+            sealed(
+                &Tar::new()
+                    .manifest(&roomy)
+                    .items(&base())
+                    .zeros(
+                        &header(
+                            tar::EntryType::GNULongName,
+                            b"././@LongLink",
+                            0o644,
+                            huge_long_name,
+                            b"",
+                        ),
+                        huge_long_name,
+                    )
+                    .finish(),
+            ),
+            "long-name record",
+        ),
+        case(
+            "a 1 GiB file of zeros: a decompression bomb the manifest declares",
+            sealed(
+                &Tar::new()
+                    .manifest(&bomb)
+                    .items(&base())
+                    .zeros(
+                        &header(tar::EntryType::Regular, b"zz.bin", 0o644, 1 << 30, b""),
+                        1 << 30,
+                    )
+                    .finish(),
+            ),
+            "bomb",
+        ),
+        case(
+            "a symlink target of 300,000 components",
+            consistent_long(&base_with(
+                "bin/alias",
+                Some(symlink(
+                    "bin/alias",
+                    &format!("{}tool", "a/..".repeat(300_000)),
+                )),
+            )),
+            "longer than",
+        ),
+        case(
+            "a symlink target longer than PATH_MAX",
+            consistent_long(&base_with(
+                "bin/alias",
+                Some(symlink(
+                    "bin/alias",
+                    &format!("{}tool", "../bin/".repeat(700)),
+                )),
+            )),
+            "longer than",
+        ),
+        case(
+            "a symlink target with a name longer than NAME_MAX",
+            consistent_long(&base_with(
+                "bin/alias",
+                Some(symlink("bin/alias", &"t".repeat(300))),
+            )),
+            "longer than",
+        ),
+        case(
+            "a path longer than PATH_MAX",
+            consistent_long(&deep_tree(21, 200).0),
+            "longer than",
+        ),
+        case(
+            "a manifest of 4 MiB and more",
+            sealed(
+                &Tar::new()
+                    .manifest(&many_dirs(120_000))
+                    .items(&base())
+                    .finish(),
+            ),
+            "allowed",
+        ),
+        case(
+            "a manifest listing more entries than a bundle may hold",
+            sealed(
+                &Tar::new()
+                    .manifest(&many_dirs(10_001))
+                    .items(&base())
+                    .finish(),
+            ),
+            "entries, more than",
+        ),
+    ]
+}
+
+#[test]
+fn hostile_bounds_are_refused_with_exit_3_and_leave_no_trace() {
+    refuse_all(&bounds());
+}
+
+/// One at a time, so that the clock measures the launcher and not the
+/// other cases: each run of each bound case ends within TIME_LIMIT.
+#[test]
+fn hostile_bounds_are_refused_in_bounded_time() {
+    let mut slow = Vec::new();
+    for case in bounds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bundle = tmp.path().join("archy-gate");
+        fs::write(&bundle, &case.bytes).unwrap();
+        let target = tmp.path().join("target");
+        for args in [
+            vec![OsStr::new("verify"), bundle.as_os_str()],
+            vec![
+                OsStr::new("extract"),
+                bundle.as_os_str(),
+                OsStr::new("--to"),
+                target.as_os_str(),
+            ],
+        ] {
+            let started = std::time::Instant::now();
+            let run = run_in(tmp.path(), &args);
+            let took = started.elapsed();
+            println!(
+                "{:>8.3}s exit {}  {} ({:?})",
+                took.as_secs_f64(),
+                run.code,
+                case.name,
+                args[0]
+            );
+            if took > TIME_LIMIT {
+                slow.push(format!("{} {:?}: {took:?}", case.name, args[0]));
+            }
+        }
+    }
+    assert!(slow.is_empty(), "slower than {TIME_LIMIT:?}: {slow:?}");
+}
+
+/// The controls for the bounds: long paths and targets within them, written
+/// with GNU long-name records as `pack` writes them, pass verify and extract
+/// and land where they should.
+#[test]
+fn long_paths_and_targets_within_the_bounds_pass() {
+    let (mut items, deep) = deep_tree(9, 200);
+    let long_target = format!("{}tool", "../bin/".repeat(280));
+    let at = items
+        .iter()
+        .position(|i| item_path(i) == "bin/alias")
+        .unwrap();
+    items[at] = symlink("bin/alias", &long_target);
+    let widest = format!("bin/{}", "w".repeat(255));
+    items.push(file(&widest, 0o644, NOTES));
+    items.sort_by(|a, b| item_path(a).as_bytes().cmp(item_path(b).as_bytes()));
+    let bytes = consistent_long(&items);
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("archy-gate");
+    fs::write(&bundle, &bytes).unwrap();
+    let run = run_in(tmp.path(), [OsStr::new("verify"), bundle.as_os_str()]);
+    assert_eq!(run.code, 0, "verify: {}", run.stderr);
+    let target = tmp.path().join("target");
+    let run = run_in(
+        tmp.path(),
+        [
+            OsStr::new("extract"),
+            bundle.as_os_str(),
+            OsStr::new("--to"),
+            target.as_os_str(),
+        ],
+    );
+    assert_eq!(run.code, 0, "extract: {}", run.stderr);
+    assert_eq!(fs::read(target.join(&deep)).unwrap(), NOTES);
+    assert_eq!(fs::read(target.join(&widest)).unwrap(), NOTES);
+    assert_eq!(
+        fs::read_link(target.join("bin/alias")).unwrap(),
+        Path::new(&long_target)
+    );
+    assert_eq!(fs::read(target.join("bin/alias")).unwrap(), TOOL);
+
+    // And `pack` itself, which writes such records for long paths.
+    let stage_dir = tmp.path().join("stage");
+    let long_dir = "d".repeat(150);
+    let stage = Stage::minimal(&stage_dir)
+        .file(&format!("lib/{long_dir}/{}", "f".repeat(200)), NOTES, 0o644)
+        .symlink("lib/alias", &format!("{long_dir}/{}", "f".repeat(200)));
+    let packed = stage.pack(&tmp.path().join("out"));
+    let run = run_in(tmp.path(), [OsStr::new("verify"), packed.as_os_str()]);
+    assert_eq!(run.code, 0, "verify of a packed long path: {}", run.stderr);
+    let run = run_in(
+        tmp.path(),
+        [
+            OsStr::new("extract"),
+            packed.as_os_str(),
+            OsStr::new("--to"),
+            tmp.path().join("packed").as_os_str(),
+        ],
+    );
+    assert_eq!(run.code, 0, "extract of a packed long path: {}", run.stderr);
 }

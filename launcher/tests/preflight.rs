@@ -358,3 +358,46 @@ fn run_stops_before_the_gate_on_a_failing_node_unless_forced() {
         .collect();
     assert_eq!(failed, vec!["bitcoin-synced"]);
 }
+
+/// The app user writes its own quadlet dir: a FIFO named like a unit there
+/// once hung preflight (and with it a `run` holding the node lock). Now it
+/// is passed over, said in the evidence, and the real units still count.
+#[test]
+fn a_fifo_among_the_app_users_units_does_not_hang_preflight() {
+    let node = Node::new("healthy");
+    let dir = node
+        .node
+        .path("/home/archipelago/.config/containers/systemd");
+    fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("trap.container");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let started = std::time::Instant::now();
+    // busybox's timeout: a hang shows as exit 143, not as a stuck test.
+    let run = node.node.sh_with(
+        "",
+        &[("ARCHY_PASSWORD", PW)],
+        &format!(
+            "timeout 120 /root/archy-gate preflight --json --host {}",
+            node.standin.host()
+        ),
+    );
+    assert!(
+        run.code == 0 || run.code == 4,
+        "preflight hung or failed (exit {}): {}",
+        run.code,
+        run.stderr
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let check = Node::check(&doc, "quadlet-orphans");
+    let t = text(&check);
+    assert!(
+        t.contains("trap.container: passed over: not a regular file"),
+        "{t}"
+    );
+    assert_eq!(check["verdict"], "pass", "{check}");
+}

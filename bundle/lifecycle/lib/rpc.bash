@@ -14,8 +14,14 @@
 # Without it (the suite run by hand), curl is used, with a cookie jar in the run dir.
 #
 # Environment: ARCHY_HOST (default 127.0.0.1, may include :port), ARCHY_SCHEME (https),
-# ARCHY_PASSWORD, ARCHY_GATE_RUN_DIR, ARCHY_GATE_LAUNCHER. The password never goes on a
-# command line: jq reads it from the environment and curl reads the request from stdin.
+# ARCHY_PASSWORD, ARCHY_ALLOW_CLEARTEXT, ARCHY_GATE_RUN_DIR, ARCHY_GATE_LAUNCHER. The password
+# never goes on a command line: jq reads it from the environment and curl reads the request
+# from stdin.
+#
+# TLS, the launcher's rule (launcher rpc --help): the certificate is verified, except on a
+# loopback host (127.0.0.0/8, ::1, localhost), where nodes serve a self-signed one and the
+# password never leaves the machine. Cleartext http to any other host is refused unless
+# ARCHY_ALLOW_CLEARTEXT=1 says the operator means it.
 
 rpc() {
   if (($# < 1 || $# > 2)); then
@@ -25,7 +31,37 @@ rpc() {
   if [[ -n ${ARCHY_GATE_LAUNCHER:-} ]]; then
     "$ARCHY_GATE_LAUNCHER" rpc "$@"
   else
+    _rpc_curl_tls >/dev/null || return 2
     _rpc_curl "$@"
+  fi
+}
+
+# _rpc_host_is_loopback HOST: status 0 when HOST (host[:port]) is this machine.
+_rpc_host_is_loopback() {
+  local host=$1
+  case $host in
+    \[*\]:* | \[*\]) host=${host#[}; host=${host%%]*} ;;
+    *:*:*) ;; # a bare IPv6 address
+    *:*) host=${host%:*} ;;
+  esac
+  [[ $host == localhost || $host == ::1 || $host =~ ^127\.[0-9]+\.[0-9]+\.[0-9]+$ ]]
+}
+
+# _rpc_curl_tls: curl's TLS flags for ARCHY_HOST and ARCHY_SCHEME, one a line; status 2 (and
+# why on stderr) when the launcher's rule refuses the host or the scheme.
+_rpc_curl_tls() {
+  local host=${ARCHY_HOST:-127.0.0.1} scheme=${ARCHY_SCHEME:-https}
+  # Anything but host[:port] (user info, a path) could make curl dial another host than the
+  # one judged here.
+  if [[ $host =~ [@/?#[:space:]] ]]; then
+    echo "rpc: ARCHY_HOST=$host is not host[:port]" >&2
+    return 2
+  fi
+  if _rpc_host_is_loopback "$host"; then
+    echo -k
+  elif [[ $scheme == http && ${ARCHY_ALLOW_CLEARTEXT:-0} != 1 ]]; then
+    echo "rpc: refusing to send the password in cleartext (http) to $host: use https, or set ARCHY_ALLOW_CLEARTEXT=1" >&2
+    return 2
   fi
 }
 
@@ -36,9 +72,11 @@ _rpc_run_dir() {
 # _rpc_post BODY: POST BODY (from stdin), print the answer; curl's status (22: HTTP error).
 # curl's complaint goes to .rpc-curl.err in the run dir, for _rpc_unreachable.
 _rpc_post() {
-  local dir
+  local dir tls
   dir=$(_rpc_run_dir)
-  curl -fsS -k -b "$dir/.rpc-cookies" -c "$dir/.rpc-cookies" \
+  tls=$(_rpc_curl_tls) || return 2
+  # shellcheck disable=SC2086 # $tls is empty or one flag
+  curl -fsS $tls -b "$dir/.rpc-cookies" -c "$dir/.rpc-cookies" \
     -H 'Content-Type: application/json' --data-binary @- \
     "${ARCHY_SCHEME:-https}://${ARCHY_HOST:-127.0.0.1}/rpc/v1" <<<"$1" 2>"$dir/.rpc-curl.err"
 }

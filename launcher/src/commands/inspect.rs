@@ -5,6 +5,7 @@ use serde_json::json;
 use crate::cli::InspectArgs;
 use crate::commands::{human_size, open};
 use crate::digest::to_hex;
+use crate::printable::printable as p;
 use crate::unpack;
 
 pub fn inspect(args: InspectArgs) -> anyhow::Result<()> {
@@ -30,7 +31,13 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|e| matches!(e, crate::manifest::Entry::File { .. }))
         .count();
-    println!("{} {} (bundle format {})", m.name, m.version, m.format);
+    // Every manifest string is the bundle's to choose: escaped before printing.
+    println!(
+        "{} {} (bundle format {})",
+        p(&m.name),
+        p(&m.version),
+        m.format
+    );
     println!("  file     {} ({})", bundle.path, human_size(bundle.len));
     println!(
         "  payload  {} at offset {}, sha256 {}",
@@ -38,7 +45,7 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<()> {
         t.payload_offset,
         to_hex(&t.payload_sha256)
     );
-    println!("  entry    {}", m.entry);
+    println!("  entry    {}", p(&m.entry));
     println!(
         "  files    {files} files in {} entries, {} unpacked",
         m.files.len(),
@@ -48,21 +55,24 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     println!("tools");
     let width = |f: fn(&crate::manifest::Tool) -> usize| m.tools.iter().map(f).max().unwrap_or(0);
     let (wn, wv, wp) = (
-        width(|t| t.name.len()),
-        width(|t| t.version.len()),
-        width(|t| t.path.len()),
+        width(|t| p(&t.name).len()),
+        width(|t| p(&t.version).len()),
+        width(|t| p(&t.path).len()),
     );
     for tool in &m.tools {
         let line = format!(
             "  {:wn$}  {:wv$}  {:wp$}  {}",
-            tool.name, tool.version, tool.path, tool.source
+            p(&tool.name),
+            p(&tool.version),
+            p(&tool.path),
+            p(&tool.source)
         );
         println!("{}", line.trim_end());
     }
     println!("sources");
-    let wk = m.sources.keys().map(|k| k.len()).max().unwrap_or(0);
+    let wk = m.sources.keys().map(|k| p(k).len()).max().unwrap_or(0);
     for (key, value) in &m.sources {
-        println!("  {key:wk$}  {value}");
+        println!("  {:wk$}  {}", p(key), p(value));
     }
     println!("(not verified: run `verify` to check digests and contents)");
     Ok(())

@@ -6,10 +6,13 @@ use crate::preflight::{self, Context};
 use crate::secret;
 
 pub fn preflight(args: PreflightArgs) -> anyhow::Result<()> {
+    // A refused host or scheme is the operator's to fix, before any check.
+    crate::rpc::endpoint(&args.scheme, &args.host, args.allow_cleartext)?;
     let password = secret::obtain_optional(args.password_file.as_deref(), args.password_stdin)?;
     let report = preflight::run_checks(&Context {
         host: args.host,
         scheme: args.scheme,
+        allow_cleartext: args.allow_cleartext,
         ca: args.ca,
         password,
         workdir: None,

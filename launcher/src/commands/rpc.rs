@@ -25,6 +25,7 @@ pub fn rpc(args: RpcArgs) -> anyhow::Result<()> {
         &args.host,
         args.ca.as_deref(),
         Duration::from_secs(args.timeout),
+        args.allow_cleartext,
     )?
     .with_password(password.clone());
     let session = args.session.clone().or_else(|| {

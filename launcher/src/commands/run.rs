@@ -16,12 +16,15 @@ use crate::gate::{self, Echo};
 use crate::host;
 use crate::lock::{NodeLock, LOCK_FD_ENV};
 use crate::preflight;
+use crate::printable::printable;
 use crate::runs::{self, BundleFacts, RunRecord, RunState};
 use crate::secret::{self, Redactor, Secret};
 use crate::unpack::{self, Prepared};
 use crate::workdir;
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    // A refused host or scheme is the operator's to fix, before anything.
+    crate::rpc::endpoint(&args.scheme, &args.host, args.allow_cleartext)?;
     let bundle = open(&args.bundle)?;
     let pin = bundle.find_pin(args.sha256.as_deref())?;
     let checked = bundle.check_digests(pin)?;
@@ -78,6 +81,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let report = preflight::run_checks(&preflight::Context {
             host: args.host.clone(),
             scheme: args.scheme.clone(),
+            allow_cleartext: args.allow_cleartext,
             ca: args.ca.clone(),
             password: Some(secret.clone()),
             workdir: Some(work.path.clone()),
@@ -128,6 +132,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         allow_destructive: args.allow_destructive,
         host: args.host.clone(),
         scheme: args.scheme.clone(),
+        allow_cleartext: args.allow_cleartext,
+        allow_no_tests: args.allow_no_tests,
         gate_args: args.gate_args.clone(),
         password_source: password_source.into(),
         detached: args.detach,
@@ -293,11 +299,11 @@ pub fn summary(record: &RunRecord) -> String {
     }
     if let Some(t) = &record.tests {
         for name in &t.failing {
-            out.push_str(&format!("  failed: {name}\n"));
+            out.push_str(&format!("  failed: {}\n", printable(name)));
         }
     }
     if let Some(message) = &record.message {
-        out.push_str(&format!("  {message}\n"));
+        out.push_str(&format!("  {}\n", printable(message)));
     }
     let dir = record.run_dir();
     out.push_str(&format!(

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::cli::{LogsArgs, StatusArgs, WaitArgs};
 use crate::commands::run::summary;
 use crate::exit::{fail, ExitStatus};
+use crate::printable::printable;
 use crate::runs::{self, RunRecord};
 use crate::trust::{Create, PrivateDir};
 
@@ -36,9 +37,13 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     if let Some(ended) = &record.ended {
         println!("ended    {ended}");
     }
+    // Names, versions, test names and notes come from the bundle and the gate.
     println!(
         "bundle   {} {} ({}, sha256 {})",
-        record.bundle.name, record.bundle.version, record.bundle.file, record.bundle.sha256
+        printable(&record.bundle.name),
+        printable(&record.bundle.version),
+        printable(record.bundle.file.as_str()),
+        record.bundle.sha256
     );
     println!(
         "gate     {} iteration(s), destructive {}, {}://{}",
@@ -57,11 +62,11 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
             t.passed, t.failed, t.skipped
         );
         for name in &t.failing {
-            println!("  failed: {name}");
+            println!("  failed: {}", printable(name));
         }
     }
     if let Some(message) = &record.message {
-        println!("note     {message}");
+        println!("note     {}", printable(message));
     }
     println!("log      {}", record.run_dir().join(runs::LOG));
     Ok(())

@@ -7,6 +7,7 @@ use anyhow::Context;
 use camino::Utf8Path;
 
 use super::state::{FleetState, NodeState, Phase};
+use crate::printable::printable;
 use crate::reports::{self, Outcome};
 
 pub fn write(dir: &Utf8Path, state: &FleetState) -> anyhow::Result<()> {
@@ -102,12 +103,16 @@ pub fn markdown(state: &FleetState) -> String {
     out
 }
 
+/// A table cell: the nodes' strings (test names, findings) with their
+/// control characters escaped, and no `|` or line break to break the table.
 fn escape(cell: &str) -> String {
-    cell.replace('|', "\\|").replace('\n', " ")
+    printable(&cell.replace('\n', " ")).replace('|', "\\|")
 }
 
 fn xml(text: &str) -> String {
-    text.replace('&', "&amp;")
+    // XML 1.0 cannot hold most control characters at all.
+    printable(text)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")

@@ -14,6 +14,7 @@ use camino::Utf8PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::host;
+use crate::printable::printable;
 use crate::rpc::RpcClient;
 use crate::secret::{Redactor, Secret};
 
@@ -89,12 +90,20 @@ impl Report {
         let width = self.checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
         let mut out = String::new();
         for c in &self.checks {
+            // Reasons and evidence quote the node's files and tools.
             out.push_str(&format!(
                 "  {:<4}  {:<width$}  {}\n",
-                c.verdict, c.id, c.reason
+                c.verdict,
+                c.id,
+                printable(&c.reason)
             ));
             for e in &c.evidence {
-                out.push_str(&format!("  {:<4}  {:<width$}    {e}\n", "", ""));
+                out.push_str(&format!(
+                    "  {:<4}  {:<width$}    {}\n",
+                    "",
+                    "",
+                    printable(e)
+                ));
             }
         }
         out
@@ -121,6 +130,8 @@ impl Check {
 pub struct Context {
     pub host: String,
     pub scheme: String,
+    /// http to a host other than loopback, allowed explicitly.
+    pub allow_cleartext: bool,
     pub ca: Option<Utf8PathBuf>,
     /// Without it, checks that need the backend's package list skip.
     pub password: Option<Secret>,
@@ -162,6 +173,7 @@ fn backend(ctx: &Context) -> (Check, Result<serde_json::Value, String>) {
         &ctx.host,
         ctx.ca.as_deref(),
         Duration::from_secs(15),
+        ctx.allow_cleartext,
     );
     let mut client = match client {
         Ok(c) => c.with_password(ctx.password.as_ref().map(|s| s.expose().to_string())),

@@ -1,9 +1,16 @@
 //! Orphan quadlet units: a `*.container` whose container name matches no
 //! container podman knows (the app was removed, its unit left behind), and
 //! user units stuck activating.
+//!
+//! The app user writes its own quadlet dir: a unit there is opened without
+//! following a symlink and without blocking (a FIFO must not hang the
+//! preflight, and with it a `run` holding the node lock), read only when it
+//! is a regular file, and only up to UNIT_MAX_BYTES.
 
 use std::collections::HashSet;
 use std::fs;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::containers::Container;
@@ -44,9 +51,34 @@ fn container_name(path: &Path, text: &str) -> String {
     format!("systemd-{stem}")
 }
 
+/// A quadlet unit is a few hundred bytes; more is not a unit.
+const UNIT_MAX_BYTES: u64 = 1 << 20;
+
+/// A unit file's text, when it is a regular file of sane size; else why not.
+fn read_unit(path: &Path) -> Result<String, String> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| format!("cannot open it: {e}"))?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > UNIT_MAX_BYTES {
+        return Err(format!("{} bytes, more than a unit holds", meta.len()));
+    }
+    let mut text = String::new();
+    file.take(UNIT_MAX_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    Ok(text)
+}
+
 pub fn orphans(containers: &Result<Vec<Container>, String>) -> Check {
     let id = "quadlet-orphans";
     let mut units = Vec::new();
+    let mut unreadable = Vec::new();
     for dir in quadlet_dirs() {
         let Ok(items) = fs::read_dir(&dir) else {
             continue;
@@ -58,8 +90,9 @@ pub fn orphans(containers: &Result<Vec<Container>, String>) -> Check {
             .collect();
         files.sort();
         for path in files {
-            if let Ok(text) = fs::read_to_string(&path) {
-                units.push((container_name(&path, &text), path));
+            match read_unit(&path) {
+                Ok(text) => units.push((container_name(&path, &text), path)),
+                Err(why) => unreadable.push(format!("{}: passed over: {why}", path.display())),
             }
         }
     }
@@ -73,7 +106,8 @@ pub fn orphans(containers: &Result<Vec<Container>, String>) -> Check {
             quadlet_dirs()
                 .iter()
                 .map(|d| format!("looked in {}", d.display())),
-        );
+        )
+        .evidence(unreadable);
     }
     let containers = match containers {
         Ok(c) => c,
@@ -98,7 +132,8 @@ pub fn orphans(containers: &Result<Vec<Container>, String>) -> Check {
             id,
             Verdict::Pass,
             format!("all {} quadlet units have their container", units.len()),
-        );
+        )
+        .evidence(unreadable);
     }
     Check::new(
         id,
@@ -112,6 +147,7 @@ pub fn orphans(containers: &Result<Vec<Container>, String>) -> Check {
     .evidence(orphans.iter().map(|(name, path)| {
         format!("{}: ContainerName {name}, not in podman ps -a", path.display())
     }))
+    .evidence(unreadable)
 }
 
 pub fn activating() -> Check {
