@@ -325,6 +325,17 @@ fn with_a_trusted_key_bad_bundles_exit_3_and_say_why() {
         &flip(good.len() - 1),
         "appended after its bundle trailer",
     );
+    // The footer's block version: refused by name.
+    check(
+        "version",
+        &flip(good.len() - 12),
+        "signature block is version",
+    );
+    // A signature block that no longer parses.
+    let third = text.find("\ntrusted comment: ").unwrap() + 1;
+    let mut bytes = good.clone();
+    bytes[built_len + third] = b'X';
+    check("unreadable", &bytes, "signature block is unreadable");
 
     // A valid signature taken from this bundle and put on another one.
     let other = packed(tmp.path(), "b", b"b\n");
@@ -398,8 +409,8 @@ fn run_trust_on_the_bare_node_refuses_before_unpacking() {
             run.stderr
         );
         assert!(
-            !node.path("/root/work/b").exists(),
-            "{name}: something was unpacked"
+            !node.path("/root/work").exists(),
+            "{name}: a work dir was made, or something unpacked"
         );
     }
     // The single file as an operator runs it, its payload changed: its own
@@ -409,7 +420,7 @@ fn run_trust_on_the_bare_node_refuses_before_unpacking() {
         "ARCHY_PASSWORD=x /root/payload run --trust /root/release.pub --workdir /root/work --skip-preflight",
     );
     assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
-    assert!(!node.path("/root/work/b").exists());
+    assert!(!node.path("/root/work").exists());
 
     // The same refusal through the node's trust file, root-owned, 0644.
     node.put(
@@ -438,7 +449,7 @@ fn run_trust_on_the_bare_node_refuses_before_unpacking() {
     );
     assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("chmod go-w"), "{}", run.stderr);
-    assert!(!node.path("/root/work/b").exists());
+    assert!(!node.path("/root/work").exists());
 
     // The good one passes the check and is unpacked (its gate, a stub,
     // needs a bash the minimal stage lacks: what matters is it got this far).
