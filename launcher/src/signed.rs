@@ -62,7 +62,8 @@ impl SigCheck {
                 trusted_comment,
                 source,
             } => format!(
-                "signed   ok   by key {key_id}, trusted by {source}: this bundle comes from its signer (trusted comment: {trusted_comment})"
+                "signed   ok   by key {key_id}, trusted by {source}: this bundle comes from its signer (trusted comment: {})",
+                printable(trusted_comment)
             ),
             SigCheck::Unchecked { signed_by: Some(id) } => format!(
                 "signed   --   not checked: signed by key {id}, but no key is trusted (--trust, or {TRUST_FILE}); its origin is unproven"
@@ -72,6 +73,21 @@ impl SigCheck {
             ),
         }
     }
+}
+
+/// A trusted comment as it may be printed: whoever holds a key chooses it,
+/// so control characters (a terminal's escapes) are shown escaped.
+pub fn printable(comment: &str) -> String {
+    comment
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// The keys to check against: `--trust` (a public key, as `minisign -P`

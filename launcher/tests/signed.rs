@@ -173,6 +173,33 @@ fn a_signed_bundle_verifies_with_its_key_here_and_with_minisign() {
     let run = launch(["inspect", &s(&signed), "--json"]).expect(0);
     let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(doc["signature"]["key_id"], id.as_str());
+
+    // Whoever holds a key chooses the comment: a terminal escape in it is
+    // shown escaped, never sent to the terminal.
+    let loud = tmp.path().join("loud");
+    launch([
+        "sign",
+        &s(&bundle),
+        "--key",
+        &s(&sec),
+        "--out",
+        &s(&loud),
+        "--trusted-comment",
+        "red \u{1b}[31m alert",
+    ])
+    .expect(0);
+    for args in [
+        vec!["inspect", &s(&loud)],
+        vec!["verify", &s(&loud), "--trust", &s(&public)],
+    ] {
+        let run = launch(args).expect(0);
+        assert!(!run.stdout.contains('\u{1b}'), "{}", run.stdout);
+        assert!(
+            run.stdout.contains("red \\u{1b}[31m alert"),
+            "{}",
+            run.stdout
+        );
+    }
 }
 
 #[test]

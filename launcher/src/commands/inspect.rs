@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::cli::InspectArgs;
 use crate::commands::{human_size, open};
 use crate::digest::to_hex;
-use crate::signed::signature_of;
+use crate::signed::{printable, signature_of};
 use crate::unpack;
 
 pub fn inspect(args: InspectArgs) -> anyhow::Result<()> {
@@ -54,7 +54,7 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<()> {
         Some(Ok(sig)) => println!(
             "  signed   by key {} (trusted comment: {})",
             sig.key_id(),
-            sig.trusted_comment
+            printable(&sig.trusted_comment)
         ),
         Some(Err(why)) => println!("  signed   unreadable signature block ({why})"),
     }
