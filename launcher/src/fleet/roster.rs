@@ -334,6 +334,17 @@ gate = false                   # listed, never a gate target
     }
 
     #[test]
+    fn trust_takes_a_key_line() {
+        let (key, _) = crate::minisig::SecretKey::generate().unwrap();
+        let text = format!(
+            "[defaults]\ntrust = \"{}\"\n[[node]]\nname='a'\nssh='a'\nrole='dev'\ngate=false\n",
+            key.public.to_base64()
+        );
+        let r = Roster::parse(Utf8Path::new("r.toml"), &text).unwrap();
+        assert_eq!(r.trust, Some(key.public));
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let cases = [
             ("[[node]]\nname='a'\nssh='a'\nrole='primary'\npassword='x'\n", "never goes in the roster"),
@@ -341,6 +352,7 @@ gate = false                   # listed, never a gate target
             ("[[node]]\nname='a'\nssh='a'\nrole='boss'\npassword_env='X'\n", "unknown variant"),
             ("[[node]]\nname='a'\nssh='a'\nrole='dev'\ngate=false\n[[node]]\nname='a'\nssh='b'\nrole='dev'\ngate=false\n", "two nodes are named a"),
             ("", "no [[node]] entries"),
+            ("[defaults]\ntrust='no-such.pub'\n[[node]]\nname='a'\nssh='a'\nrole='dev'\ngate=false\n", "neither a minisign public key nor a readable .pub file"),
         ];
         for (text, expected) in cases {
             let err = format!(
