@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 # jq: Debian's dynamic one, which the bare-node test shows failing; busybox-static:
 # the bare node; binutils: readelf, an independent judge of static linking.
-ensure_debian_packages musl-tools jq shellcheck busybox-static binutils openssh-server openssh-client bash-static
+ensure_debian_packages musl-tools jq shellcheck busybox-static binutils openssh-server openssh-client bash-static minisign
 ensure_rust_target x86_64-unknown-linux-musl
 
 step "format and lints"

@@ -10,6 +10,11 @@
 //! pin (the whole file's sha256, from `--sha256`, `<file>.sha256` or a
 //! `SHA256SUMS` beside the file) proves the file is the artifact that was
 //! built. Every report says which of the two was checked.
+//!
+//! A signed bundle ends in a signature block (`sigblock.rs`) after its
+//! trailer; the trailer, the payload and the pin then belong to the built
+//! file in front of it, and the block's minisign signature covers exactly
+//! that built file.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -20,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::digest::{parse_hex, to_hex, Sha256Bytes};
 use crate::exit::{fail, ExitStatus, WithStatus};
+use crate::sigblock;
 use crate::trailer::{Trailer, TrailerError, FORMAT_VERSION, MAGIC, TRAILER_LEN};
 
 /// How far back from the end to look for a trailer that had bytes appended.
@@ -35,6 +41,10 @@ pub struct Bundle {
     pub trailer: Trailer,
     /// The whole file, as read once.
     bytes: Vec<u8>,
+    /// The built file's length: all of it, or what precedes a signature block.
+    built_len: usize,
+    /// The signature block's minisig text, when the file is signed.
+    signature: Option<std::ops::Range<usize>>,
 }
 
 /// Where the whole-file sha256 to compare against came from.
@@ -63,12 +73,17 @@ impl Pin {
 #[derive(Clone, Copy)]
 pub struct Digests {
     pub whole: Sha256Bytes,
+    /// The built file's (the same as `whole` for an unsigned bundle).
+    pub built: Sha256Bytes,
     pub payload: Sha256Bytes,
 }
 
 /// What a full check of a bundle established.
 pub struct Checked {
     pub whole_sha256: Sha256Bytes,
+    /// What the pin matched: the built file's sha256 (SHA256SUMS from the
+    /// build), or the file's as it is (a signed copy's own sha256).
+    pub pinned_sha256: Sha256Bytes,
     pub pin: Option<Pin>,
 }
 
@@ -86,7 +101,10 @@ impl Bundle {
         let mut file = File::open("/proc/self/exe")
             .with_context(|| format!("cannot open the running executable {exe}"))?;
         let len = file.metadata()?.len();
-        if !ends_with_magic(&mut file, len)? && find_magic_before_end(&mut file, len)?.is_none() {
+        if !ends_with_magic(&mut file, len, &MAGIC)?
+            && !ends_with_magic(&mut file, len, &sigblock::SIG_MAGIC)?
+            && find_magic_before_end(&mut file, len)?.is_none()
+        {
             return Err(fail(
                 ExitStatus::Usage,
                 format!(
@@ -140,7 +158,22 @@ impl Bundle {
                 format!("{path} changed size while it was being read: is something writing it?"),
             ));
         }
-        let raw: [u8; TRAILER_LEN as usize] = bytes[(len - TRAILER_LEN) as usize..]
+        let (built_len, signature) = match sigblock::split(&bytes) {
+            Ok(None) => (bytes.len(), None),
+            Ok(Some(split)) => (split.built_len, Some(split.text)),
+            Err(why) => {
+                return Err(fail(
+                    ExitStatus::Integrity,
+                    format!("{path}: {why}: the file is corrupt, or was signed by a newer launcher; fetch it again"),
+                ))
+            }
+        };
+        if (built_len as u64) < TRAILER_LEN {
+            return Err(fail(ExitStatus::Integrity, format!(
+                "{path}: its signature block leaves {built_len} bytes for the bundle, too few for a trailer: the file is corrupt"
+            )));
+        }
+        let raw: [u8; TRAILER_LEN as usize] = bytes[built_len - TRAILER_LEN as usize..built_len]
             .try_into()
             .expect("TRAILER_LEN bytes");
         let trailer = match Trailer::decode(&raw) {
@@ -173,7 +206,7 @@ impl Bundle {
                 ))
             }
         };
-        let room = len - TRAILER_LEN;
+        let room = built_len as u64 - TRAILER_LEN;
         let fits = trailer
             .payload_offset
             .checked_add(trailer.payload_len)
@@ -192,6 +225,8 @@ impl Bundle {
             len,
             trailer,
             bytes,
+            built_len,
+            signature,
         })
     }
 
@@ -199,6 +234,17 @@ impl Bundle {
     pub fn payload(&self) -> &[u8] {
         let start = self.trailer.payload_offset as usize;
         &self.bytes[start..start + self.trailer.payload_len as usize]
+    }
+
+    /// The built file: the whole file, or what precedes its signature
+    /// block. What a bundle signature covers.
+    pub fn built(&self) -> &[u8] {
+        &self.bytes[..self.built_len]
+    }
+
+    /// The signature block's minisig text, when the file is signed.
+    pub fn signature_text(&self) -> Option<&[u8]> {
+        self.signature.clone().map(|r| &self.bytes[r])
     }
 
     /// The launcher bytes in front of the payload.
@@ -211,9 +257,13 @@ impl Bundle {
     pub fn digests(&self) -> Digests {
         std::thread::scope(|scope| {
             let payload = scope.spawn(|| Sha256::digest(self.payload()).into());
-            let whole: Sha256Bytes = Sha256::digest(&self.bytes).into();
+            let mut hasher = Sha256::new();
+            hasher.update(self.built());
+            let built: Sha256Bytes = hasher.clone().finalize().into();
+            hasher.update(&self.bytes[self.built_len..]);
             Digests {
-                whole,
+                whole: hasher.finalize().into(),
+                built,
                 payload: payload.join().expect("hashing does not panic"),
             }
         })
@@ -240,8 +290,14 @@ impl Bundle {
             ));
         }
         let whole_sha256 = digests.whole;
+        // The pin names the file the build wrote; a signed copy still
+        // carries those bytes in front of its signature block.
+        let pinned_sha256 = match &pin {
+            Some(pin) if pin.sha256 == digests.built => digests.built,
+            _ => whole_sha256,
+        };
         if let Some(pin) = &pin {
-            if pin.sha256 != whole_sha256 {
+            if pin.sha256 != pinned_sha256 {
                 return Err(fail(
                     ExitStatus::Integrity,
                     format!(
@@ -254,7 +310,11 @@ impl Bundle {
                 ));
             }
         }
-        Ok(Checked { whole_sha256, pin })
+        Ok(Checked {
+            whole_sha256,
+            pinned_sha256,
+            pin,
+        })
     }
 
     /// The pin to check: `--sha256` when given, else `<file>.sha256` beside
@@ -304,14 +364,14 @@ impl Bundle {
     }
 }
 
-fn ends_with_magic<F: Read + Seek>(file: &mut F, len: u64) -> io::Result<bool> {
-    if len < MAGIC.len() as u64 {
+fn ends_with_magic<F: Read + Seek>(file: &mut F, len: u64, magic: &[u8; 8]) -> io::Result<bool> {
+    if len < magic.len() as u64 {
         return Ok(false);
     }
     let mut tail = [0u8; 8];
-    file.seek(SeekFrom::Start(len - MAGIC.len() as u64))?;
+    file.seek(SeekFrom::Start(len - magic.len() as u64))?;
     file.read_exact(&mut tail)?;
-    Ok(tail == MAGIC)
+    Ok(&tail == magic)
 }
 
 /// If a complete, self-consistent trailer sits shortly before the end, how

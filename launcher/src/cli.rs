@@ -33,6 +33,26 @@ pub enum Command {
         symlinks that leave the stage."
     )]
     Pack(PackArgs),
+    /// Sign a built bundle with a minisign key: in the file, and beside it.
+    #[command(
+        after_help = "Example:\n  launcher sign result/archy-gate --key ~/.config/archy-gate/signing.key --out dist/archy-gate\n\n\
+        Signs after the build, outside Nix: the secret key never enters the store. The\n\
+        built bytes are kept as they are (SHA256SUMS still pins them) and a signature\n\
+        block over them is appended, so one scp carries both; OUT.minisig beside it signs\n\
+        the signed file, for `minisign -Vm OUT -p KEY.pub` on a host without the launcher.\n\
+        KEY is an unencrypted minisign secret key (`minisign -G -W`, or `launcher keygen`).\n\
+        Nodes check it with `verify --trust KEY.pub` / `run --trust KEY.pub`, or a\n\
+        root-owned /etc/archy-gate/trusted.pub."
+    )]
+    Sign(SignArgs),
+    /// Make a signing key pair (minisign's format, unencrypted).
+    #[command(
+        after_help = "Example:\n  launcher keygen --secret ~/.config/archy-gate/signing.key --public archy-gate.pub\n\n\
+        Writes the secret key (mode 0600; never over an existing file) and the public key.\n\
+        The same as `minisign -G -W -s SECRET -p PUBLIC`. Keep the secret key off any Nix\n\
+        store and out of the repository; give the public key to every node."
+    )]
+    Keygen(KeygenArgs),
     /// Show what a bundle holds: tools and versions, entry, files, sizes, digests.
     #[command(
         after_help = "Examples:\n  ./archy-gate inspect\n  launcher inspect result/archy-gate --json"
@@ -163,6 +183,36 @@ pub struct VerifyArgs {
     /// The whole file's expected sha256 (from SHA256SUMS)
     #[arg(long, value_name = "HEX")]
     pub sha256: Option<String>,
+    /// Accept only a bundle signed by this key: a minisign public key (its
+    /// base64 line) or .pub file [default: /etc/archy-gate/trusted.pub if present]
+    #[arg(long, value_name = "PUBKEY")]
+    pub trust: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The built bundle file
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: Utf8PathBuf,
+    /// The minisign secret key file (unencrypted)
+    #[arg(long, value_name = "SECRET_KEY_FILE")]
+    pub key: Utf8PathBuf,
+    /// Where to write the signed bundle [default: BUNDLE itself]
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<Utf8PathBuf>,
+    /// The trusted comment (signed, shown by inspect and minisign) [default: file name and built sha256]
+    #[arg(long, value_name = "TEXT")]
+    pub trusted_comment: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the secret key (must not exist)
+    #[arg(long, value_name = "FILE")]
+    pub secret: Utf8PathBuf,
+    /// Where to write the public key (must not exist)
+    #[arg(long, value_name = "FILE")]
+    pub public: Utf8PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -238,6 +288,10 @@ pub struct RunArgs {
     /// The whole file's expected sha256 (from SHA256SUMS)
     #[arg(long, value_name = "HEX")]
     pub sha256: Option<String>,
+    /// Accept only a bundle signed by this key: a minisign public key (its
+    /// base64 line) or .pub file [default: /etc/archy-gate/trusted.pub if present]
+    #[arg(long, value_name = "PUBKEY")]
+    pub trust: Option<String>,
     /// Start the gate in the background and print its run id
     #[arg(long)]
     pub detach: bool,

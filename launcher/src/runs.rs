@@ -70,6 +70,9 @@ pub struct BundleFacts {
     /// Where it was unpacked.
     pub dir: Utf8PathBuf,
     pub entry: String,
+    /// The trusted key that verified the bundle's signature, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -65,6 +65,10 @@ struct Fleet {
     dir: tempfile::TempDir,
     config: SshConfig,
     entries: Vec<String>,
+    /// `[defaults] trust`, when set.
+    trust: Option<String>,
+    /// The bundle to run [default: the real one].
+    bundle: Option<PathBuf>,
 }
 
 impl Fleet {
@@ -73,6 +77,8 @@ impl Fleet {
             dir: support::lab::scratch("fleet."),
             config: SshConfig::new(),
             entries: Vec::new(),
+            trust: None,
+            bundle: None,
         }
     }
 
@@ -88,8 +94,13 @@ impl Fleet {
 
     fn roster(&self, iterations: u32) -> PathBuf {
         let path = self.dir.path().join("fleet.toml");
+        let trust = self
+            .trust
+            .as_ref()
+            .map(|t| format!("trust = \"{t}\"\n"))
+            .unwrap_or_default();
         let text = format!(
-            "[defaults]\niterations = {iterations}\nssh_config = \"{}\"\nssh_options = [\"-o\", \"ConnectTimeout=5\"]\n\n{}",
+            "[defaults]\niterations = {iterations}\nssh_config = \"{}\"\nssh_options = [\"-o\", \"ConnectTimeout=5\"]\n{trust}\n{}",
             self.config.path().display(),
             self.entries.join("\n")
         );
@@ -106,7 +117,11 @@ impl Fleet {
         cmd.args(["fleet", verb, "--roster"])
             .arg(self.roster(iterations))
             .arg("--bundle")
-            .arg(real_bundle_dir().join("archy-gate"))
+            .arg(
+                self.bundle
+                    .clone()
+                    .unwrap_or_else(|| real_bundle_dir().join("archy-gate")),
+            )
             .args(["--jobs", &jobs.to_string(), "--out"])
             .arg(self.out())
             .env("ARCHY_PW_TEST", PASSWORD);
@@ -645,4 +660,120 @@ fn roster_names_and_destinations_that_could_escape_are_refused() {
         assert_eq!(run.code, 2, "{node}: {}", run.stderr);
         assert!(run.stderr.contains(said), "{node}: {}", run.stderr);
     }
+}
+
+/// `[defaults] trust`: every node gets `run --trust KEY`, and a node whose
+/// copy was changed after signing refuses it, while the honest node runs
+/// and the report names the key that verified its bundle. The changed copy
+/// gets past the upload's check because the node's sha256sum lies for it,
+/// standing in for a copy changed after the check; the signature check on
+/// the node comes first and says so.
+#[test]
+fn a_fleet_with_a_trusted_key_rejects_a_nodes_tampered_copy() {
+    let honest = Node::new("signed-ok", "healthy");
+    let tampered = Node::new("signed-bad", "healthy");
+    let mut fleet = Fleet::new();
+    fleet.add(&honest, "fleet");
+    fleet.add(&tampered, "fleet");
+
+    let dir = fleet.dir.path().to_path_buf();
+    let (secret, public) = (dir.join("release.key"), dir.join("release.pub"));
+    let keygen = support::launch([
+        "keygen".as_ref(),
+        "--secret".as_ref(),
+        secret.as_os_str(),
+        "--public".as_ref(),
+        public.as_os_str(),
+    ])
+    .expect(0);
+    let key_id = keygen.stdout.lines().next().unwrap()[4..].to_string();
+    let signed = dir.join("signed/archy-gate");
+    fs::create_dir_all(signed.parent().unwrap()).unwrap();
+    support::launch([
+        "sign".as_ref(),
+        real_bundle_dir().join("archy-gate").as_os_str(),
+        "--key".as_ref(),
+        secret.as_os_str(),
+        "--out".as_ref(),
+        signed.as_os_str(),
+    ])
+    .expect(0);
+    fleet.trust = Some(public.display().to_string());
+    fleet.bundle = Some(signed.clone());
+
+    // The tampered node already holds a copy with one payload byte changed.
+    let good = fs::read(&signed).unwrap();
+    let n = good.len();
+    let text_len = u32::from_le_bytes(good[n - 16..n - 12].try_into().unwrap()) as usize;
+    let trailer = n - 16 - text_len - 64;
+    let offset = u64::from_le_bytes(good[trailer + 8..trailer + 16].try_into().unwrap()) as usize;
+    let mut bad = good.clone();
+    bad[offset + 100] ^= 1;
+    let remote = "/var/tmp/archy-gate-fleet/archy-gate";
+    let remote_dir = tampered.ssh.path("/var/tmp/archy-gate-fleet");
+    fs::create_dir_all(&remote_dir).unwrap();
+    fs::set_permissions(
+        &remote_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    fs::write(tampered.ssh.path(remote), &bad).unwrap();
+    fs::set_permissions(
+        tampered.ssh.path(remote),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let sha = support::sha256_hex(&good);
+    let shim = tampered.ssh.path("/bin/sha256sum");
+    fs::remove_file(&shim).unwrap();
+    fs::write(
+        &shim,
+        format!("#!/bin/sh\ncase \"$1\" in {remote}) echo \"{sha}  $1\";; *) exec busybox sha256sum \"$@\";; esac\n"),
+    )
+    .unwrap();
+    fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let plan = Run::of(fleet.command("plan", 1, 2).output().unwrap()).expect(0);
+    assert!(
+        plan.stdout.contains(&format!("signed by key {key_id}")),
+        "{}",
+        plan.stdout
+    );
+    let run = fleet.run(1, 2);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = fleet.report();
+    let ok = node_report(&report, "signed-ok");
+    assert_eq!(ok["phase"], "passed", "{ok:#}");
+    assert_eq!(ok["verified_by"], key_id.as_str(), "{ok:#}");
+    let refused = node_report(&report, "signed-bad");
+    assert_eq!(refused["phase"], "error", "{refused:#}");
+    let reason = refused["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("the signature by key {key_id} does not match")),
+        "{refused:#}"
+    );
+    assert!(refused["verified_by"].is_null(), "{refused:#}");
+    assert!(
+        tampered.runs().is_empty(),
+        "no gate ran on the tampered copy"
+    );
+    let md = fs::read_to_string(fleet.out().join("report.md")).unwrap();
+    assert!(md.contains(&format!("signed-ok `{key_id}`")), "{md}");
+
+    // A bundle signed by another key is refused before any node is touched.
+    let (other_secret, other_public) = (dir.join("other.key"), dir.join("other.pub"));
+    support::launch([
+        "keygen".as_ref(),
+        "--secret".as_ref(),
+        other_secret.as_os_str(),
+        "--public".as_ref(),
+        other_public.as_os_str(),
+    ])
+    .expect(0);
+    fleet.trust = Some(other_public.display().to_string());
+    let connections = honest.ssh.connections();
+    let run = fleet.run(1, 2);
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("does not trust"), "{}", run.stderr);
+    assert_eq!(honest.ssh.connections(), connections, "no node was touched");
 }

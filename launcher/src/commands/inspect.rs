@@ -6,12 +6,22 @@ use crate::cli::InspectArgs;
 use crate::commands::{human_size, open};
 use crate::digest::to_hex;
 use crate::printable::printable as p;
+use crate::signed::signature_of;
 use crate::unpack;
 
 pub fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     let bundle = open(&args.bundle)?;
     let m = unpack::read_manifest_only(&bundle)?;
     let t = &bundle.trailer;
+    // Shown, not checked: `verify --trust` checks it.
+    let signature = match signature_of(&bundle) {
+        None => json!(null),
+        Some(Ok(sig)) => json!({
+            "key_id": sig.key_id(),
+            "trusted_comment": sig.trusted_comment,
+        }),
+        Some(Err(why)) => json!({ "unreadable": why }),
+    };
     if args.json {
         let doc = json!({
             "file": bundle.path,
@@ -21,6 +31,7 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<()> {
                 "length": t.payload_len,
                 "sha256": to_hex(&t.payload_sha256),
             },
+            "signature": signature,
             "manifest": m,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -45,6 +56,18 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<()> {
         t.payload_offset,
         to_hex(&t.payload_sha256)
     );
+    match signature_of(&bundle) {
+        None => println!("  signed   no"),
+        Some(Ok(sig)) => println!(
+            "  signed   by key {} (trusted comment: {})",
+            sig.key_id(),
+            p(&sig.trusted_comment)
+        ),
+        Some(Err(why)) => println!(
+            "  signed   unreadable signature block ({})",
+            p(&why.to_string())
+        ),
+    }
     println!("  entry    {}", p(&m.entry));
     println!(
         "  files    {files} files in {} entries, {} unpacked",

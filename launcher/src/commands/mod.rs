@@ -8,6 +8,7 @@ mod pack;
 mod preflight;
 mod rpc;
 mod run;
+mod sign;
 mod status;
 mod verify;
 
@@ -18,6 +19,8 @@ use crate::digest::to_hex;
 pub fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Pack(args) => pack::pack(args),
+        Command::Sign(args) => sign::sign(args),
+        Command::Keygen(args) => sign::keygen(args),
         Command::Inspect(args) => inspect::inspect(args),
         Command::Verify(args) => verify::verify(args),
         Command::Extract(args) => extract::extract(args),
@@ -63,7 +66,7 @@ pub fn digest_lines(bundle: &Bundle, checked: &Checked) -> Vec<String> {
     lines.push(match &checked.pin {
         Some(pin) => format!(
             "pin      ok   sha256 {} matches {}: this is the artifact that was built",
-            to_hex(&checked.whole_sha256),
+            to_hex(&checked.pinned_sha256),
             match &pin.source {
                 PinSource::Flag => "--sha256".to_string(),
                 PinSource::File(path) => path.to_string(),

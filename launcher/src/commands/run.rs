@@ -19,6 +19,7 @@ use crate::preflight;
 use crate::printable::printable;
 use crate::runs::{self, BundleFacts, RunRecord, RunState};
 use crate::secret::{self, Redactor, Secret};
+use crate::signed;
 use crate::unpack::{self, Prepared};
 use crate::workdir;
 
@@ -27,10 +28,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     crate::rpc::endpoint(&args.scheme, &args.host, args.allow_cleartext)?;
     let bundle = open(&args.bundle)?;
     let pin = bundle.find_pin(args.sha256.as_deref())?;
+    let trust = signed::find_trust(args.trust.as_deref())?;
+    // Before anything is unpacked or executed: where the bundle came from.
+    let signature = signed::check(&bundle, trust.as_ref())?;
     let checked = bundle.check_digests(pin)?;
     for line in digest_lines(&bundle, &checked) {
         eprintln!("{line}");
     }
+    eprintln!("{}", signature.line());
     let (secret, password_source) =
         secret::obtain(args.password_file.as_deref(), args.password_stdin)?;
 
@@ -121,6 +126,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             .into(),
             dir: bundle_dir,
             entry: manifest.entry.clone(),
+            signed_by: signature.key_id().map(str::to_string),
         },
         workdir: work.path.clone(),
         started: clock::rfc3339(now),

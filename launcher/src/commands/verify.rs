@@ -1,17 +1,23 @@
-//! `launcher verify [BUNDLE] [--sha256 HEX]`: digests, pin and contents.
+//! `launcher verify [BUNDLE] [--sha256 HEX] [--trust PUBKEY]`: signature,
+//! digests, pin and contents.
 
 use crate::cli::VerifyArgs;
 use crate::commands::{digest_lines, human_size, open};
+use crate::signed;
 use crate::unpack;
 
 pub fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let bundle = open(&args.bundle)?;
     let pin = bundle.find_pin(args.sha256.as_deref())?;
+    let trust = signed::find_trust(args.trust.as_deref())?;
+    // The signature first: a bundle from elsewhere is refused as such.
+    let signature = signed::check(&bundle, trust.as_ref())?;
     let (checked, contents) = unpack::check_and_unpack(&bundle, pin, None)?;
     println!("{}", bundle.path);
     for line in digest_lines(&bundle, &checked) {
         println!("  {line}");
     }
+    println!("  {}", signature.line());
     println!(
         "  contents ok   {} entries, {} files ({}) match the manifest",
         contents.manifest.files.len(),

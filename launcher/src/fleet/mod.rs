@@ -58,6 +58,14 @@ impl Plan {
         let roster = Roster::load(roster_path)?;
         let opened = Bundle::open(bundle)?;
         let checked = opened.check_digests(None)?;
+        // Refused here, before any node is touched, as each node would.
+        if let Some(key) = roster.trust {
+            let trust = crate::signed::Trust {
+                keys: vec![key],
+                source: format!("{roster_path} (trust)"),
+            };
+            crate::signed::check(&opened, Some(&trust))?;
+        }
         let sha = to_hex(&checked.whole_sha256);
         let dir = out
             .map(Utf8Path::to_owned)
@@ -107,6 +115,15 @@ impl Plan {
             self.dir,
             self.jobs
         );
+        match &self.roster.trust {
+            Some(key) => out.push_str(&format!(
+                "every node checks the bundle is signed by key {} (run --trust)\n",
+                key.id()
+            )),
+            None => out.push_str(
+                "no trusted key ([defaults] trust): nodes check the pin, not who signed it\n",
+            ),
+        }
         let phases = [
             (
                 "phase 1: primary nodes, which must all pass",
@@ -192,6 +209,7 @@ impl Plan {
                     upload: None,
                     preflight_findings: Vec::new(),
                     preflight: None,
+                    verified_by: None,
                     record: None,
                     connections: 0,
                     started_unix: None,

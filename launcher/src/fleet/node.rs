@@ -249,6 +249,9 @@ fn start(
     if node.allow_destructive {
         command.push_str(" --allow-destructive");
     }
+    if let Some(key) = &plan.roster.trust {
+        command.push_str(&format!(" --trust {}", quote(&key.to_base64())));
+    }
     let mut backoff = Duration::from_secs(1);
     for _ in 0..6 {
         match ssh.run(&command, password.as_bytes()) {
@@ -376,6 +379,7 @@ fn finish(
         n.remote_run_dir = Some(run_dir.clone());
         n.iterations_passed = iterations_passed;
         n.tests = tests;
+        n.verified_by = record["bundle"]["signed_by"].as_str().map(str::to_string);
         n.record = Some(record);
     });
     Ok(())

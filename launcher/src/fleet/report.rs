@@ -100,6 +100,19 @@ pub fn markdown(state: &FleetState) -> String {
             upload
         );
     }
+    // Which key each node found the bundle signed by, when any did.
+    let signed: Vec<String> = state
+        .nodes
+        .iter()
+        .filter_map(|n| Some(format!("{} `{}`", n.name, n.verified_by.as_ref()?)))
+        .collect();
+    if !signed.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nSignature verified on the node by key: {}.",
+            signed.join(", ")
+        );
+    }
     out
 }
 

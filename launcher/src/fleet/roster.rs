@@ -8,6 +8,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::Deserialize;
 
 use crate::exit::{fail, ExitStatus};
+use crate::minisig::PublicKey;
 use crate::secret::Secret;
 
 /// Where the bundle goes on a node by default: beside, not on, the
@@ -37,6 +38,9 @@ pub struct Defaults {
     pub remote_path: Option<String>,
     /// An ssh_config file to use instead of ~/.ssh/config.
     pub ssh_config: Option<Utf8PathBuf>,
+    /// The key every node must find the bundle signed by: a minisign
+    /// public key (its base64 line) or a .pub file on this host.
+    pub trust: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +120,8 @@ pub struct Node {
 pub struct Roster {
     pub path: Utf8PathBuf,
     pub ssh_config: Option<Utf8PathBuf>,
+    /// `[defaults] trust`: passed to every node's `run --trust`.
+    pub trust: Option<PublicKey>,
     pub nodes: Vec<Node>,
 }
 
@@ -257,7 +263,30 @@ impl Roster {
         if nodes.is_empty() {
             return Err(bad("no [[node]] entries".into()));
         }
+        let trust = match &d.trust {
+            None => None,
+            Some(value) => Some(match PublicKey::from_base64(value) {
+                Some(key) => key,
+                None => {
+                    let file = resolve(base, value);
+                    let text = std::fs::read_to_string(&file).map_err(|e| {
+                        bad(format!("trust = {value:?} is neither a minisign public key nor a readable .pub file ({file}: {e})"))
+                    })?;
+                    match PublicKey::parse_file(&text)
+                        .map_err(|why| bad(format!("trust {file}: {why}")))?[..]
+                    {
+                        [key] => key,
+                        _ => {
+                            return Err(bad(format!(
+                                "trust {file}: name one key, the one that signs the bundle"
+                            )))
+                        }
+                    }
+                }
+            }),
+        };
         Ok(Roster {
+            trust,
             path: path.to_owned(),
             ssh_config: d.ssh_config.as_deref().map(|p| resolve(base, p.as_str())),
             nodes,
@@ -305,6 +334,17 @@ gate = false                   # listed, never a gate target
     }
 
     #[test]
+    fn trust_takes_a_key_line() {
+        let (key, _) = crate::minisig::SecretKey::generate().unwrap();
+        let text = format!(
+            "[defaults]\ntrust = \"{}\"\n[[node]]\nname='a'\nssh='a'\nrole='dev'\ngate=false\n",
+            key.public.to_base64()
+        );
+        let r = Roster::parse(Utf8Path::new("r.toml"), &text).unwrap();
+        assert_eq!(r.trust, Some(key.public));
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let cases = [
             ("[[node]]\nname='a'\nssh='a'\nrole='primary'\npassword='x'\n", "never goes in the roster"),
@@ -312,6 +352,7 @@ gate = false                   # listed, never a gate target
             ("[[node]]\nname='a'\nssh='a'\nrole='boss'\npassword_env='X'\n", "unknown variant"),
             ("[[node]]\nname='a'\nssh='a'\nrole='dev'\ngate=false\n[[node]]\nname='a'\nssh='b'\nrole='dev'\ngate=false\n", "two nodes are named a"),
             ("", "no [[node]] entries"),
+            ("[defaults]\ntrust='no-such.pub'\n[[node]]\nname='a'\nssh='a'\nrole='dev'\ngate=false\n", "neither a minisign public key nor a readable .pub file"),
         ];
         for (text, expected) in cases {
             let err = format!(

@@ -77,6 +77,9 @@ pub struct NodeState {
     /// The failing preflight checks (id: reason).
     pub preflight_findings: Vec<String>,
     pub preflight: Option<serde_json::Value>,
+    /// The trusted key that verified the bundle's signature on the node.
+    #[serde(default)]
+    pub verified_by: Option<String>,
     /// The node's run.json once the gate ended.
     pub record: Option<serde_json::Value>,
     pub connections: u32,

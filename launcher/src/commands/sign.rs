@@ -1,0 +1,142 @@
+//! `launcher sign BUNDLE --key KEY [--out FILE]` and `launcher keygen`:
+//! signing after the build, in minisign's format.
+//!
+//! Two signatures by the same key: one in the signature block, over the
+//! built file (what a node checks, and what SHA256SUMS pins), and one in
+//! `OUT.minisig`, over the signed file as it is on disk (what `minisign -V`
+//! checks on a host without our launcher).
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+use anyhow::Context;
+use camino::Utf8Path;
+
+use crate::bundle::Bundle;
+use crate::cli::{KeygenArgs, SignArgs};
+use crate::digest::{sha256, to_hex};
+use crate::exit::{fail, ExitStatus};
+use crate::minisig::SecretKey;
+use crate::sigblock;
+use crate::signed::signature_of;
+
+pub fn sign(args: SignArgs) -> anyhow::Result<()> {
+    let bundle = Bundle::open(&args.bundle)?;
+    // Only an intact bundle is worth a signature.
+    bundle.check_digests(None)?;
+    let key = read_secret_key(&args.key)?;
+    let out = args.out.clone().unwrap_or_else(|| args.bundle.clone());
+    let name = out.file_name().unwrap_or("archy-gate");
+    if let Some(Ok(old)) = signature_of(&bundle) {
+        eprintln!(
+            "{}: replacing its signature by key {}",
+            args.bundle,
+            old.key_id()
+        );
+    }
+    let built = bundle.built();
+    let built_hex = to_hex(&sha256(built));
+    let comment = args
+        .trusted_comment
+        .clone()
+        .unwrap_or_else(|| format!("file:{name}\tbuilt-sha256:{built_hex}"));
+    if comment.contains(['\n', '\r']) {
+        return Err(fail(
+            ExitStatus::Usage,
+            "--trusted-comment must be one line",
+        ));
+    }
+    let id = key.public.id();
+    let inner = key.sign(
+        built,
+        &comment,
+        &format!("archy-gate bundle signature, key {id}, over the built file"),
+    );
+    let mut signed = built.to_vec();
+    signed.extend(sigblock::encode(&inner.to_text()));
+    let detached = key.sign(
+        &signed,
+        &comment,
+        &format!("signature from archy-gate key {id}"),
+    );
+    write_replacing(&out, &signed, 0o755)?;
+    let minisig = Utf8Path::new(&format!("{out}.minisig")).to_owned();
+    write_replacing(&minisig, detached.to_text().as_bytes(), 0o644)?;
+    println!("signed {out} with key {id}");
+    println!("  in the file: over the built bytes (sha256 {built_hex}, as SHA256SUMS pins them)");
+    println!("  beside it:   {minisig}, over the signed file: minisign -Vm {out} -p KEY.pub");
+    println!("  on a node:   {name} verify --trust KEY.pub (or a root-owned /etc/archy-gate/trusted.pub)");
+    Ok(())
+}
+
+fn read_secret_key(path: &Utf8Path) -> anyhow::Result<SecretKey> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        fail(
+            ExitStatus::Usage,
+            format!("cannot read the secret key {path}: {e}"),
+        )
+    })?;
+    SecretKey::parse_file(&text).map_err(|why| {
+        fail(
+            ExitStatus::Usage,
+            format!("{path} is not a usable signing key: {why}"),
+        )
+    })
+}
+
+/// Writes a sibling temp file and renames it over `path`: a reader sees the
+/// old file or the new one, never half of it.
+fn write_replacing(path: &Utf8Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_str().is_empty())
+        .unwrap_or(Utf8Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".archy-gate-sign.")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in {dir}"))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {path}"))?;
+    Ok(())
+}
+
+pub fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
+    let (key, secret_text) =
+        SecretKey::generate().map_err(|why| fail(ExitStatus::Environment, why))?;
+    let create = |path: &Utf8Path, text: &str, mode: u32| -> anyhow::Result<()> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| {
+                fail(
+                    ExitStatus::Usage,
+                    format!(
+                        "cannot create {path} ({e}): keygen never replaces a key; name a new file"
+                    ),
+                )
+            })?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        Ok(())
+    };
+    create(&args.secret, &secret_text, 0o600)?;
+    create(&args.public, &key.public.file_text(), 0o644)?;
+    println!("key {}", key.public.id());
+    println!(
+        "  secret: {} (unencrypted, mode 0600: keep it off any Nix store and out of git)",
+        args.secret
+    );
+    println!(
+        "  public: {} (give it to every node: /etc/archy-gate/trusted.pub, or --trust)",
+        args.public
+    );
+    Ok(())
+}
