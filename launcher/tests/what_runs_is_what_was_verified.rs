@@ -91,20 +91,41 @@ fn give_password_and_finish(
     )
 }
 
-fn mkfifo(path: &Path) {
-    let status = Command::new("mkfifo").arg(path).status().unwrap();
+struct Setup {
+    /// The verified bundle, where `run` reads it.
+    bundle: PathBuf,
+    /// What the file is rewritten to.
+    rewritten: PathBuf,
+    pin: String,
+    /// The password's FIFO.
+    fifo: PathBuf,
+}
+
+fn setup(dir: &Path) -> Setup {
+    let (verified, rewritten) = same_size_pair(dir);
+    let bundle = dir.join("archy-gate");
+    fs::copy(&verified, &bundle).unwrap();
+    let pin = sha256_hex(&fs::read(&bundle).unwrap());
+    let fifo = dir.join("pw");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(status.success());
+    Setup {
+        bundle,
+        rewritten,
+        pin,
+        fifo,
+    }
 }
 
 #[test]
 fn a_bundle_rewritten_after_its_pin_was_checked_never_runs() {
     let tmp = tempfile::tempdir().unwrap();
-    let (verified, rewritten) = same_size_pair(tmp.path());
-    let bundle = tmp.path().join("archy-gate");
-    fs::copy(&verified, &bundle).unwrap();
-    let pin = sha256_hex(&fs::read(&bundle).unwrap());
-    let fifo = tmp.path().join("pw");
-    mkfifo(&fifo);
+    let Setup {
+        bundle,
+        rewritten,
+        pin,
+        fifo,
+    } = setup(tmp.path());
 
     // The launcher that ships (the static one), running another file.
     let mut cmd = Command::new(support::static_launcher());
@@ -126,12 +147,12 @@ fn a_bundle_rewritten_after_its_pin_was_checked_never_runs() {
 #[test]
 fn a_running_executable_rewritten_under_it_never_runs_the_new_bytes() {
     let tmp = tempfile::tempdir().unwrap();
-    let (verified, rewritten) = same_size_pair(tmp.path());
-    let bundle = tmp.path().join("archy-gate");
-    fs::copy(&verified, &bundle).unwrap();
-    let pin = sha256_hex(&fs::read(&bundle).unwrap());
-    let fifo = tmp.path().join("pw");
-    mkfifo(&fifo);
+    let Setup {
+        bundle,
+        rewritten,
+        pin,
+        fifo,
+    } = setup(tmp.path());
 
     // The single file runs itself: its payload is read via /proc/self/exe.
     let mut cmd = Command::new(&bundle);
