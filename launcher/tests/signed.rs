@@ -194,11 +194,7 @@ fn a_signed_bundle_verifies_with_its_key_here_and_with_minisign() {
     ] {
         let run = launch(args).expect(0);
         assert!(!run.stdout.contains('\u{1b}'), "{}", run.stdout);
-        assert!(
-            run.stdout.contains("red \\x1b[31m alert"),
-            "{}",
-            run.stdout
-        );
+        assert!(run.stdout.contains("red \\x1b[31m alert"), "{}", run.stdout);
     }
 }
 
