@@ -5,8 +5,7 @@
 # side in one run. Goal: a median ratio of at most 0.5.
 #
 #   bench/unpack.sh [ROUNDS]        (default 10 rounds; prints medians and the ratio)
-#   TMPDIR=/dev/shm bench/unpack.sh (on a tmpfs: on ext4, creating inodes right
-#                                    after deleting the last round's dominates both sides)
+#   TMPDIR=/dev/shm bench/unpack.sh (on a tmpfs instead of /tmp's file system)
 #
 # The payload is at least 8 MiB of incompressible data plus a few hundred
 # small files, so both hashing and unpacking count. The launcher does more
@@ -48,13 +47,16 @@ median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 ours=()
 base=()
-for _ in $(seq 1 "$rounds"); do
-  rm -rf "$work/x1" "$work/x2" && mkdir "$work/x2"
+# Each round unpacks into new dirs, all removed at the end: on ext4, creating
+# inodes right after deleting the last round's makes the kernel search among
+# the just-deleted ones, which then dominates both sides' time.
+for r in $(seq 1 "$rounds"); do
+  mkdir "$work/x2-$r"
   t0=$(now)
-  "$launcher" extract "$bundle" --sha256 "$pin" --to "$work/x1" >/dev/null
+  "$launcher" extract "$bundle" --sha256 "$pin" --to "$work/x1-$r" >/dev/null
   t1=$(now)
   sha256sum "$work/payload.tar.gz" >/dev/null
-  tar xzf "$work/payload.tar.gz" -C "$work/x2"
+  tar xzf "$work/payload.tar.gz" -C "$work/x2-$r"
   t2=$(now)
   ours+=("$(((t1 - t0) / 1000))")
   base+=("$(((t2 - t1) / 1000))")
