@@ -210,7 +210,7 @@ fn trusted_records(workdir: Option<&Utf8Path>) -> Found {
     for dir in crate::workdir::candidates(workdir) {
         let private = match PrivateDir::open(&dir, Create::No) {
             Ok(p) => p,
-            Err(e) if e.missing => continue,
+            Err(e) if e.missing || e.not_a_dir => continue,
             Err(e) => {
                 found.ignored.push(e.to_string());
                 continue;

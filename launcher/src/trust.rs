@@ -41,6 +41,9 @@ pub struct Untrusted {
     pub why: String,
     /// Nothing is there at all (as opposed to something we refuse).
     pub missing: bool,
+    /// A file that is not a directory (nor a symlink) is there: in nobody's
+    /// way, and no sign of an attack (the README's bundle is /tmp/archy-gate).
+    pub not_a_dir: bool,
 }
 
 impl fmt::Display for Untrusted {
@@ -56,6 +59,7 @@ fn untrusted(path: &Utf8Path, why: impl Into<String>) -> Untrusted {
         path: path.to_owned(),
         why: why.into(),
         missing: false,
+        not_a_dir: false,
     }
 }
 
@@ -148,7 +152,10 @@ impl PrivateDir {
                     let st = rfs::statat(fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
                         .map_err(|e| io_untrusted(&here, "cannot look at it", e))?;
                     if FileType::from_raw_mode(st.st_mode as _) != FileType::Symlink {
-                        return Err(untrusted(&here, "it is not a directory"));
+                        return Err(Untrusted {
+                            not_a_dir: true,
+                            ..untrusted(&here, "it is not a directory")
+                        });
                     }
                     if !trusted_owner(st.st_uid as u32) {
                         return Err(untrusted(

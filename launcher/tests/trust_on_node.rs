@@ -348,10 +348,13 @@ fn the_operators_one_liner_still_works_on_a_clean_node() {
     let script = r#"
 cp "$BUNDLE" /tmp/archy-gate
 ARCHY_PASSWORD=pw /tmp/archy-gate run --iterations 5 --allow-destructive --skip-preflight
+# The file at /tmp/archy-gate is no attack: status finds the run, says nothing of it.
+echo "status notes: $(/tmp/archy-gate status 2>&1 >/dev/null | grep -c note: || true)"
 "#;
     let run = lab.sh(&[("BUNDLE", bundle.to_str().unwrap())], script);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("ok 1 the gate ran"), "{}", run.stdout);
+    assert!(run.stdout.contains("status notes: 0\n"), "{}", run.stdout);
     assert!(
         run.stderr.contains("work dir: /var/tmp/archy-gate\n"),
         "{}",
