@@ -31,7 +31,11 @@ step "the flake (nix/), against the offline stand-in for nixpkgs"
 bash scripts/test-nix.sh "$static_launcher"
 
 step "tests"
+# Under pipefail a failing test would end the script here, before the
+# summary line: keep cargo's status, print the line, then exit with it.
+status=0
 ARCHY_GATE_STATIC_LAUNCHER=$static_launcher ARCHY_GATE_BUNDLE_DIR=$bundle_dir \
-  cargo test --locked --workspace --no-fail-fast 2>&1 | tee target/test.log
+  cargo test --locked --workspace --no-fail-fast 2>&1 | tee target/test.log || status=$?
 # cargo test's own summary lines, folded into one line a CI reader can trust.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
+exit "$status"

@@ -413,8 +413,8 @@ pub struct FleetRunArgs {
     /// The bundle to run [default: the one appended to this executable]
     #[arg(long, value_name = "FILE")]
     pub bundle: Option<Utf8PathBuf>,
-    /// How many nodes at a time
-    #[arg(long, value_name = "N", default_value_t = 4)]
+    /// How many nodes at a time (at least 1)
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = at_least_one)]
     pub jobs: usize,
     /// The fleet dir [default: archy-gate-fleet/<roster>/<bundle sha>]
     #[arg(long, value_name = "DIR")]
@@ -449,4 +449,13 @@ pub struct RunSelector {
     /// Look for runs only in this work dir
     #[arg(long, value_name = "DIR")]
     pub workdir: Option<Utf8PathBuf>,
+}
+
+/// `--jobs`: 0 would run no node at all, so it is refused, not raised to 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("0 would run no node: give 1 or more".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}: give a whole number, 1 or more")),
+    }
 }

@@ -7,8 +7,6 @@
 use std::fmt;
 
 /// What the process exit code tells a script or an operator.
-// The full table is the contract, even before every command uses every code.
-#[allow(dead_code)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
     Success = 0,

@@ -622,6 +622,32 @@ echo "victim file: $(cat "$LAB/victim-file")"
 }
 
 #[test]
+fn jobs_0_is_refused_not_raised_to_1() {
+    let dir = support::lab::scratch("roster.");
+    let roster = dir.path().join("fleet.toml");
+    fs::write(
+        &roster,
+        "[[node]]\nname = \"n1\"\nssh = \"root@n1\"\nrole = \"dev\"\ngate = false\n",
+    )
+    .unwrap();
+    let run = Run::of(
+        Command::new(support::launcher())
+            .args(["fleet", "plan", "--jobs", "0", "--roster"])
+            .arg(&roster)
+            .arg("--bundle")
+            .arg(real_bundle_dir().join("archy-gate"))
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("0 would run no node: give 1 or more"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn roster_names_and_destinations_that_could_escape_are_refused() {
     let dir = support::lab::scratch("roster.");
     for (node, said) in [

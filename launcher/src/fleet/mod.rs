@@ -84,7 +84,7 @@ impl Plan {
             bundle_size: opened.len,
             fleet_id,
             dir,
-            jobs: jobs.max(1),
+            jobs,
         })
     }
 
