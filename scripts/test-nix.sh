@@ -53,8 +53,9 @@ fi
 # Single-user Nix as root, no daemon, no binary cache (offline). The sandbox is relaxed: what
 # the flake builds runs in it (no /usr, builder uid 1000, as on any Nix machine), while the
 # stand-in's own packages, made from prebuilt files with the host's tools, opt out with
-# __noChroot (see nix/standin/flake.nix).
-export NIX_CONFIG=$'build-users-group =\nsandbox = relaxed\nexperimental-features = nix-command flakes\nsubstituters =\nwarn-dirty = false'
+# __noChroot (see nix/standin/flake.nix). No evaluation cache: it outlives a run (it caches
+# failures too, keyed by the flake's content), and every run here must evaluate afresh.
+export NIX_CONFIG=$'build-users-group =\nsandbox = relaxed\nexperimental-features = nix-command flakes\nsubstituters =\nwarn-dirty = false\neval-cache = false'
 nix --version
 
 launcher=${1:-}
@@ -312,5 +313,10 @@ else
   fail "the bundle with a store hash inside a file did not build: $(tail -n 3 "$work/hidden.log")"
 fi
 
+# What nix said while the stand-in's checks ran: a CI log that shows a FAIL shows why.
+if ((fails > 0)) && [[ -s $work/standin.log ]]; then
+  printf '\n--- the last lines nix printed for the stand-in checks (standin.log)\n'
+  tail -n 40 "$work/standin.log"
+fi
 printf '\nnix tests: %d passed, %d failed\n' "$passes" "$fails"
 ((fails == 0))
