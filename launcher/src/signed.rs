@@ -7,9 +7,7 @@
 //! message saying which. With none, nothing is refused and the report says
 //! the origin is unproven.
 
-use std::fs::OpenOptions;
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 
 use crate::bundle::Bundle;
 use crate::exit::{fail, ExitStatus};
@@ -109,46 +107,18 @@ pub fn find_trust(flag: Option<&str>) -> anyhow::Result<Option<Trust>> {
 /// The node's trust file: only root (or the caller) may have written it or
 /// its dir, since whoever can write it decides what runs as root.
 fn read_trust_file(path: &str) -> anyhow::Result<Option<Trust>> {
-    let mut file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+    let mut file = match crate::trust::open_trusted_file(camino::Utf8Path::new(path)) {
+        Ok(Some(file)) => file,
+        Ok(None) => return Ok(None),
         Err(e) => {
             return Err(fail(
                 ExitStatus::Usage,
-                format!("cannot open the trust file {path} ({e}): it must be a plain file, owned by root, mode 0644"),
+                format!(
+                    "the trust file is not trusted: {e}; it and its dirs must be owned by root and writable by no one else (chown root: {path}; chmod go-w {path})"
+                ),
             ))
         }
     };
-    let me = rustix::process::geteuid().as_raw();
-    let dir = std::path::Path::new(path)
-        .parent()
-        .expect("an absolute path");
-    for (what, meta) in [
-        (path.to_string(), file.metadata()?),
-        (dir.display().to_string(), std::fs::symlink_metadata(dir)?),
-    ] {
-        let owner_ok = meta.uid() == 0 || meta.uid() == me;
-        if !owner_ok || meta.mode() & 0o022 != 0 {
-            return Err(fail(
-                ExitStatus::Usage,
-                format!(
-                    "the trust file's {what} is owned by uid {} with mode {:04o}: it must be owned by root and writable by no one else (chown root: {what}; chmod go-w {what})",
-                    meta.uid(),
-                    meta.mode() & 0o7777
-                ),
-            ));
-        }
-    }
-    if !file.metadata()?.is_file() {
-        return Err(fail(
-            ExitStatus::Usage,
-            format!("the trust file {path} is not a plain file"),
-        ));
-    }
     let mut text = String::new();
     (&mut file)
         .take(64 << 10)

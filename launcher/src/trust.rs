@@ -101,99 +101,7 @@ impl PrivateDir {
     /// Walks `path` from `/`, checking every directory on the way, and opens
     /// (or, with `Create::Yes`, makes) its last component as a private dir.
     pub fn open(path: &Utf8Path, create: Create) -> Result<PrivateDir, Untrusted> {
-        let absolute = if path.is_absolute() {
-            path.to_owned()
-        } else {
-            let cwd = std::env::current_dir().map_err(|e| io_untrusted(path, "no cwd", e))?;
-            Utf8PathBuf::from_path_buf(cwd)
-                .map_err(|_| untrusted(path, "the current directory is not UTF-8"))?
-                .join(path)
-        };
-        let mut pending = components(&absolute);
-        pending.reverse();
-        let root = || {
-            let fd = rfs::open("/", dir_flags(), Mode::empty())
-                .map_err(|e| io_untrusted(&absolute, "cannot open /", e))?;
-            check_ancestor(&fd, Utf8Path::new("/"))?;
-            Ok::<_, Untrusted>(vec![(fd, Utf8PathBuf::from("/"))])
-        };
-        // The dirs walked so far, `/` first: `..` in a symlink goes back one.
-        let mut walked = root()?;
-        let mut hops = 0;
-        while let Some(name) = pending.pop() {
-            if name == ".." {
-                if walked.len() > 1 {
-                    walked.pop();
-                }
-                continue;
-            }
-            let last = pending.is_empty();
-            let (fd, at) = walked.last().expect("/ stays");
-            let here = at.join(&name);
-            if create == Create::Yes {
-                match rfs::mkdirat(fd, name.as_str(), Mode::RWXU) {
-                    Ok(()) | Err(Errno::EXIST) => {}
-                    Err(e) => return Err(io_untrusted(&here, "cannot create it", e)),
-                }
-            }
-            let opened = rfs::openat(fd, name.as_str(), dir_flags(), Mode::empty());
-            match opened {
-                Ok(next) => {
-                    if last {
-                        check_private(&next, &here)?;
-                    } else {
-                        check_ancestor(&next, &here)?;
-                    }
-                    walked.push((next, here));
-                }
-                Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
-                    // A symlink, or not a directory at all: a symlink that
-                    // a trusted uid made, in a dir we trust, is followed.
-                    let st = rfs::statat(fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
-                        .map_err(|e| io_untrusted(&here, "cannot look at it", e))?;
-                    if FileType::from_raw_mode(st.st_mode as _) != FileType::Symlink {
-                        return Err(Untrusted {
-                            not_a_dir: true,
-                            ..untrusted(&here, "it is not a directory")
-                        });
-                    }
-                    if !trusted_owner(st.st_uid as u32) {
-                        return Err(untrusted(
-                            &here,
-                            format!("it is a symlink {}", owner_words(st.st_uid as u32)),
-                        ));
-                    }
-                    if last {
-                        // Our own dir is never reached through a link: what
-                        // we report and remove must be where it says.
-                        return Err(untrusted(&here, "it is a symlink, not a directory"));
-                    }
-                    hops += 1;
-                    if hops > MAX_SYMLINKS {
-                        return Err(untrusted(&here, "too many symlinks"));
-                    }
-                    let target = rfs::readlinkat(fd, name.as_str(), Vec::new())
-                        .map_err(|e| io_untrusted(&here, "cannot read the symlink", e))?;
-                    let target = Utf8PathBuf::from(
-                        target
-                            .into_string()
-                            .map_err(|_| untrusted(&here, "its symlink target is not UTF-8"))?,
-                    );
-                    if target.is_absolute() {
-                        walked = root()?;
-                    }
-                    let mut more = components(&target);
-                    more.reverse();
-                    pending.extend(more);
-                }
-                Err(Errno::NOENT) => return Err(missing(&here)),
-                Err(e) => return Err(io_untrusted(&here, "cannot open it", e)),
-            }
-        }
-        let (fd, path) = walked.pop().expect("/ stays");
-        if walked.is_empty() {
-            return Err(untrusted(&path, "/ itself is not a work dir"));
-        }
+        let (fd, path) = walk(path, create, check_private)?;
         Ok(PrivateDir { fd, path })
     }
 
@@ -337,6 +245,148 @@ impl PrivateDir {
         names.sort();
         Ok(names)
     }
+}
+
+/// Walks `path` from `/` with descriptors, checking every dir on the way as
+/// an ancestor and the last one with `check_last`.
+fn walk(
+    path: &Utf8Path,
+    create: Create,
+    check_last: fn(&OwnedFd, &Utf8Path) -> Result<(), Untrusted>,
+) -> Result<(OwnedFd, Utf8PathBuf), Untrusted> {
+    let absolute = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        let cwd = std::env::current_dir().map_err(|e| io_untrusted(path, "no cwd", e))?;
+        Utf8PathBuf::from_path_buf(cwd)
+            .map_err(|_| untrusted(path, "the current directory is not UTF-8"))?
+            .join(path)
+    };
+    let mut pending = components(&absolute);
+    pending.reverse();
+    let root = || {
+        let fd = rfs::open("/", dir_flags(), Mode::empty())
+            .map_err(|e| io_untrusted(&absolute, "cannot open /", e))?;
+        check_ancestor(&fd, Utf8Path::new("/"))?;
+        Ok::<_, Untrusted>(vec![(fd, Utf8PathBuf::from("/"))])
+    };
+    // The dirs walked so far, `/` first: `..` in a symlink goes back one.
+    let mut walked = root()?;
+    let mut hops = 0;
+    while let Some(name) = pending.pop() {
+        if name == ".." {
+            if walked.len() > 1 {
+                walked.pop();
+            }
+            continue;
+        }
+        let last = pending.is_empty();
+        let (fd, at) = walked.last().expect("/ stays");
+        let here = at.join(&name);
+        if create == Create::Yes {
+            match rfs::mkdirat(fd, name.as_str(), Mode::RWXU) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(io_untrusted(&here, "cannot create it", e)),
+            }
+        }
+        let opened = rfs::openat(fd, name.as_str(), dir_flags(), Mode::empty());
+        match opened {
+            Ok(next) => {
+                if last {
+                    check_last(&next, &here)?;
+                } else {
+                    check_ancestor(&next, &here)?;
+                }
+                walked.push((next, here));
+            }
+            Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
+                // A symlink, or not a directory at all: a symlink that
+                // a trusted uid made, in a dir we trust, is followed.
+                let st = rfs::statat(fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| io_untrusted(&here, "cannot look at it", e))?;
+                if FileType::from_raw_mode(st.st_mode as _) != FileType::Symlink {
+                    return Err(Untrusted {
+                        not_a_dir: true,
+                        ..untrusted(&here, "it is not a directory")
+                    });
+                }
+                if !trusted_owner(st.st_uid as u32) {
+                    return Err(untrusted(
+                        &here,
+                        format!("it is a symlink {}", owner_words(st.st_uid as u32)),
+                    ));
+                }
+                if last {
+                    // Our own dir is never reached through a link: what
+                    // we report and remove must be where it says.
+                    return Err(untrusted(&here, "it is a symlink, not a directory"));
+                }
+                hops += 1;
+                if hops > MAX_SYMLINKS {
+                    return Err(untrusted(&here, "too many symlinks"));
+                }
+                let target = rfs::readlinkat(fd, name.as_str(), Vec::new())
+                    .map_err(|e| io_untrusted(&here, "cannot read the symlink", e))?;
+                let target = Utf8PathBuf::from(
+                    target
+                        .into_string()
+                        .map_err(|_| untrusted(&here, "its symlink target is not UTF-8"))?,
+                );
+                if target.is_absolute() {
+                    walked = root()?;
+                }
+                let mut more = components(&target);
+                more.reverse();
+                pending.extend(more);
+            }
+            Err(Errno::NOENT) => return Err(missing(&here)),
+            Err(e) => return Err(io_untrusted(&here, "cannot open it", e)),
+        }
+    }
+    let (fd, path) = walked.pop().expect("/ stays");
+    if walked.is_empty() {
+        return Err(untrusted(&path, "/ itself is not a work dir"));
+    }
+    Ok((fd, path))
+}
+
+/// Opens a file root acts on but did not make (the node's trust file): it
+/// and every dir above it owned by root or the caller and writable by no
+/// one else (a dir may be sticky), never through a symlink; the checks are
+/// made on the descriptors that are then used. `None` when it is absent.
+pub fn open_trusted_file(path: &Utf8Path) -> Result<Option<File>, Untrusted> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(untrusted(path, "name a file by its absolute path"));
+    };
+    let dir = match walk(dir, Create::No, check_ancestor) {
+        Ok((fd, _)) => fd,
+        Err(e) if e.missing => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let fd = match rfs::openat(&dir, name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(Errno::LOOP) => return Err(untrusted(path, "it is a symlink, not a plain file")),
+        Err(e) => return Err(io_untrusted(path, "cannot open it", e)),
+    };
+    let st = rfs::fstat(&fd).map_err(|e| io_untrusted(path, "cannot look at it", e))?;
+    if FileType::from_raw_mode(st.st_mode as _) != FileType::RegularFile {
+        return Err(untrusted(path, "it is not a plain file"));
+    }
+    let uid = st.st_uid as u32;
+    if !trusted_owner(uid) {
+        return Err(untrusted(path, owner_words(uid)));
+    }
+    let mode = st.st_mode as u32 & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(untrusted(
+            path,
+            format!("others can write it (mode {mode:04o})"),
+        ));
+    }
+    rfs::fcntl_setfl(&fd, OFlags::empty()).map_err(|e| io_untrusted(path, "cannot read it", e))?;
+    Ok(Some(File::from(fd)))
 }
 
 impl AsFd for PrivateDir {
