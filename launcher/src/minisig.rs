@@ -86,8 +86,10 @@ impl PublicKey {
     }
 }
 
+/// A key id as minisign prints it: `%" PRIX64`, upper-case hex with no
+/// zero padding (one key in 16 has an id of 15 digits or fewer).
 pub fn key_id_hex(id: &[u8; 8]) -> String {
-    format!("{:016X}", u64::from_le_bytes(*id))
+    format!("{:X}", u64::from_le_bytes(*id))
 }
 
 pub struct SecretKey {
@@ -309,6 +311,13 @@ impl Signature {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_ids_print_as_minisign_prints_them() {
+        let id = 0x0E14_3073_7322_C455u64.to_le_bytes();
+        assert_eq!(key_id_hex(&id), "E1430737322C455");
+        assert_eq!(key_id_hex(&u64::MAX.to_le_bytes()), "FFFFFFFFFFFFFFFF");
+    }
 
     #[test]
     fn sign_parse_verify_round_trip() {
