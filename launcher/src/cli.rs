@@ -180,13 +180,10 @@ pub struct InspectArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub bundle: BundleArg,
-    /// The whole file's expected sha256 (from SHA256SUMS)
-    #[arg(long, value_name = "HEX")]
-    pub sha256: Option<String>,
-    /// Accept only a bundle signed by this key: a minisign public key (its
-    /// base64 line) or .pub file [default: /etc/archy-gate/trusted.pub if present]
-    #[arg(long, value_name = "PUBKEY")]
-    pub trust: Option<String>,
+    #[command(flatten)]
+    pub pin: PinArg,
+    #[command(flatten)]
+    pub trust: TrustArg,
 }
 
 #[derive(Debug, Args)]
@@ -222,9 +219,8 @@ pub struct ExtractArgs {
     /// The new directory to unpack into
     #[arg(long, value_name = "DIR")]
     pub to: Utf8PathBuf,
-    /// The whole file's expected sha256 (from SHA256SUMS)
-    #[arg(long, value_name = "HEX")]
-    pub sha256: Option<String>,
+    #[command(flatten)]
+    pub pin: PinArg,
 }
 
 #[derive(Debug, Args)]
@@ -266,32 +262,17 @@ pub struct RunArgs {
     /// Allow tests that stop and start packages (ARCHY_ALLOW_DESTRUCTIVE=1)
     #[arg(long)]
     pub allow_destructive: bool,
-    /// The node's RPC address, with an optional port (ARCHY_HOST)
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
-    /// http or https (ARCHY_SCHEME)
-    #[arg(long, default_value = "https")]
-    pub scheme: String,
-    /// Allow --scheme http to a host other than loopback: the password travels
-    /// unencrypted (the gate gets ARCHY_ALLOW_CLEARTEXT=1)
-    #[arg(long)]
-    pub allow_cleartext: bool,
-    /// Read the node password from FILE
-    #[arg(long, value_name = "FILE", conflicts_with = "password_stdin")]
-    pub password_file: Option<Utf8PathBuf>,
-    /// Read the node password from standard input
-    #[arg(long)]
-    pub password_stdin: bool,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub password: PasswordArgs,
     /// Where to unpack and record runs [default: the first usable candidate]
     #[arg(long, value_name = "DIR")]
     pub workdir: Option<Utf8PathBuf>,
-    /// The whole file's expected sha256 (from SHA256SUMS)
-    #[arg(long, value_name = "HEX")]
-    pub sha256: Option<String>,
-    /// Accept only a bundle signed by this key: a minisign public key (its
-    /// base64 line) or .pub file [default: /etc/archy-gate/trusted.pub if present]
-    #[arg(long, value_name = "PUBKEY")]
-    pub trust: Option<String>,
+    #[command(flatten)]
+    pub pin: PinArg,
+    #[command(flatten)]
+    pub trust: TrustArg,
     /// Start the gate in the background and print its run id
     #[arg(long)]
     pub detach: bool,
@@ -299,12 +280,8 @@ pub struct RunArgs {
     /// its connection ask whether the run started
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
-    /// A CA certificate (PEM) to verify the node's RPC against
-    #[arg(long, value_name = "FILE")]
-    pub ca: Option<Utf8PathBuf>,
-    /// The command that answers getblockchaininfo [default: bitcoin-cli, or through podman]
-    #[arg(long, value_name = "CMD", env = "ARCHY_BITCOIN_CLI")]
-    pub bitcoin_cli: Option<String>,
+    #[command(flatten)]
+    pub checks: CheckArgs,
     /// Let the gate pass though it reports no test result (no TAP or JUnit);
     /// recorded in run.json. Without it, a gate that exits 0 having counted
     /// no test fails: "no test ran"
@@ -358,33 +335,73 @@ pub struct SuperviseArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct PreflightArgs {
-    /// The node's RPC address, with an optional port
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+    #[command(flatten)]
+    pub checks: CheckArgs,
+    /// Print JSON for machines
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The node's RPC as `run` and `preflight` reach it (the gate gets the
+/// same as ARCHY_HOST, ARCHY_SCHEME, ARCHY_ALLOW_CLEARTEXT).
+#[derive(Debug, Args, Clone)]
+pub struct NodeArgs {
+    /// The node's RPC address, with an optional port (ARCHY_HOST)
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
-    /// http or https
+    /// http or https (ARCHY_SCHEME)
     #[arg(long, default_value = "https")]
     pub scheme: String,
-    /// Allow --scheme http to a host other than loopback: the password travels unencrypted
+    /// Allow --scheme http to a host other than loopback: the password travels
+    /// unencrypted (the gate gets ARCHY_ALLOW_CLEARTEXT=1)
     #[arg(long)]
     pub allow_cleartext: bool,
     /// A CA certificate (PEM) to verify the node's RPC against [default: the node's own CA if found]
     #[arg(long, value_name = "FILE")]
     pub ca: Option<Utf8PathBuf>,
-    /// Read the node password from FILE (for the package list)
+}
+
+/// Where the node password comes from, besides ARCHY_PASSWORD and a prompt.
+#[derive(Debug, Args, Clone)]
+pub struct PasswordArgs {
+    /// Read the node password from FILE (its first line)
     #[arg(long, value_name = "FILE", conflicts_with = "password_stdin")]
     pub password_file: Option<Utf8PathBuf>,
     /// Read the node password from standard input
     #[arg(long)]
     pub password_stdin: bool,
+}
+
+/// How the preflight checks judge the node.
+#[derive(Debug, Args, Clone)]
+pub struct CheckArgs {
     /// The command that answers getblockchaininfo [default: bitcoin-cli, or through podman]
     #[arg(long, value_name = "CMD", env = "ARCHY_BITCOIN_CLI")]
     pub bitcoin_cli: Option<String>,
     /// Warn when the load per core is above this
     #[arg(long, value_name = "LOAD", default_value_t = 2.0)]
     pub max_load_per_core: f64,
-    /// Print JSON for machines
-    #[arg(long)]
-    pub json: bool,
+}
+
+/// The pin: proves a bundle is the artifact that was built.
+#[derive(Debug, Args, Clone)]
+pub struct PinArg {
+    /// The whole file's expected sha256 (from SHA256SUMS)
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+}
+
+/// The key a bundle must be signed by.
+#[derive(Debug, Args, Clone)]
+pub struct TrustArg {
+    /// Accept only a bundle signed by this key: a minisign public key (its
+    /// base64 line) or .pub file [default: /etc/archy-gate/trusted.pub if present]
+    #[arg(long, value_name = "PUBKEY")]
+    pub trust: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,12 @@
-//! Exit statuses and how an error carries one to `main`.
+//! Exit statuses: a command's verdict, and how an error carries one to `main`.
 //!
-//! Every failure a user can act on is raised with [`fail`] or tagged with
-//! [`WithStatus::status`]; `main` reads the status back off the error chain.
-//! The numbers are part of the command-line contract (docs/ARCHITECTURE.md).
+//! A command that did its job returns its verdict as a value,
+//! `Ok(ExitStatus)`: a red gate, a failing preflight or a JSON-RPC error
+//! answer is an answer, printed as output, not an error. `Err` is kept for
+//! "could not do it": raised with [`fail`] or tagged with
+//! [`WithStatus::status`], and `main` reads the status back off the error
+//! chain. The numbers are part of the command-line contract
+//! (docs/ARCHITECTURE.md).
 
 use std::fmt;
 
@@ -10,8 +14,9 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
     Success = 0,
-    /// The gate ran and at least one test failed.
-    GateFailed = 1,
+    /// The answer is no: the gate ran and failed (`run`, `wait`, `fleet`),
+    /// or the node answered a call with a JSON-RPC error (`rpc`).
+    Failed = 1,
     /// The command line or a configuration file is wrong.
     Usage = 2,
     /// A bundle is corrupt, forged, or not the pinned artifact.

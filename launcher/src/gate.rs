@@ -63,7 +63,7 @@ pub fn command(record: &RunRecord, secret: Option<&Secret>) -> Command {
         )
         .env("ARCHY_GATE_BUNDLE_DIR", dir)
         .env("ARCHY_GATE_RUN_DIR", record.run_dir())
-        .env("ARCHY_GATE_RUN_ID", &record.run_id)
+        .env("ARCHY_GATE_RUN_ID", &*record.run_id)
         .env_remove(crate::lock::LOCK_FD_ENV);
     if let Ok(exe) = std::env::current_exe() {
         cmd.env("ARCHY_GATE_LAUNCHER", exe);
@@ -159,7 +159,7 @@ pub fn supervise(
         RunState::Failed
     };
     let log_text = std::fs::read_to_string(run_dir.join(LOG)).unwrap_or_default();
-    record.tests = reports::collect(&run_dir, &log_text);
+    record.tests = reports::collect(&run_dir, LOG, &log_text);
     let counted = record.tests.as_ref().map_or(0, |t| t.total());
     let mut message = match (state, signals::received()) {
         (RunState::Interrupted, Some(s)) => Some(format!("interrupted by signal {s}")),

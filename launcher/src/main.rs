@@ -1,6 +1,9 @@
-//! `launcher`: packs, verifies, unpacks and runs the archy-gate bundle.
+//! `launcher`: packs, signs, verifies, unpacks and runs the archy-gate bundle,
+//! on one node or a fleet.
 //! See docs/ARCHITECTURE.md for the map.
 
+mod app_user;
+mod atomic_file;
 mod bundle;
 mod cli;
 mod clock;
@@ -11,6 +14,7 @@ mod exit;
 mod fleet;
 mod gate;
 mod host;
+mod human;
 mod lock;
 mod manifest;
 mod minisig;
@@ -20,6 +24,7 @@ mod preflight;
 mod printable;
 mod reports;
 mod rpc;
+mod run_id;
 mod runs;
 mod secret;
 mod sigblock;
@@ -36,7 +41,8 @@ use clap::Parser;
 fn main() {
     let cli = cli::Cli::parse();
     let status = match commands::dispatch(cli.command) {
-        Ok(()) => exit::ExitStatus::Success,
+        // A verdict: the command printed it; only the status is left to give.
+        Ok(verdict) => verdict,
         Err(err) => {
             eprintln!("error: {err}");
             for cause in err.chain().skip(1) {

@@ -12,8 +12,6 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The user that owns Archy's containers and user units.
-pub const APP_USER: &str = "archipelago";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Output {
@@ -30,12 +28,7 @@ fn switch_to_app_user() -> Option<u32> {
     if unsafe { libc::geteuid() } != 0 {
         return None;
     }
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        (fields.next()? == APP_USER).then_some(())?;
-        fields.nth(1)?.parse().ok()
-    })
+    crate::app_user::lookup().map(|user| user.uid)
 }
 
 /// The variables a node command may see, when we have them.
@@ -70,7 +63,7 @@ pub fn run(argv: &[&str]) -> Output {
             [
                 "runuser",
                 "-u",
-                APP_USER,
+                crate::app_user::NAME,
                 "--",
                 "env",
                 &format!("XDG_RUNTIME_DIR=/run/user/{uid}"),

@@ -489,11 +489,11 @@ impl Plan {
         );
 
         let bundle = out.join(BUNDLE_FILE);
-        write_atomically(&bundle, &single, 0o755)?;
+        crate::atomic_file::write(&bundle, &single, 0o755)?;
         let manifest_path = out.join(MANIFEST_NAME);
-        write_atomically(&manifest_path, &manifest, 0o644)?;
+        crate::atomic_file::write(&manifest_path, &manifest, 0o644)?;
         let sums_path = out.join(SUMS_FILE);
-        write_atomically(&sums_path, sums.as_bytes(), 0o644)?;
+        crate::atomic_file::write(&sums_path, sums.as_bytes(), 0o644)?;
         Ok(Packed {
             bundle,
             manifest: manifest_path,
@@ -503,23 +503,4 @@ impl Plan {
             payload_size: payload.len() as u64,
         })
     }
-}
-
-fn write_atomically(path: &Utf8Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp-{}",
-        path.file_name().unwrap_or("out"),
-        std::process::id()
-    ));
-    let result = (|| -> io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("cannot write {path}"))
 }

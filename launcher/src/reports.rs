@@ -43,8 +43,9 @@ impl TestCounts {
     }
 }
 
-/// Counts from TAP files if there are any, else JUnit files, else the log.
-pub fn collect(run_dir: &Utf8Path, log: &str) -> Option<TestCounts> {
+/// Counts from TAP files if there are any, else JUnit files, else the log
+/// (`log`, the text of the file `log_name` in `run_dir`).
+pub fn collect(run_dir: &Utf8Path, log_name: &str, log: &str) -> Option<TestCounts> {
     let mut files = Vec::new();
     walk(run_dir, 0, &mut files);
     files.sort();
@@ -74,7 +75,7 @@ pub fn collect(run_dir: &Utf8Path, log: &str) -> Option<TestCounts> {
     }
     let counts = parse_tap(log);
     (counts.total() > 0).then(|| TestCounts {
-        sources: vec![crate::runs::LOG.to_string()],
+        sources: vec![log_name.to_string()],
         ..counts
     })
 }

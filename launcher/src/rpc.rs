@@ -20,6 +20,7 @@ use anyhow::Context;
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{json, Value};
 
+use crate::secret::Secret;
 use crate::trust::{Create, PrivateDir};
 
 /// Where the node keeps its CA certificate, when it has one.
@@ -88,7 +89,7 @@ impl std::fmt::Display for Trust {
 pub struct RpcClient {
     agent: ureq::Agent,
     url: url::Url,
-    password: Option<String>,
+    password: Option<Secret>,
     cookie: Option<String>,
     session_file: Option<Utf8PathBuf>,
     pub trust: Trust,
@@ -238,7 +239,7 @@ impl RpcClient {
         self.url.as_str()
     }
 
-    pub fn with_password(mut self, password: Option<String>) -> RpcClient {
+    pub fn with_password(mut self, password: Option<Secret>) -> RpcClient {
         self.password = password;
         self
     }
@@ -284,7 +285,7 @@ impl RpcClient {
             message: "no password to log in with: set ARCHY_PASSWORD".into(),
         })?;
         self.cookie = None;
-        self.request("auth.login", &json!({ "password": password }))?;
+        self.request("auth.login", &json!({ "password": password.expose() }))?;
         if let (Some(path), Some(cookie)) = (&self.session_file, &self.cookie) {
             let _ = write_private(path, cookie);
         }

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit::{fail, ExitStatus, WithStatus};
 use crate::host::HostFacts;
+use crate::printable::printable;
 use crate::reports::TestCounts;
+use crate::run_id::RunId;
 use crate::trust::{Create, PrivateDir};
 
 pub const RECORD: &str = "run.json";
@@ -42,7 +44,7 @@ impl RunState {
     pub fn exit_status(self) -> ExitStatus {
         match self {
             RunState::Passed => ExitStatus::Success,
-            RunState::Failed => ExitStatus::GateFailed,
+            RunState::Failed => ExitStatus::Failed,
             RunState::Interrupted => ExitStatus::Interrupted,
             _ => ExitStatus::Environment,
         }
@@ -77,7 +79,7 @@ pub struct BundleFacts {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunRecord {
-    pub run_id: String,
+    pub run_id: RunId,
     pub state: RunState,
     pub bundle: BundleFacts,
     pub workdir: Utf8PathBuf,
@@ -113,8 +115,43 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// What a person needs at the end of a run (`run`, `wait`): the verdict,
+    /// what failed, where the log is.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let took = self
+            .duration_secs
+            .map(crate::clock::duration)
+            .unwrap_or_default();
+        let state = self.current_state();
+        match &self.tests {
+            Some(t) => out.push_str(&format!(
+                "\ngate {state}: {} passed, {} failed, {} skipped over {} iteration(s) in {took}\n",
+                t.passed, t.failed, t.skipped, self.iterations
+            )),
+            None => out.push_str(&format!(
+                "\ngate {state} after {took} (no test report found)\n"
+            )),
+        }
+        if let Some(t) = &self.tests {
+            for name in &t.failing {
+                out.push_str(&format!("  failed: {}\n", printable(name)));
+            }
+        }
+        if let Some(message) = &self.message {
+            out.push_str(&format!("  {}\n", printable(message)));
+        }
+        let dir = self.run_dir();
+        out.push_str(&format!(
+            "full log: {}\nrecord:   {}\n",
+            dir.join(LOG),
+            dir.join(RECORD)
+        ));
+        out
+    }
+
     pub fn run_dir(&self) -> Utf8PathBuf {
-        runs_dir(&self.workdir).join(&self.run_id)
+        runs_dir(&self.workdir).join(&*self.run_id)
     }
 
     /// Writes `run.json` atomically (readers never see half a record),
@@ -164,12 +201,7 @@ pub fn runs_dir(workdir: &Utf8Path) -> Utf8PathBuf {
     workdir.join(RUNS)
 }
 
-/// A new run id: start time, then the pid, so ids sort by start.
-pub fn new_run_id(unix: u64) -> String {
-    format!("{}-{}", crate::clock::compact(unix), std::process::id())
-}
-
-fn taken(workdir: &PrivateDir, id: &str) -> anyhow::Error {
+fn taken(workdir: &PrivateDir, id: &RunId) -> anyhow::Error {
     fail(
         ExitStatus::Usage,
         format!(
@@ -180,7 +212,7 @@ fn taken(workdir: &PrivateDir, id: &str) -> anyhow::Error {
 }
 
 /// Refuses a run id that names an existing run.
-pub fn check_free(workdir: &PrivateDir, id: &str) -> anyhow::Result<()> {
+pub fn check_free(workdir: &PrivateDir, id: &RunId) -> anyhow::Result<()> {
     match workdir.open_dir(RUNS).map(|runs| runs.open_dir(id)) {
         Ok(Err(e)) if e.missing => Ok(()),
         Err(e) if e.missing => Ok(()),
@@ -189,7 +221,7 @@ pub fn check_free(workdir: &PrivateDir, id: &str) -> anyhow::Result<()> {
 }
 
 /// Makes the run's dir, exclusively: a run id names one run only.
-pub fn create_run_dir(workdir: &PrivateDir, id: &str) -> anyhow::Result<PrivateDir> {
+pub fn create_run_dir(workdir: &PrivateDir, id: &RunId) -> anyhow::Result<PrivateDir> {
     let runs = workdir.ensure_dir(RUNS)?;
     runs.create_dir(id)?.ok_or_else(|| taken(workdir, id))
 }
@@ -230,7 +262,7 @@ fn trusted_records(workdir: Option<&Utf8Path>) -> Found {
                 .map_err(anyhow::Error::from)
                 .and_then(|run| RunRecord::load_from(&run));
             match loaded {
-                Ok(record) if record.run_id == name && record.workdir == private.path() => {
+                Ok(record) if *record.run_id == *name && record.workdir == private.path() => {
                     found.records.push(record)
                 }
                 Ok(_) => found.ignored.push(format!(
@@ -269,7 +301,7 @@ pub fn find(run: Option<&str>, workdir: Option<&Utf8Path>) -> anyhow::Result<Run
             .max_by(|a, b| (a.started_unix, &a.run_id).cmp(&(b.started_unix, &b.run_id)))
             .ok_or_else(|| fail(ExitStatus::Usage, format!("no runs recorded in {searched}"))),
         Some(id) => {
-            if let Some(exact) = records.iter().position(|r| r.run_id == id) {
+            if let Some(exact) = records.iter().position(|r| *r.run_id == *id) {
                 return Ok(records.into_iter().nth(exact).expect("found"));
             }
             let mut matching: Vec<RunRecord> = records

@@ -1,5 +1,9 @@
-//! The node password: where it comes from, and keeping it out of every log,
-//! record and error. It never travels on a command line.
+//! The node password, and its one home: every source (ARCHY_PASSWORD, a
+//! file, stdin, a terminal prompt, the pipe a detached supervisor reads, a
+//! roster's `password_env` or `password_file`) reads it here, under one rule
+//! (one trailing line break dropped, any other refused), and `Redactor`
+//! keeps it out of every log, record and error. It never travels on a
+//! command line.
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 
@@ -7,6 +11,9 @@ use anyhow::Context;
 use camino::Utf8Path;
 
 use crate::exit::{fail, ExitStatus, WithStatus};
+
+/// The variable the gate, `run` and `rpc` take the password from.
+pub const PASSWORD_ENV: &str = "ARCHY_PASSWORD";
 
 /// A password; its Debug form never shows it.
 #[derive(Clone)]
@@ -18,8 +25,33 @@ impl Secret {
         Secret(text)
     }
 
+    /// The variable's value, if it is set: `None` and an empty password
+    /// (for a suite that needs none) are different answers.
+    pub fn from_env(name: &str) -> Option<Secret> {
+        std::env::var(name).ok().map(Secret)
+    }
+
+    /// A password file's first line: the file's text less one trailing line
+    /// break, as editors and `echo` write it.
+    pub fn from_file(path: &Utf8Path) -> io::Result<Secret> {
+        std::fs::read_to_string(path).map(|text| Secret(strip_newline(text)))
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// The one-line rule: the gate's output is redacted line by line, so a
+    /// password with a line break in it would reach gate.log in pieces.
+    pub fn check_one_line(&self, source: &str) -> Result<(), String> {
+        if self.0.contains(['\n', '\r']) {
+            Err(format!(
+                "the password from {source} holds a line break: it could not be redacted \
+                 from the gate's line-by-line log; give a password of one line"
+            ))
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -29,29 +61,21 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// Where the password came from, for the run record. A password with a line
-/// break in it is refused: the gate's output is redacted line by line, so
-/// such a password would reach gate.log in pieces.
+/// The password of `run`, and where it came from (for the run record).
 pub fn obtain(file: Option<&Utf8Path>, stdin: bool) -> anyhow::Result<(Secret, &'static str)> {
     let (secret, source) = obtain_any(file, stdin)?;
-    if secret.0.contains(['\n', '\r']) {
-        return Err(fail(
-            ExitStatus::Usage,
-            format!(
-                "the password from {source} holds a line break: it could not be redacted \
-                 from the gate's line-by-line log; give a password of one line"
-            ),
-        ));
-    }
+    secret
+        .check_one_line(source)
+        .map_err(|why| fail(ExitStatus::Usage, why))?;
     Ok((secret, source))
 }
 
 fn obtain_any(file: Option<&Utf8Path>, stdin: bool) -> anyhow::Result<(Secret, &'static str)> {
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path).status(ExitStatus::Usage, || {
+        let secret = Secret::from_file(path).status(ExitStatus::Usage, || {
             format!("cannot read --password-file {path}")
         })?;
-        return Ok((Secret(strip_newline(text)), "--password-file"));
+        return Ok((secret, "--password-file"));
     }
     if stdin {
         let mut text = String::new();
@@ -60,8 +84,8 @@ fn obtain_any(file: Option<&Utf8Path>, stdin: bool) -> anyhow::Result<(Secret, &
             .context("cannot read the password from stdin")?;
         return Ok((Secret(strip_newline(text)), "--password-stdin"));
     }
-    if let Ok(text) = std::env::var("ARCHY_PASSWORD") {
-        return Ok((Secret(text), "ARCHY_PASSWORD"));
+    if let Some(secret) = Secret::from_env(PASSWORD_ENV) {
+        return Ok((secret, PASSWORD_ENV));
     }
     if io::stdin().is_terminal() {
         return Ok((prompt()?, "prompt"));
@@ -76,7 +100,7 @@ fn obtain_any(file: Option<&Utf8Path>, stdin: bool) -> anyhow::Result<(Secret, &
 /// Like `obtain`, for commands that can do without: no prompt, and `None`
 /// when no source gives one.
 pub fn obtain_optional(file: Option<&Utf8Path>, stdin: bool) -> anyhow::Result<Option<Secret>> {
-    if file.is_none() && !stdin && std::env::var_os("ARCHY_PASSWORD").is_none() {
+    if file.is_none() && !stdin && std::env::var_os(PASSWORD_ENV).is_none() {
         return Ok(None);
     }
     obtain(file, stdin).map(|(secret, _)| Some(secret))

@@ -10,7 +10,6 @@ use std::process::{Command, Stdio};
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::commands::human_size;
 use crate::exit::{fail, ExitStatus};
 use crate::trust::{Create, PrivateDir};
 
@@ -187,8 +186,8 @@ fn space_warning(dir: &Utf8Path, need: u64) -> Option<String> {
     (free < need.saturating_mul(2)).then(|| {
         format!(
             "{dir} reports {} free and the bundle needs {} (advice only: some filesystems under-report)",
-            human_size(free),
-            human_size(need)
+            crate::human::size(free),
+            crate::human::size(need)
         )
     })
 }

@@ -6,7 +6,7 @@ use anyhow::Context;
 use camino::Utf8Path;
 
 use crate::cli::ExtractArgs;
-use crate::commands::{digest_lines, human_size, open};
+use crate::commands::{digest_lines, open};
 use crate::exit::{fail, ExitStatus};
 use crate::unpack;
 
@@ -14,7 +14,7 @@ pub fn extract(args: ExtractArgs) -> anyhow::Result<()> {
     let bundle = open(&args.bundle)?;
     let target = &args.to;
     check_target(target)?;
-    let pin = bundle.find_pin(args.sha256.as_deref())?;
+    let pin = bundle.find_pin(args.pin.sha256.as_deref())?;
     let (checked, unpacked) = unpack::unpack_to(&bundle, pin, target)?;
 
     for line in digest_lines(&bundle, &checked) {
@@ -23,7 +23,7 @@ pub fn extract(args: ExtractArgs) -> anyhow::Result<()> {
     println!(
         "extracted {} files ({}) into {target}",
         unpacked.files,
-        human_size(unpacked.bytes)
+        crate::human::size(unpacked.bytes)
     );
     Ok(())
 }

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::cli::InspectArgs;
-use crate::commands::{human_size, open};
+use crate::commands::open;
 use crate::digest::to_hex;
 use crate::printable::printable as p;
 use crate::signed::signature_of;
@@ -49,10 +49,14 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<()> {
         p(&m.version),
         m.format
     );
-    println!("  file     {} ({})", bundle.path, human_size(bundle.len));
+    println!(
+        "  file     {} ({})",
+        bundle.path,
+        crate::human::size(bundle.len)
+    );
     println!(
         "  payload  {} at offset {}, sha256 {}",
-        human_size(t.payload_len),
+        crate::human::size(t.payload_len),
         t.payload_offset,
         to_hex(&t.payload_sha256)
     );
@@ -72,7 +76,7 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     println!(
         "  files    {files} files in {} entries, {} unpacked",
         m.files.len(),
-        human_size(m.unpacked_bytes())
+        crate::human::size(m.unpacked_bytes())
     );
     println!("  mtime    {} (SOURCE_DATE_EPOCH)", m.source_date_epoch);
     println!("tools");

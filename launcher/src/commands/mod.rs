@@ -15,19 +15,24 @@ mod verify;
 use crate::bundle::{Bundle, Checked, PinSource};
 use crate::cli::{BundleArg, Command};
 use crate::digest::to_hex;
+use crate::exit::ExitStatus;
 
-pub fn dispatch(command: Command) -> anyhow::Result<()> {
+/// Runs one command. `Ok` is the command's verdict (uv's way): the commands
+/// that judge something (run, preflight, wait, fleet, rpc) return one; the
+/// others either did what was asked or return an error.
+pub fn dispatch(command: Command) -> anyhow::Result<ExitStatus> {
+    let done = |()| ExitStatus::Success;
     match command {
-        Command::Pack(args) => pack::pack(args),
-        Command::Sign(args) => sign::sign(args),
-        Command::Keygen(args) => sign::keygen(args),
-        Command::Inspect(args) => inspect::inspect(args),
-        Command::Verify(args) => verify::verify(args),
-        Command::Extract(args) => extract::extract(args),
+        Command::Pack(args) => pack::pack(args).map(done),
+        Command::Sign(args) => sign::sign(args).map(done),
+        Command::Keygen(args) => sign::keygen(args).map(done),
+        Command::Inspect(args) => inspect::inspect(args).map(done),
+        Command::Verify(args) => verify::verify(args).map(done),
+        Command::Extract(args) => extract::extract(args).map(done),
         Command::Run(args) => run::run(args),
         Command::Preflight(args) => preflight::preflight(args),
-        Command::Status(args) => status::status(args),
-        Command::Logs(args) => status::logs(args),
+        Command::Status(args) => status::status(args).map(done),
+        Command::Logs(args) => status::logs(args).map(done),
         Command::Wait(args) => status::wait(args),
         Command::Fleet(args) => fleet::fleet(args),
         Command::Supervise(args) => run::supervise(args),
@@ -40,21 +45,6 @@ pub fn open(arg: &BundleArg) -> anyhow::Result<Bundle> {
         Some(path) => Bundle::open(path),
         None => Bundle::open_self(),
     }
-}
-
-/// Sizes for people: 12.3 MiB.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// The two lines every verifying command prints: which digests were checked.

@@ -1,7 +1,6 @@
 //! `launcher pack STAGE --launcher BIN --out DIR`.
 
 use crate::cli::PackArgs;
-use crate::commands::human_size;
 use crate::pack;
 
 pub fn pack(args: PackArgs) -> anyhow::Result<()> {
@@ -14,13 +13,13 @@ pub fn pack(args: PackArgs) -> anyhow::Result<()> {
         m.name,
         m.version,
         m.files.len(),
-        human_size(m.unpacked_bytes())
+        crate::human::size(m.unpacked_bytes())
     );
     println!(
         "  {}  {} (payload {})",
         packed.bundle,
-        human_size(packed.size),
-        human_size(packed.payload_size)
+        crate::human::size(packed.size),
+        crate::human::size(packed.payload_size)
     );
     println!("  {}", packed.manifest);
     println!("  {}  sha256 {}", packed.sums, packed.sha256);

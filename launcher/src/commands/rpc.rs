@@ -8,8 +8,9 @@ use serde_json::Value;
 use crate::cli::RpcArgs;
 use crate::exit::{fail, ExitStatus};
 use crate::rpc::{RpcClient, RpcError};
+use crate::secret::{Redactor, Secret, PASSWORD_ENV};
 
-pub fn rpc(args: RpcArgs) -> anyhow::Result<()> {
+pub fn rpc(args: RpcArgs) -> anyhow::Result<ExitStatus> {
     let params: Value = match &args.params {
         Some(text) => serde_json::from_str(text).map_err(|e| {
             fail(
@@ -19,7 +20,8 @@ pub fn rpc(args: RpcArgs) -> anyhow::Result<()> {
         })?,
         None => Value::Null,
     };
-    let password = std::env::var("ARCHY_PASSWORD").ok();
+    let password = Secret::from_env(PASSWORD_ENV);
+    let redactor = Redactor::new(password.as_ref());
     let mut client = RpcClient::new(
         &args.scheme,
         &args.host,
@@ -39,22 +41,20 @@ pub fn rpc(args: RpcArgs) -> anyhow::Result<()> {
     if args.verbose {
         eprintln!("rpc: {} {} ({})", args.method, client.url(), client.trust);
     }
-    let redact = |text: String| match password.as_deref() {
-        Some(p) if !p.is_empty() => text.replace(p, "[redacted]"),
-        _ => text,
-    };
     match client.call(&args.method, params) {
         Ok(result) => {
             println!("{result}");
-            Ok(())
+            Ok(ExitStatus::Success)
         }
-        Err(err @ RpcError::Rpc { .. }) => Err(fail(
-            ExitStatus::GateFailed,
-            redact(format!("rpc {}: {err}", args.method)),
-        )),
+        // The node answered, and the answer is no: a verdict, not a failure
+        // to call.
+        Err(err @ RpcError::Rpc { .. }) => {
+            eprintln!("{}", redactor.apply(&format!("rpc {}: {err}", args.method)));
+            Ok(ExitStatus::Failed)
+        }
         Err(err) => Err(fail(
             ExitStatus::Environment,
-            redact(format!("rpc {} at {}: {err}", args.method, client.url())),
+            redactor.apply(&format!("rpc {} at {}: {err}", args.method, client.url())),
         )),
     }
 }

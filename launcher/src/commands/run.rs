@@ -1,6 +1,6 @@
-//! `launcher run`: verify, choose a work dir, unpack or reuse, preflight,
-//! take the node lock, record the plan, then run the gate here or hand it to
-//! a detached supervisor.
+//! `launcher run`: verify (signature, then digests), choose a work dir, take
+//! the node lock, unpack or reuse, preflight, record the plan, then run the
+//! gate here or hand it to a detached supervisor. Its verdict is the gate's.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use crate::cli::{RunArgs, SuperviseArgs};
 use crate::clock;
+use crate::commands::preflight::context;
 use crate::commands::{digest_lines, open};
 use crate::digest::to_hex;
 use crate::exit::{fail, ExitStatus};
@@ -16,19 +17,23 @@ use crate::gate::{self, Echo};
 use crate::host;
 use crate::lock::{NodeLock, LOCK_FD_ENV};
 use crate::preflight;
-use crate::printable::printable;
+use crate::run_id::RunId;
 use crate::runs::{self, BundleFacts, RunRecord, RunState};
-use crate::secret::{self, Redactor, Secret};
+use crate::secret::{self, Secret};
 use crate::signed;
 use crate::unpack::{self, Prepared};
 use crate::workdir;
 
-pub fn run(args: RunArgs) -> anyhow::Result<()> {
+pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
     // A refused host or scheme is the operator's to fix, before anything.
-    crate::rpc::endpoint(&args.scheme, &args.host, args.allow_cleartext)?;
+    crate::rpc::endpoint(
+        &args.node.scheme,
+        &args.node.host,
+        args.node.allow_cleartext,
+    )?;
     let bundle = open(&args.bundle)?;
-    let pin = bundle.find_pin(args.sha256.as_deref())?;
-    let trust = signed::find_trust(args.trust.as_deref())?;
+    let pin = bundle.find_pin(args.pin.sha256.as_deref())?;
+    let trust = signed::find_trust(args.trust.trust.as_deref())?;
     // Before anything is unpacked or executed: where the bundle came from.
     let signature = signed::check(&bundle, trust.as_ref())?;
     let checked = bundle.check_digests(pin)?;
@@ -36,8 +41,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("{line}");
     }
     eprintln!("{}", signature.line());
-    let (secret, password_source) =
-        secret::obtain(args.password_file.as_deref(), args.password_stdin)?;
+    let (secret, password_source) = secret::obtain(
+        args.password.password_file.as_deref(),
+        args.password.password_stdin,
+    )?;
 
     let manifest = unpack::read_manifest_only(&bundle)?;
     let work = workdir::choose(
@@ -55,12 +62,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     // The lock before the bundle dir: a running gate's files are never rebuilt.
     let now = clock::now_unix();
     let run_id = match &args.run_id {
-        Some(id) => {
-            check_run_id(id)?;
-            runs::check_free(&work.dir, id)?;
-            id.clone()
+        Some(text) => {
+            let id =
+                RunId::parse(text).map_err(|e| fail(ExitStatus::Usage, format!("--run-id {e}")))?;
+            runs::check_free(&work.dir, &id)?;
+            id
         }
-        None => runs::new_run_id(now),
+        None => RunId::generate(now),
     };
     let lock = NodeLock::acquire(&work.dir, &run_id)?;
     let payload_hex = to_hex(&bundle.trailer.payload_sha256);
@@ -83,24 +91,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let preflight = if args.skip_preflight {
         None
     } else {
-        let report = preflight::run_checks(&preflight::Context {
-            host: args.host.clone(),
-            scheme: args.scheme.clone(),
-            allow_cleartext: args.allow_cleartext,
-            ca: args.ca.clone(),
-            password: Some(secret.clone()),
-            workdir: Some(work.path.clone()),
-            bitcoin_cli: args.bitcoin_cli.clone(),
-            max_load_per_core: 2.0,
-        });
+        let report = preflight::run_checks(&context(
+            &args.node,
+            &args.checks,
+            Some(secret.clone()),
+            Some(work.path.clone()),
+        ));
         let failed = report.failed().len();
         if failed > 0 {
             eprintln!("preflight:\n{}", report.table());
             if !args.force {
-                return Err(fail(
-                    ExitStatus::Preflight,
-                    format!("{failed} preflight check(s) failed: fix the node, or run anyway with --force"),
-                ));
+                // The node's verdict, not a failure to judge it: nothing ran.
+                eprintln!(
+                    "preflight: {failed} check(s) failed: fix the node, or run anyway with --force"
+                );
+                return Ok(ExitStatus::Preflight);
             }
             eprintln!("preflight: {failed} check(s) failed; going ahead (--force)");
         } else {
@@ -136,9 +141,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         exit_code: None,
         iterations: args.iterations,
         allow_destructive: args.allow_destructive,
-        host: args.host.clone(),
-        scheme: args.scheme.clone(),
-        allow_cleartext: args.allow_cleartext,
+        host: args.node.host.clone(),
+        scheme: args.node.scheme.clone(),
+        allow_cleartext: args.node.allow_cleartext,
         allow_no_tests: args.allow_no_tests,
         gate_args: args.gate_args.clone(),
         password_source: password_source.into(),
@@ -166,7 +171,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             println!("{run_id}");
         }
         eprintln!("started run {run_id} in the background (pid {pid}); follow it with `launcher logs --follow {run_id}`");
-        return Ok(());
+        return Ok(ExitStatus::Success);
     }
 
     let echo = if args.json {
@@ -176,30 +181,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let state = gate::supervise(&mut record, Some(&secret), echo)?;
     drop(lock);
-    eprint!("{}", summary(&record));
+    // The summary is the verdict's text: its first line says passed, failed
+    // or interrupted, and where the log is.
+    eprint!("{}", record.summary());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&record)?);
     }
-    end_with(state, &record, &Redactor::new(Some(&secret)))
-}
-
-/// A user-given run id names a dir: letters, digits, '.', '_', '-', and
-/// never a hidden name ('.', '..').
-fn check_run_id(id: &str) -> anyhow::Result<()> {
-    let valid = !id.is_empty()
-        && id.len() <= 128
-        && !id.starts_with('.')
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-    if valid {
-        Ok(())
-    } else {
-        Err(fail(
-            ExitStatus::Usage,
-            format!("--run-id {id:?}: use letters, digits, '.', '_' and '-' (not first '.')"),
-        ))
-    }
+    Ok(state.exit_status())
 }
 
 /// What the detached supervisor gets on its stdin, and nothing else: the
@@ -253,7 +241,7 @@ fn detach(record: &mut RunRecord, lock: &NodeLock, secret: &Secret) -> anyhow::R
 }
 
 /// `launcher __supervise RUN_DIR`: carries out a recorded plan, detached.
-pub fn supervise(args: SuperviseArgs) -> anyhow::Result<()> {
+pub fn supervise(args: SuperviseArgs) -> anyhow::Result<ExitStatus> {
     let lock = NodeLock::from_env();
     let handoff: Handoff = serde_json::from_reader(std::io::stdin().lock())
         .context("the supervisor's handoff on stdin is not whole")?;
@@ -270,52 +258,5 @@ pub fn supervise(args: SuperviseArgs) -> anyhow::Result<()> {
     }
     let state = gate::supervise(&mut record, Some(&secret), Echo::Nowhere)?;
     drop(lock);
-    end_with(state, &record, &Redactor::new(Some(&secret)))
-}
-
-fn end_with(state: RunState, record: &RunRecord, redactor: &Redactor) -> anyhow::Result<()> {
-    match state {
-        RunState::Passed => Ok(()),
-        other => Err(fail(
-            other.exit_status(),
-            redactor.apply(&format!(
-                "gate {other}: see {}",
-                record.run_dir().join(runs::LOG)
-            )),
-        )),
-    }
-}
-
-/// What a person needs at the end: the verdict, what failed, where the log is.
-pub fn summary(record: &RunRecord) -> String {
-    let mut out = String::new();
-    let took = record
-        .duration_secs
-        .map(clock::duration)
-        .unwrap_or_default();
-    let state = record.current_state();
-    match &record.tests {
-        Some(t) => out.push_str(&format!(
-            "\ngate {state}: {} passed, {} failed, {} skipped over {} iteration(s) in {took}\n",
-            t.passed, t.failed, t.skipped, record.iterations
-        )),
-        None => out.push_str(&format!(
-            "\ngate {state} after {took} (no test report found)\n"
-        )),
-    }
-    if let Some(t) = &record.tests {
-        for name in &t.failing {
-            out.push_str(&format!("  failed: {}\n", printable(name)));
-        }
-    }
-    if let Some(message) = &record.message {
-        out.push_str(&format!("  {}\n", printable(message)));
-    }
-    let dir = record.run_dir();
-    out.push_str(&format!(
-        "full log: {}\nrecord:   {}\n",
-        dir.join(runs::LOG),
-        dir.join(runs::RECORD)
-    ));
-    out
+    Ok(state.exit_status())
 }

@@ -8,9 +8,8 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 
-use anyhow::Context;
 use camino::Utf8Path;
 
 use crate::bundle::Bundle;
@@ -60,9 +59,9 @@ pub fn sign(args: SignArgs) -> anyhow::Result<()> {
         &comment,
         &format!("signature from archy-gate key {id}"),
     );
-    write_replacing(&out, &signed, 0o755)?;
+    crate::atomic_file::write(&out, &signed, 0o755)?;
     let minisig = Utf8Path::new(&format!("{out}.minisig")).to_owned();
-    write_replacing(&minisig, detached.to_text().as_bytes(), 0o644)?;
+    crate::atomic_file::write(&minisig, detached.to_text().as_bytes(), 0o644)?;
     println!("signed {out} with key {id}");
     println!("  in the file: over the built bytes (sha256 {built_hex}, as SHA256SUMS pins them)");
     println!("  beside it:   {minisig}, over the signed file: minisign -Vm {out} -p KEY.pub");
@@ -83,26 +82,6 @@ fn read_secret_key(path: &Utf8Path) -> anyhow::Result<SecretKey> {
             format!("{path} is not a usable signing key: {why}"),
         )
     })
-}
-
-/// Writes a sibling temp file and renames it over `path`: a reader sees the
-/// old file or the new one, never half of it.
-fn write_replacing(path: &Utf8Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_str().is_empty())
-        .unwrap_or(Utf8Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".archy-gate-sign.")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot write in {dir}"))?;
-    tmp.write_all(bytes)?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {path}"))?;
-    Ok(())
 }
 
 pub fn keygen(args: KeygenArgs) -> anyhow::Result<()> {

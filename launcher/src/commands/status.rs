@@ -7,7 +7,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::cli::{LogsArgs, StatusArgs, WaitArgs};
-use crate::commands::run::summary;
 use crate::exit::{fail, ExitStatus};
 use crate::printable::printable;
 use crate::runs::{self, RunRecord};
@@ -99,7 +98,7 @@ pub fn logs(args: LogsArgs) -> anyhow::Result<()> {
     }
 }
 
-pub fn wait(args: WaitArgs) -> anyhow::Result<()> {
+pub fn wait(args: WaitArgs) -> anyhow::Result<ExitStatus> {
     let first = find(&args.select.run, &args.select.workdir)?;
     let deadline = args
         .timeout
@@ -107,15 +106,8 @@ pub fn wait(args: WaitArgs) -> anyhow::Result<()> {
     loop {
         let record = current(RunRecord::load(&first.run_dir())?);
         if record.state.is_final() {
-            eprint!("{}", summary(&record));
-            let status = record.state.exit_status();
-            return match status {
-                ExitStatus::Success => Ok(()),
-                _ => Err(fail(
-                    status,
-                    format!("run {} {}", record.run_id, record.state),
-                )),
-            };
+            eprint!("{}", record.summary());
+            return Ok(record.state.exit_status());
         }
         if deadline.is_some_and(|d| Instant::now() > d) {
             return Err(fail(

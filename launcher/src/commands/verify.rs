@@ -2,14 +2,14 @@
 //! digests, pin and contents.
 
 use crate::cli::VerifyArgs;
-use crate::commands::{digest_lines, human_size, open};
+use crate::commands::{digest_lines, open};
 use crate::signed;
 use crate::unpack;
 
 pub fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let bundle = open(&args.bundle)?;
-    let pin = bundle.find_pin(args.sha256.as_deref())?;
-    let trust = signed::find_trust(args.trust.as_deref())?;
+    let pin = bundle.find_pin(args.pin.sha256.as_deref())?;
+    let trust = signed::find_trust(args.trust.trust.as_deref())?;
     // The signature first: a bundle from elsewhere is refused as such.
     let signature = signed::check(&bundle, trust.as_ref())?;
     let (checked, contents) = unpack::check_and_unpack(&bundle, pin, None)?;
@@ -22,7 +22,7 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         "  contents ok   {} entries, {} files ({}) match the manifest",
         contents.manifest.files.len(),
         contents.files,
-        human_size(contents.bytes)
+        crate::human::size(contents.bytes)
     );
     Ok(())
 }

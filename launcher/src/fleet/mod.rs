@@ -110,7 +110,7 @@ impl Plan {
             "fleet plan for {} with {} ({}, sha256 {})\nfleet dir: {}; at most {} node(s) at a time, one SSH connection each\n",
             self.roster.path,
             self.bundle,
-            crate::commands::human_size(self.bundle_size),
+            crate::human::size(self.bundle_size),
             self.bundle_sha256,
             self.dir,
             self.jobs

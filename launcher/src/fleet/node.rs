@@ -109,8 +109,8 @@ fn steps(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh) -> Step<()> {
                         name,
                         &format!(
                             "uploading {} of {}",
-                            crate::commands::human_size(done),
-                            crate::commands::human_size(total)
+                            crate::human::size(done),
+                            crate::human::size(total)
                         ),
                     );
                 }

@@ -89,15 +89,17 @@ impl PasswordSource {
         }
     }
 
+    /// The password, under the rule `run` applies to its own sources.
     pub fn read(&self) -> Result<Secret, String> {
-        match self {
-            PasswordSource::Env(name) => std::env::var(name)
-                .map(Secret::from_pipe)
-                .map_err(|_| format!("the environment variable {name} is not set")),
-            PasswordSource::File(path) => std::fs::read_to_string(path)
-                .map(|t| Secret::from_pipe(t.trim_end_matches(['\n', '\r']).to_string()))
-                .map_err(|e| format!("cannot read {path}: {e}")),
-        }
+        let secret = match self {
+            PasswordSource::Env(name) => Secret::from_env(name)
+                .ok_or_else(|| format!("the environment variable {name} is not set"))?,
+            PasswordSource::File(path) => {
+                Secret::from_file(path).map_err(|e| format!("cannot read {path}: {e}"))?
+            }
+        };
+        secret.check_one_line(&self.describe())?;
+        Ok(secret)
     }
 }
 

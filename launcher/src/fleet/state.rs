@@ -109,12 +109,9 @@ impl FleetState {
 
     pub fn save(&mut self, dir: &Utf8Path) -> anyhow::Result<()> {
         self.updated = crate::clock::rfc3339(crate::clock::now_unix());
-        let tmp = dir.join(".state.json.tmp");
         let mut text = serde_json::to_vec_pretty(self)?;
         text.push(b'\n');
-        std::fs::write(&tmp, text).with_context(|| format!("cannot write {tmp}"))?;
-        std::fs::rename(&tmp, dir.join(STATE_FILE))
-            .with_context(|| format!("cannot write {dir}/{STATE_FILE}"))
+        crate::atomic_file::write(&dir.join(STATE_FILE), &text, 0o644)
     }
 
     pub fn node(&self, name: &str) -> &NodeState {

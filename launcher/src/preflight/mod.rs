@@ -176,7 +176,7 @@ fn backend(ctx: &Context) -> (Check, Result<serde_json::Value, String>) {
         ctx.allow_cleartext,
     );
     let mut client = match client {
-        Ok(c) => c.with_password(ctx.password.as_ref().map(|s| s.expose().to_string())),
+        Ok(c) => c.with_password(ctx.password.clone()),
         Err(e) => {
             return (
                 Check::new(id, Verdict::Fail, format!("{e:#}")),

@@ -15,19 +15,11 @@ use std::path::{Path, PathBuf};
 
 use super::containers::Container;
 use super::{Check, Verdict};
-use crate::node_cmd::{self, APP_USER};
+use crate::node_cmd;
 
 /// The system's and the app user's quadlet dirs.
 pub fn quadlet_dirs() -> Vec<PathBuf> {
-    let home = fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|p| {
-            p.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.first() == Some(&APP_USER) && f.len() > 5).then(|| PathBuf::from(f[5]))
-            })
-        })
-        .unwrap_or_else(|| PathBuf::from(format!("/home/{APP_USER}")));
+    let home = crate::app_user::home();
     vec![
         PathBuf::from("/etc/containers/systemd"),
         home.join(".config/containers/systemd"),
