@@ -108,6 +108,8 @@ fn a_failing_gate_says_what_failed_and_where_the_log_is() {
         "{}",
         run.stderr
     );
+    // A red gate is the command's answer, not an error of the launcher's.
+    assert!(!run.stderr.contains("error:"), "{}", run.stderr);
     let id = only_run_id(&wd);
     assert!(
         run.stderr.contains(&format!(

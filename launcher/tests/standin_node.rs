@@ -108,6 +108,40 @@ fn unknown_methods_and_packages_are_json_rpc_errors() {
     assert_eq!(reply.error().0, -32700);
 }
 
+/// `launcher rpc`'s exit statuses against the stand-in: the node's answer is
+/// the command's verdict (0 with the result; 1 for a JSON-RPC error, printed
+/// as an answer, not as a launcher error).
+#[test]
+fn launcher_rpc_reports_the_nodes_answer_as_its_verdict() {
+    let node = StandinNode::start_detached("healthy", PW);
+    let session = tempfile::tempdir().unwrap();
+    let call = |method: &str| {
+        let output = std::process::Command::new(support::launcher())
+            .args(["rpc", method, "--host", &node.host(), "--session"])
+            .arg(session.path().join("cookie"))
+            .env("ARCHY_PASSWORD", PW)
+            .env_remove("ARCHY_SCHEME")
+            .env_remove("ARCHY_CA")
+            .output()
+            .unwrap();
+        support::Run::of(output)
+    };
+    let ok = call("server.get-state").expect(0);
+    let state: Value = serde_json::from_str(&ok.stdout).unwrap();
+    assert!(ids(&state).contains(&"bitcoind".to_string()), "{state}");
+
+    let refused = call("no.such-method").expect(1);
+    assert!(refused.stdout.is_empty(), "{}", refused.stdout);
+    assert!(
+        refused
+            .stderr
+            .starts_with("rpc no.such-method: error -32601"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains(PW), "{}", refused.stderr);
+}
+
 /// (package, state, health) as server.get-state reports them.
 type Expected = (&'static str, &'static str, &'static str);
 
