@@ -435,16 +435,19 @@ stage() {
   mktmp in "$CACHE/tmp" inputs
   gather "$in"
 
-  local -a libs=()
+  local libs='[]'
   for t in bats-support bats-assert bats-file; do
-    libs+=(--lib "$t" "${G_VER[$t]}" "$in/lib/$t" "$in/license/$t" "${G_SRC[$t]}")
+    # shellcheck disable=SC2016 # a jq program
+    libs=$("$in/jq" -cn --argjson libs "$libs" --arg name "$t" --arg version "${G_VER[$t]}" \
+      --arg dir "$in/lib/$t" --arg license "$in/license/$t" --arg source "${G_SRC[$t]}" \
+      '$libs + [{$name, $version, $dir, $license, $source}]')
   done
   run_logged stage "$HERE/stage.sh" --out "$st" --version "$(launcher_version)" \
     --lifecycle "$HERE/lifecycle" \
     --jq "$in/jq" --jq-source "${G_SRC[jq]}" \
     --bash "$in/bash" --bash-source "${G_SRC[bash]}" \
     --bats-core "$in/bats-core" --bats-core-source "${G_SRC[bats-core]}" \
-    "${libs[@]}" --sources "$G_SOURCES"
+    --libs "$libs" --sources "$G_SOURCES"
 
   # What may not go into a bundle (special files, links leaving the tree, store paths,
   # dynamic ELFs) is refused by `launcher pack` itself, naming the file; readelf is a second,
