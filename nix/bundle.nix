@@ -1,5 +1,5 @@
 # The archy-gate bundle from nixpkgs: `launcher pack` over a stage that bundle/stage.sh lays out
-# (the same script bundle/build.sh uses), from
+# (the same script `cargo xtask bundle` uses), from
 #   pkgsStatic.jq (its bin output), its compiled-in build configuration scrubbed;
 #   pkgsStatic.bash with forFHSEnv (bin/bash only: its loadables are not reproducible);
 #   bats-core's source tree, bats.unresholved.src, laid out by its own install.sh (nixpkgs'
