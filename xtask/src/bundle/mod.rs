@@ -162,15 +162,28 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// What the shell script set first: a fixed locale, time zone and umask for
-/// everything this task runs; and none of the variables `cargo run` sets for
-/// this binary, which a nested cargo (the launcher's build) would see and
-/// rebuild for (build scripts track some of them).
+/// everything this task runs. And none of the variables `cargo run` (or an
+/// outer `cargo test`) sets for this binary: a nested cargo (the launcher's
+/// build) would hand them to build scripts, which track some of them, and
+/// rebuild. A caller's own cargo settings (CARGO_HOME, CARGO_TARGET_DIR,
+/// CARGO_NET_*, ...) stay.
 fn normalize_process() {
+    const SET_BY_CARGO: &[&str] = &[
+        "CARGO",
+        "CARGO_CRATE_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "CARGO_TARGET_TMPDIR",
+        "OUT_DIR",
+    ];
     // Single-threaded still: nothing else reads the environment yet.
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
-        let keep = key == "CARGO_HOME" || key == "CARGO_TARGET_DIR";
-        if (key.starts_with("CARGO") && !keep) || key == "OUT_DIR" {
+        let by_cargo = SET_BY_CARGO.contains(&key.as_ref())
+            || key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || key.starts_with("CARGO_BIN_"); // CARGO_BIN_NAME, a test's CARGO_BIN_EXE_*
+        if by_cargo {
             std::env::remove_var(key.as_ref());
         }
     }
