@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # bundle/stage.sh: lay out the bundle's stage tree from inputs already at hand. Shared by
-# bundle/build.sh (inputs fetched from Debian and the registries) and nix/bundle.nix (inputs
-# from nixpkgs), so both builds stage the same tree from the same inputs. Fetches nothing.
+# `cargo xtask bundle` (inputs fetched from Debian and the registries) and nix/bundle.nix
+# (inputs from nixpkgs), so both builds stage the same tree from the same inputs. Fetches
+# nothing.
 #
 # Usage:
 #   bundle/stage.sh --out DIR --version V --lifecycle DIR
 #       --jq FILE --jq-source TEXT --bash FILE --bash-source TEXT
 #       --bats-core DIR --bats-core-source TEXT
-#       [--lib NAME VERSION DIR LICENSE SOURCE]...  [--sources JSON]
-#       [--name NAME] [--entry PATH]
+#       [--libs JSON] [--sources JSON] [--name NAME] [--entry PATH]
 #
 #   --out DIR          the stage to make; must not exist yet, or be an empty dir
 #   --jq, --bash       the static binaries, installed as bin/jq and bin/bash
 #   --bats-core DIR    a bats-core source tree (bin/, lib/, libexec/, man/, install.sh,
 #                      LICENSE.md); laid out under lib/bats-core by its own install.sh, run with
 #                      the staged bash, so no shebang or path names where it came from
-#   --lib ...          a bats helper library: the contents of DIR (load.bash, src/) go to
-#                      lib/NAME/, LICENSE beside them under its own file name; when LICENSE is
-#                      a dir, its LICENSE, LICENSE.md, LICENSE.txt, COPYING or copyright
+#   --libs JSON        the bats helper libraries, a JSON array (default []) of objects with
+#                      the strings name, version, dir, license and source: the contents of dir
+#                      (load.bash, src/) go to lib/NAME/, the license file beside them under
+#                      its own file name; when license is a dir, its LICENSE, LICENSE.md,
+#                      LICENSE.txt, COPYING or copyright
 #   --lifecycle DIR    the suite, copied to lifecycle/
 #   --sources JSON     stage.json's "sources" object (default {})
 #   *-source TEXT      where each tool came from, for stage.json
@@ -26,7 +28,7 @@
 # each reports itself, then the libraries in the order given) and the sources. The tree's
 # modes are normalised by `launcher pack`; inputs may be read-only (a Nix store).
 #
-# Needs bash, coreutils; runs the staged jq and bash, so the host needs neither.
+# Needs bash, coreutils; runs the staged jq (1.7 or later) and bash, so the host needs neither.
 set -euo pipefail
 umask 022
 export LC_ALL=C TZ=UTC
@@ -37,18 +39,11 @@ die() {
 }
 
 out='' version='' lifecycle='' jq='' jq_src='' bash_bin='' bash_src='' bats='' bats_src=''
-name=archy-gate entry=lifecycle/run-gate.sh sources='{}'
-libs=()
+name=archy-gate entry=lifecycle/run-gate.sh sources='{}' libs='[]'
 while (($#)); do
   case $1 in
-    --lib)
-      (($# >= 6)) || die "--lib needs NAME VERSION DIR LICENSE SOURCE"
-      libs+=("$2" "$3" "$4" "$5" "$6")
-      shift 6
-      continue
-      ;;
     --out | --version | --lifecycle | --jq | --jq-source | --bash | --bash-source | \
-      --bats-core | --bats-core-source | --sources | --name | --entry)
+      --bats-core | --bats-core-source | --libs | --sources | --name | --entry)
       (($# >= 2)) || die "$1 needs a value"
       ;;
     -h | --help)
@@ -67,6 +62,7 @@ while (($#)); do
     --bash-source) bash_src=$2 ;;
     --bats-core) bats=$2 ;;
     --bats-core-source) bats_src=$2 ;;
+    --libs) libs=$2 ;;
     --sources) sources=$2 ;;
     --name) name=$2 ;;
     --entry) entry=$2 ;;
@@ -89,6 +85,20 @@ mkdir -p "$st/bin" "$st/lib"
 
 install -m 0755 "$jq" "$st/bin/jq"
 install -m 0755 "$bash_bin" "$st/bin/bash"
+J=$st/bin/jq
+
+# The libraries' descriptions, checked whole before any is used.
+# shellcheck disable=SC2016 # a jq program
+printf '%s' "$libs" | "$J" -e 'type == "array" and all(.[]; type == "object" and
+    ([.name, .version, .dir, .license, .source] | all(type == "string")))' >/dev/null 2>&1 ||
+  die "--libs must be a JSON array of objects with the strings name, version, dir, license and source; got: $libs"
+lib_fields=()
+while IFS= read -r -d '' field; do lib_fields+=("$field"); done < <(
+  printf '%s' "$libs" | "$J" --raw-output0 '.[] | .name, .dir, .license'
+)
+# --raw-output0 stops at a string that holds a NUL byte: count what came out.
+(("${#lib_fields[@]}" == 3 * $(printf '%s' "$libs" | "$J" length))) ||
+  die "--libs: a name, dir or license holds a NUL byte"
 
 # bats-core by its own install.sh (bin, lib, libexec), without the man pages; its sourced
 # libraries are not programs.
@@ -100,8 +110,8 @@ install -m 0644 "$bats/LICENSE.md" "$st/lib/bats-core/LICENSE.md"
 ln -s ../lib/bats-core/bin/bats "$st/bin/bats"
 
 # The helper libraries.
-for ((i = 0; i < ${#libs[@]}; i += 5)); do
-  lib=${libs[i]} dir=${libs[i + 2]} license=${libs[i + 3]}
+for ((i = 0; i < ${#lib_fields[@]}; i += 3)); do
+  lib=${lib_fields[i]} dir=${lib_fields[i + 1]} license=${lib_fields[i + 2]}
   [[ $lib =~ ^[A-Za-z0-9._-]+$ ]] || die "bad library name '$lib'"
   [[ -f $dir/load.bash ]] || die "$dir has no load.bash (library $lib)"
   if [[ -d $license ]]; then # a source tree: its license file
@@ -137,26 +147,18 @@ bats_v=$("$st/bin/bash" -c 'bats_readlinkf() { readlink -f "$1"; }
 bats_v=${bats_v#Bats }
 [[ -n $jq_v && -n $bash_v && -n $bats_v ]] || die "could not read the tools' versions"
 
-J=$st/bin/jq
-# shellcheck disable=SC2016 # jq programs
-tools=$("$J" -cn \
+# shellcheck disable=SC2016 # a jq program
+"$J" -n --arg name "$name" --arg version "$version" --arg entry "$entry" \
   --arg jq_v "$jq_v" --arg jq_src "$jq_src" \
   --arg bash_v "$bash_v" --arg bash_src "$bash_src" \
   --arg bats_v "$bats_v" --arg bats_src "$bats_src" \
-  '[
-    {name: "jq", version: $jq_v, path: "bin/jq", source: $jq_src},
-    {name: "bash", version: $bash_v, path: "bin/bash", source: $bash_src},
-    {name: "bats-core", version: $bats_v, path: "lib/bats-core/bin/bats", source: $bats_src}
-  ]')
-for ((i = 0; i < ${#libs[@]}; i += 5)); do
-  # shellcheck disable=SC2016
-  tools=$("$J" -cn --argjson tools "$tools" --arg name "${libs[i]}" \
-    --arg version "${libs[i + 1]}" --arg source "${libs[i + 4]}" \
-    '$tools + [{name: $name, version: $version, path: "lib/\($name)/load.bash", source: $source}]')
-done
-# shellcheck disable=SC2016
-"$J" -n --arg name "$name" --arg version "$version" --arg entry "$entry" \
-  --argjson tools "$tools" --argjson sources "$sources" \
-  '{name: $name, version: $version, entry: $entry, tools: $tools, sources: $sources}' \
+  --argjson libs "$libs" --argjson sources "$sources" \
+  '{name: $name, version: $version, entry: $entry,
+    tools: ([
+      {name: "jq", version: $jq_v, path: "bin/jq", source: $jq_src},
+      {name: "bash", version: $bash_v, path: "bin/bash", source: $bash_src},
+      {name: "bats-core", version: $bats_v, path: "lib/bats-core/bin/bats", source: $bats_src}
+    ] + [$libs[] | {name, version, path: "lib/\(.name)/load.bash", source}]),
+    sources: $sources}' \
   >"$st/stage.json"
 chmod 0644 "$st/stage.json"

@@ -1,5 +1,5 @@
 # The archy-gate bundle from nixpkgs: `launcher pack` over a stage that bundle/stage.sh lays out
-# (the same script bundle/build.sh uses), from
+# (the same script `cargo xtask bundle` uses), from
 #   pkgsStatic.jq (its bin output), its compiled-in build configuration scrubbed;
 #   pkgsStatic.bash with forFHSEnv (bin/bash only: its loadables are not reproducible);
 #   bats-core's source tree, bats.unresholved.src, laid out by its own install.sh (nixpkgs'
@@ -38,96 +38,77 @@ let
   rev = pkgs.lib.trivial.revisionWithDefault "unknown";
 
   # Test hook: the offline stand-in for nixpkgs (nix/standin/, test infrastructure only)
-  # carries the source strings bundle/build.sh writes for the same inputs, so that the two
+  # carries the source strings `cargo xtask bundle` writes for the same inputs, so that the two
   # builds can be compared byte for byte. Real nixpkgs has no such attribute.
   standin = pkgs.archyGateStandin or { };
   describe = tool: default: standin.tools.${tool}.source or default;
 
-  # One variable per value (no shell quoting of the strings), for each library too.
-  libVars = builtins.listToAttrs (
-    builtins.concatLists (
-      builtins.genList (
-        i:
-        let
-          lib = builtins.elemAt libraries i;
-          drv = bats.libraries.${lib};
-          var = suffix: value: {
-            name = "lib${toString i}${suffix}";
-            inherit value;
-          };
-        in
-        [
-          (var "Name" lib)
-          (var "Version" drv.version)
-          (var "Dir" "${drv}/share/bats/${lib}")
-          (var "License" "${drv.src}")
-          (var "Source" (describe lib "nixpkgs ${rev} bats.libraries.${lib} ${drv.version}"))
-        ]
-      ) (builtins.length libraries)
-    )
-  );
-  libArgs = builtins.concatStringsSep " " (
-    builtins.genList (
-      i:
+  # stage.sh's --libs: one JSON array, so no string passes through shell quoting.
+  libsJson = builtins.toJSON (
+    map (
+      lib:
       let
-        v = suffix: "\"$lib${toString i}${suffix}\"";
+        drv = bats.libraries.${lib};
       in
-      "--lib ${v "Name"} ${v "Version"} ${v "Dir"} ${v "License"} ${v "Source"}"
-    ) (builtins.length libraries)
+      {
+        name = lib;
+        inherit (drv) version;
+        dir = "${drv}/share/bats/${lib}";
+        license = "${drv.src}";
+        source = describe lib "nixpkgs ${rev} bats.libraries.${lib} ${drv.version}";
+      }
+    ) libraries
   );
 in
-pkgs.stdenvNoCC.mkDerivation (
-  libVars
-  // {
-    name = "${name}-bundle-${version}";
+pkgs.stdenvNoCC.mkDerivation {
+  name = "${name}-bundle-${version}";
 
-    bundleName = name;
-    bundleVersion = version;
-    bundleEntry = entry;
-    lifecycleDir = "${lifecycle}";
-    jqBin = "${jq}/bin/jq";
-    inherit jqScrub;
-    jqSource = describe "jq" "nixpkgs ${rev} pkgsStatic.jq ${jq.version}, build configuration scrubbed";
-    bashBin = "${bash}/bin/bash";
-    bashSource = describe "bash" "nixpkgs ${rev} pkgsStatic.bash ${bash.version} forFHSEnv, bin/bash only";
-    batsSrc = "${batsSrc}";
-    batsSource = describe "bats-core" "nixpkgs ${rev} bats.unresholved.src ${bats.version}, laid out by its install.sh";
-    sourcesJson = builtins.toJSON (
-      standin.sources or {
-        builder = "nix/bundle.nix";
-        nixpkgs = rev;
-      }
-    );
-    stageScript = ../bundle/stage.sh;
-    launcherBin = "${launcher}/bin/launcher";
-    SOURCE_DATE_EPOCH = toString sourceDateEpoch;
+  bundleName = name;
+  bundleVersion = version;
+  bundleEntry = entry;
+  lifecycleDir = "${lifecycle}";
+  jqBin = "${jq}/bin/jq";
+  inherit jqScrub;
+  jqSource = describe "jq" "nixpkgs ${rev} pkgsStatic.jq ${jq.version}, build configuration scrubbed";
+  bashBin = "${bash}/bin/bash";
+  bashSource = describe "bash" "nixpkgs ${rev} pkgsStatic.bash ${bash.version} forFHSEnv, bin/bash only";
+  batsSrc = "${batsSrc}";
+  batsSource = describe "bats-core" "nixpkgs ${rev} bats.unresholved.src ${bats.version}, laid out by its install.sh";
+  inherit libsJson;
+  sourcesJson = builtins.toJSON (
+    standin.sources or {
+      builder = "nix/bundle.nix";
+      nixpkgs = rev;
+    }
+  );
+  stageScript = ../bundle/stage.sh;
+  launcherBin = "${launcher}/bin/launcher";
+  SOURCE_DATE_EPOCH = toString sourceDateEpoch;
 
-    nativeBuildInputs = [ pkgs.removeReferencesTo ];
+  nativeBuildInputs = [ pkgs.removeReferencesTo ];
 
-    # POSIX sh: stdenv runs it with bash, the stand-in with busybox sh.
-    buildCommand = ''
-      set -eu
-      cp "$jqBin" "$NIX_BUILD_TOP/jq"
-      chmod u+w "$NIX_BUILD_TOP/jq"
-      remove-references-to $jqScrub "$NIX_BUILD_TOP/jq"
-      "$bashBin" "$stageScript" --out "$NIX_BUILD_TOP/stage" \
-        --name "$bundleName" --version "$bundleVersion" --entry "$bundleEntry" \
-        --lifecycle "$lifecycleDir" \
-        --jq "$NIX_BUILD_TOP/jq" --jq-source "$jqSource" \
-        --bash "$bashBin" --bash-source "$bashSource" \
-        --bats-core "$batsSrc" --bats-core-source "$batsSource" \
-        ${libArgs} \
-        --sources "$sourcesJson"
-      mkdir -p "$out"
-      "$launcherBin" pack "$NIX_BUILD_TOP/stage" --launcher "$launcherBin" --out "$out"
-    '';
+  # POSIX sh: stdenv runs it with bash, the stand-in with busybox sh.
+  buildCommand = ''
+    set -eu
+    cp "$jqBin" "$NIX_BUILD_TOP/jq"
+    chmod u+w "$NIX_BUILD_TOP/jq"
+    remove-references-to $jqScrub "$NIX_BUILD_TOP/jq"
+    "$bashBin" "$stageScript" --out "$NIX_BUILD_TOP/stage" \
+      --name "$bundleName" --version "$bundleVersion" --entry "$bundleEntry" \
+      --lifecycle "$lifecycleDir" \
+      --jq "$NIX_BUILD_TOP/jq" --jq-source "$jqSource" \
+      --bash "$bashBin" --bash-source "$bashSource" \
+      --bats-core "$batsSrc" --bats-core-source "$batsSource" \
+      --libs "$libsJson" --sources "$sourcesJson"
+    mkdir -p "$out"
+    "$launcherBin" pack "$NIX_BUILD_TOP/stage" --launcher "$launcherBin" --out "$out"
+  '';
 
-    # The three outputs refer to no store path: Nix checks that, but only in what it can read.
-    # It cannot see into the gzip'd payload, so a store path inside a staged file would pass
-    # here; `launcher pack` above is the guard for those (it reads every staged file).
-    allowedReferences = [ ];
+  # The three outputs refer to no store path: Nix checks that, but only in what it can read.
+  # It cannot see into the gzip'd payload, so a store path inside a staged file would pass
+  # here; `launcher pack` above is the guard for those (it reads every staged file).
+  allowedReferences = [ ];
 
-    passthru = { inherit launcher; };
-    meta.description = "archy-gate: the launcher with the static tools and the lifecycle suite appended";
-  }
-)
+  passthru = { inherit launcher; };
+  meta.description = "archy-gate: the launcher with the static tools and the lifecycle suite appended";
+}

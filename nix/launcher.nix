@@ -11,10 +11,12 @@
 let
   root = ../.;
   # Only what the crate build reads: a change to docs, nix/ or the suite rebuilds nothing.
+  # xtask/ is never built here (-p launcher), but cargo loads every workspace member.
   keep = [
     "Cargo.toml"
     "Cargo.lock"
     "launcher"
+    "xtask"
   ];
   src = builtins.path {
     name = "archy-gate-launcher-src";
