@@ -214,8 +214,10 @@ impl Plan {
                     connections: 0,
                     started_unix: None,
                     ended_unix: None,
+                    steps: Vec::new(),
                 })
                 .collect(),
+            cross: Vec::new(),
         }
     }
 }
