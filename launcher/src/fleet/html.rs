@@ -135,6 +135,15 @@ fn seconds(secs: f64) -> String {
     }
 }
 
+/// `text`, cut to `max` characters with an ellipsis: a label that must fit.
+fn short(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        text.chars().take(max - 1).collect::<String>() + "…"
+    }
+}
+
 fn role(n: &NodeState) -> String {
     format!("{:?}", n.role).to_lowercase()
 }
@@ -565,7 +574,11 @@ fn cross_table(out: &mut String, cross: &[CrossResult]) {
             c.tests_passed,
             if c.tests_failed > 0 { " bad" } else { "" },
             c.tests_failed,
-            seconds(c.seconds)
+            if c.outcome == Verdict::Skipped {
+                "-".into()
+            } else {
+                seconds(c.seconds)
+            }
         );
     }
     out.push_str("</table>\n</section>\n");
@@ -798,8 +811,9 @@ fn timeline(out: &mut String, state: &FleetState) {
         }
         let _ = writeln!(
             out,
-            "<text x=\"8\" y=\"{:.1}\" font-size=\"13\" font-weight=\"700\" fill=\"#111827\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" font-weight=\"700\" fill=\"{}\">{}</text>",
+            "<text x=\"8\" y=\"{:.1}\" font-size=\"13\" font-weight=\"700\" fill=\"#111827\">{}<title>{}</title></text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" font-weight=\"700\" fill=\"{}\">{}</text>",
             y + ROW / 2.0 + 4.5,
+            escape(&short(&n.name, 13)),
             escape(&n.name),
             LABEL - 10.0,
             y + ROW / 2.0 + 4.0,
