@@ -17,7 +17,7 @@ pub fn fleet(args: FleetArgs) -> anyhow::Result<ExitStatus> {
             let state = fleet::run(&plan)?;
             print!("{}", report::markdown(&state));
             println!(
-                "\nreports: {0}/report.md, {0}/report.json, {0}/junit.xml",
+                "\nreports: {0}/report.html, {0}/report.md, {0}/report.json, {0}/junit.xml",
                 plan.dir
             );
             verdict(&state)
@@ -39,7 +39,7 @@ pub fn fleet(args: FleetArgs) -> anyhow::Result<ExitStatus> {
             report::write(&dir, &state)?;
             print!("{}", report::markdown(&state));
             println!(
-                "\nreports: {0}/report.md, {0}/report.json, {0}/junit.xml",
+                "\nreports: {0}/report.html, {0}/report.md, {0}/report.json, {0}/junit.xml",
                 dir
             );
             verdict(&state)

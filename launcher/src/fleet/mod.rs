@@ -4,6 +4,7 @@
 //! on its own single SSH connection. State and reports live in the fleet
 //! dir, so `fleet status` works mid-run and a restarted run picks up.
 
+mod html;
 mod node;
 mod remote_dir;
 pub mod report;
@@ -214,8 +215,10 @@ impl Plan {
                     connections: 0,
                     started_unix: None,
                     ended_unix: None,
+                    steps: Vec::new(),
                 })
                 .collect(),
+            cross: Vec::new(),
         }
     }
 }

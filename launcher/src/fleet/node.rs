@@ -1,7 +1,8 @@
 //! One node's way through a fleet run, on its one SSH connection: connect,
 //! upload, preflight, start the gate detached (password on stdin), poll
 //! with backoff across reconnects, fetch the run's record and reports.
-//! Every step lands in the shared state; a restarted run resumes a node
+//! Every step lands in the shared state, upload, preflight and each of the
+//! gate's iterations timed for the timeline; a restarted run resumes a node
 //! whose gate is already running instead of starting it twice.
 
 use std::thread;
@@ -11,7 +12,7 @@ use serde_json::Value;
 
 use super::roster::Node;
 use super::ssh::{quote, Ssh, SshError};
-use super::state::{NodeState, Phase, Shared};
+use super::state::{NodeState, Phase, Shared, Step as TimedStep, StepKind, StepStart, Verdict};
 use super::upload;
 use super::Plan;
 use crate::reports;
@@ -93,6 +94,9 @@ fn steps(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh) -> Step<()> {
             .map(|_| id.clone()),
         None => None,
     };
+    // When this fleet started the gate, on this host's clock (not known
+    // for a gate an earlier fleet run started).
+    let mut gate_started: Option<f64> = None;
     let run_id = match resumed {
         Some(id) => {
             say(name, &format!("resuming run {id}"));
@@ -100,6 +104,7 @@ fn steps(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh) -> Step<()> {
         }
         None => {
             shared.update(name, |n| n.phase = Phase::Uploading);
+            let began = StepStart::now();
             let mut last_shown = 0u64;
             let mut progress = |done: u64, total: u64| {
                 let step = total / 4;
@@ -122,7 +127,21 @@ fn steps(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh) -> Step<()> {
                 &remote,
                 &mut progress,
             )
-            .map_err(|e| (Phase::Unreachable, format!("upload: {e}")))?;
+            .map_err(|e| {
+                let step = began.ended(StepKind::Upload, Verdict::Error, Some(e.clone()));
+                shared.update(name, |n| n.steps.push(step));
+                (Phase::Unreachable, format!("upload: {e}"))
+            })?;
+            let step = began.ended(
+                StepKind::Upload,
+                if stats.skipped {
+                    Verdict::Skipped
+                } else {
+                    Verdict::Passed
+                },
+                Some(upload_detail(&stats)),
+            );
+            shared.update(name, |n| n.steps.push(step));
             if stats.skipped {
                 say(name, "the node already has this bundle");
             } else if stats.resent > 0 {
@@ -136,6 +155,11 @@ fn steps(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh) -> Step<()> {
                 n.phase = Phase::Preflight;
             });
 
+            let began = StepStart::now();
+            let preflight_error = |why: String| {
+                let step = began.ended(StepKind::Preflight, Verdict::Error, Some(why));
+                shared.update(name, |n| n.steps.push(step));
+            };
             let pre = retry(
                 ssh,
                 &format!(
@@ -144,12 +168,14 @@ fn steps(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh) -> Step<()> {
                 ),
                 password.expose().as_bytes(),
             )
-            .map_err(|e| (Phase::Unreachable, format!("preflight: {e}")))?;
+            .map_err(|e| {
+                preflight_error(e.clone());
+                (Phase::Unreachable, format!("preflight: {e}"))
+            })?;
             let report: Value = serde_json::from_slice(&pre.stdout).map_err(|_| {
-                (
-                    Phase::Error,
-                    format!("preflight printed no JSON: {}", pre.stderr.trim()),
-                )
+                let why = format!("preflight printed no JSON: {}", pre.stderr.trim());
+                preflight_error(why.clone());
+                (Phase::Error, why)
             })?;
             let findings: Vec<String> = report["checks"]
                 .as_array()
@@ -165,9 +191,24 @@ fn steps(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh) -> Step<()> {
                     )
                 })
                 .collect();
+            let checks = report["checks"].as_array().map_or(0, Vec::len);
+            let step = if findings.is_empty() {
+                began.ended(
+                    StepKind::Preflight,
+                    Verdict::Passed,
+                    Some(format!("{checks} checks passed")),
+                )
+            } else {
+                began.ended(
+                    StepKind::Preflight,
+                    Verdict::Failed,
+                    Some(format!("{} of {checks} checks failed", findings.len())),
+                )
+            };
             shared.update(name, |n| {
                 n.preflight = Some(report.clone());
                 n.preflight_findings = findings.clone();
+                n.steps.push(step);
             });
             if !findings.is_empty() {
                 return Err((Phase::NotReady, findings.join("; ")));
@@ -178,6 +219,7 @@ fn steps(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh) -> Step<()> {
                 n.run_id = Some(id.clone());
                 n.phase = Phase::Running;
             });
+            gate_started = Some(StepStart::now().unix());
             start(plan, ssh, node, &launcher, &id, password.expose())?;
             say(name, &format!("gate started: run {id}"));
             id
@@ -185,7 +227,19 @@ fn steps(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh) -> Step<()> {
     };
     shared.update(name, |n| n.phase = Phase::Running);
     let record = poll(ssh, name, &launcher, &run_id)?;
-    finish(plan, node, shared, ssh, &run_id, record)
+    finish(plan, node, shared, ssh, &run_id, record, gate_started)
+}
+
+/// The upload in a few words, for the timeline.
+fn upload_detail(stats: &super::state::UploadStats) -> String {
+    let size = crate::human::size;
+    if stats.skipped {
+        "already there".into()
+    } else if stats.resent > 0 {
+        format!("sent {}, {} re-sent", size(stats.sent), size(stats.resent))
+    } else {
+        format!("sent {}", size(stats.sent))
+    }
 }
 
 fn connect(ssh: &mut Ssh, name: &str) -> Step<()> {
@@ -342,6 +396,7 @@ fn finish(
     ssh: &mut Ssh,
     id: &str,
     record: Value,
+    gate_started: Option<f64>,
 ) -> Step<()> {
     let workdir = record["workdir"].as_str().unwrap_or("").to_string();
     let run_dir = format!("{workdir}/runs/{id}");
@@ -354,7 +409,13 @@ fn finish(
             let _ = archive.unpack(&local);
         }
     }
-    let iterations_passed = iterations_passed(&local);
+    let iterations = iteration_steps(&local, &record, gate_started);
+    let iterations_passed = (!iterations.is_empty()).then(|| {
+        iterations
+            .iter()
+            .filter(|s| s.outcome == Verdict::Passed)
+            .count() as u32
+    });
     let state = record["state"].as_str().unwrap_or("").to_string();
     let tests: Option<reports::TestCounts> = serde_json::from_value(record["tests"].clone()).ok();
     let phase = match state.as_str() {
@@ -380,25 +441,66 @@ fn finish(
         n.iterations_passed = iterations_passed;
         n.tests = tests;
         n.verified_by = record["bundle"]["signed_by"].as_str().map(str::to_string);
+        n.steps
+            .retain(|s| !matches!(s.kind, StepKind::Iteration(_)));
+        n.steps.extend(iterations);
         n.record = Some(record);
     });
     Ok(())
 }
 
-/// Iterations whose TAP has no failing test (`iteration-N.tap`).
-fn iterations_passed(dir: &camino::Utf8Path) -> Option<u32> {
-    let mut seen = 0;
-    let mut passed = 0;
-    for item in std::fs::read_dir(dir).ok()?.flatten() {
-        let name = item.file_name().to_string_lossy().into_owned();
-        if name.starts_with("iteration-") && name.ends_with(".tap") {
-            seen += 1;
-            let text = std::fs::read_to_string(item.path()).unwrap_or_default();
-            let counts = reports::parse_tap(&text);
-            if counts.failed == 0 && counts.total() > 0 {
-                passed += 1;
-            }
+/// The gate's iterations, one step each, from the run dir fetched into
+/// `dir`: `iteration-N.tap` says how iteration N went (passed: no failing
+/// test, and at least one test), and its mtime (the node's clock, kept by
+/// tar) when it ended; each began when the one before ended, the first
+/// when the run did (run.json's `started_unix`). The node's clock only
+/// measures lengths: the steps are placed from `gate_started`, when this
+/// host started the gate, when known.
+fn iteration_steps(
+    dir: &camino::Utf8Path,
+    record: &Value,
+    gate_started: Option<f64>,
+) -> Vec<TimedStep> {
+    let mut taps: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|item| {
+            let name = item.file_name().to_string_lossy().into_owned();
+            let n = name.strip_prefix("iteration-")?.strip_suffix(".tap")?;
+            Some((n.parse().ok()?, item.path()))
+        })
+        .collect();
+    taps.sort();
+    let run_started = record["started_unix"].as_f64().unwrap_or(0.0);
+    let anchor = gate_started.unwrap_or(run_started);
+    let mut began = run_started;
+    let mut steps = Vec::new();
+    for (n, path) in taps {
+        let ended = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(began, |d| d.as_secs_f64())
+            .max(began);
+        let counts = reports::parse_tap(&std::fs::read_to_string(&path).unwrap_or_default());
+        let outcome = if counts.failed == 0 && counts.total() > 0 {
+            Verdict::Passed
+        } else {
+            Verdict::Failed
+        };
+        let mut detail = format!("{} passed, {} failed", counts.passed, counts.failed);
+        if counts.skipped > 0 {
+            detail.push_str(&format!(", {} skipped", counts.skipped));
         }
+        steps.push(TimedStep {
+            kind: StepKind::Iteration(n),
+            started_unix: anchor + (began - run_started),
+            seconds: ended - began,
+            outcome,
+            detail: Some(detail),
+        });
+        began = ended;
     }
-    (seen > 0).then_some(passed)
+    steps
 }

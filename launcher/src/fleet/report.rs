@@ -1,5 +1,6 @@
 //! The fleet's reports: `report.json` (the state, for machines), `report.md`
-//! (a table a person reads), `junit.xml` (one testsuite per node).
+//! (a table a person reads), `report.html` (the same, with a timeline:
+//! `html.rs`), `junit.xml` (one testsuite per node).
 
 use std::fmt::Write as _;
 
@@ -16,6 +17,8 @@ pub fn write(dir: &Utf8Path, state: &FleetState) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {dir}/report.json"))?;
     std::fs::write(dir.join("report.md"), markdown(state))
         .with_context(|| format!("cannot write {dir}/report.md"))?;
+    std::fs::write(dir.join("report.html"), super::html::render(dir, state))
+        .with_context(|| format!("cannot write {dir}/report.html"))?;
     std::fs::write(dir.join("junit.xml"), junit(dir, state))
         .with_context(|| format!("cannot write {dir}/junit.xml"))?;
     Ok(())

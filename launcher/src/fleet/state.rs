@@ -3,6 +3,7 @@
 //! on, and a restarted `fleet run` picks up from it.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use camino::{Utf8Path, Utf8PathBuf};
@@ -85,6 +86,110 @@ pub struct NodeState {
     pub connections: u32,
     pub started_unix: Option<u64>,
     pub ended_unix: Option<u64>,
+    /// The node's timed steps, in the order they began: the report's timeline.
+    #[serde(default)]
+    pub steps: Vec<Step>,
+}
+
+/// One timed step of a node's way through the fleet run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub kind: StepKind,
+    /// When it began: unix seconds, with a fraction, on this host's clock.
+    pub started_unix: f64,
+    pub seconds: f64,
+    pub outcome: Verdict,
+    /// What happened, in a few words ("sent 4.1 MiB", "12 passed, 1 failed").
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepKind {
+    Upload,
+    Preflight,
+    /// The gate's iteration N (from 1).
+    Iteration(u32),
+    /// A cross-node suite, by name, that this node took part in.
+    Cross(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Passed,
+    Failed,
+    /// Nothing to do (the bundle was already there), or not run.
+    Skipped,
+    /// It could not be carried out (a lost link, no answer).
+    Error,
+}
+
+impl Verdict {
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Passed => "passed",
+            Verdict::Failed => "failed",
+            Verdict::Skipped => "skipped",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+/// When a step began: an `Instant` for its length, unix time for the timeline.
+#[derive(Clone, Copy, Debug)]
+pub struct StepStart {
+    at: Instant,
+    unix: f64,
+}
+
+impl StepStart {
+    pub fn now() -> StepStart {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        StepStart {
+            at: Instant::now(),
+            unix,
+        }
+    }
+
+    pub fn unix(self) -> f64 {
+        self.unix
+    }
+
+    /// The step that began here and ends now.
+    pub fn ended(self, kind: StepKind, outcome: Verdict, detail: Option<String>) -> Step {
+        Step {
+            kind,
+            started_unix: self.unix,
+            seconds: self.at.elapsed().as_secs_f64(),
+            outcome,
+            detail,
+        }
+    }
+}
+
+/// A cross-node suite's result: one suite run from one node against several.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CrossResult {
+    pub suite: String,
+    /// The nodes the suite involved, as the roster names them.
+    pub nodes: Vec<String>,
+    /// The node it ran on.
+    pub runs_on: String,
+    pub outcome: Verdict,
+    /// Why it failed or was skipped, in one line.
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub tests_passed: u64,
+    #[serde(default)]
+    pub tests_failed: u64,
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -96,6 +201,9 @@ pub struct FleetState {
     pub started: String,
     pub updated: String,
     pub nodes: Vec<NodeState>,
+    /// The cross-node suites, run once every gate target passed.
+    #[serde(default)]
+    pub cross: Vec<CrossResult>,
 }
 
 pub const STATE_FILE: &str = "state.json";

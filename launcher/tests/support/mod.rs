@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub mod bare_node;
+pub mod chromium;
 pub mod flaky_proxy;
 pub mod gate_bundle;
 pub mod lab;

@@ -1,0 +1,225 @@
+//! A real browser for the HTML reports: Debian's `chromium`, headless, in a
+//! network namespace of its own with no interface up (`unshare -n`), so a
+//! page that needed the network would show it. Each run gets its own
+//! profile dir and a deadline; chromium and everything it forks are one
+//! process group, ended together if it overstays. `--no-sandbox` because
+//! the tests run as root, where chromium's sandbox refuses to start.
+//!
+//! `dump_dom` prints the DOM once the page loaded (its scripts run);
+//! `screenshot` writes a PNG of the viewport, and `Png` reads one back.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const DEADLINE: Duration = Duration::from_secs(120);
+
+pub struct Chromium {
+    dir: tempfile::TempDir,
+}
+
+impl Chromium {
+    pub fn new() -> Chromium {
+        assert!(
+            Path::new(CHROMIUM).exists(),
+            "{CHROMIUM} is missing: install Debian's chromium (scripts/test.sh does)"
+        );
+        Chromium {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Runs chromium on `url` with `args`; its stdout.
+    fn run(&self, args: &[String], url: &str) -> String {
+        let out_path = self.dir.path().join("stdout");
+        let err_path = self.dir.path().join("stderr");
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "-n",
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            self.dir.path().join("profile").display()
+        ))
+        .args([
+            "--no-first-run",
+            "--disable-extensions",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            "--force-device-scale-factor=1",
+        ])
+        .args(args)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out_path).unwrap())
+        .stderr(fs::File::create(&err_path).unwrap())
+        .process_group(0);
+        let mut child = cmd.spawn().expect("unshare and chromium run");
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > DEADLINE {
+                // The group we made: chromium and its zygote and renderers.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                let _ = child.wait();
+                panic!(
+                    "chromium did not finish {url} in {DEADLINE:?}\n{}",
+                    fs::read_to_string(&err_path).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let stderr = fs::read_to_string(&err_path).unwrap_or_default();
+        assert!(
+            status.success(),
+            "chromium {args:?} {url} ended {status}\n{stderr}"
+        );
+        fs::read_to_string(&out_path).unwrap()
+    }
+
+    /// The page's DOM, serialized, after it loaded and its scripts ran.
+    /// `--allow-file-access-from-files` lets a test's page read a report
+    /// it frames from another file.
+    pub fn dump_dom(&self, url: &str) -> String {
+        self.run(
+            &["--allow-file-access-from-files".into(), "--dump-dom".into()],
+            url,
+        )
+    }
+
+    /// A PNG of the page in a `width` x `height` window.
+    pub fn screenshot(&self, url: &str, png: &Path, width: u32, height: u32) {
+        self.run(
+            &[
+                format!("--screenshot={}", png.display()),
+                format!("--window-size={width},{height}"),
+            ],
+            url,
+        );
+        assert!(png.is_file(), "chromium wrote no {}", png.display());
+    }
+}
+
+/// A `file://` URL for an absolute path of plain characters.
+pub fn file_url(path: &Path) -> String {
+    let path: PathBuf = fs::canonicalize(path).unwrap();
+    format!("file://{}", path.display())
+}
+
+/// A decoded PNG: 8-bit RGB or RGBA, not interlaced (what chromium writes).
+pub struct Png {
+    pub width: u32,
+    pub height: u32,
+    /// RGB of each pixel, row by row.
+    pub pixels: Vec<[u8; 3]>,
+}
+
+impl Png {
+    pub fn read(path: &Path) -> Png {
+        let bytes = fs::read(path).unwrap();
+        assert_eq!(
+            &bytes[..8],
+            b"\x89PNG\r\n\x1a\n",
+            "{} is no PNG",
+            path.display()
+        );
+        let mut at = 8;
+        let (mut width, mut height, mut channels) = (0u32, 0u32, 0usize);
+        let mut idat = Vec::new();
+        while at + 8 <= bytes.len() {
+            let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            let kind = &bytes[at + 4..at + 8];
+            let data = &bytes[at + 8..at + 8 + len];
+            match kind {
+                b"IHDR" => {
+                    width = u32::from_be_bytes(data[0..4].try_into().unwrap());
+                    height = u32::from_be_bytes(data[4..8].try_into().unwrap());
+                    assert_eq!(data[8], 8, "bit depth");
+                    channels = match data[9] {
+                        2 => 3,
+                        6 => 4,
+                        other => panic!("PNG colour type {other}"),
+                    };
+                    assert_eq!(data[12], 0, "interlaced PNG");
+                }
+                b"IDAT" => idat.extend_from_slice(data),
+                b"IEND" => break,
+                _ => {}
+            }
+            at += 12 + len;
+        }
+        let mut raw = Vec::new();
+        flate2::read::ZlibDecoder::new(idat.as_slice())
+            .read_to_end(&mut raw)
+            .unwrap();
+        let stride = width as usize * channels;
+        assert_eq!(raw.len(), (stride + 1) * height as usize, "PNG data size");
+        let mut prev = vec![0u8; stride];
+        let mut pixels = Vec::with_capacity(width as usize * height as usize);
+        for row in raw.chunks(stride + 1) {
+            let (filter, line) = (row[0], &row[1..]);
+            let mut cur = vec![0u8; stride];
+            for i in 0..stride {
+                let a = if i >= channels { cur[i - channels] } else { 0 };
+                let b = prev[i];
+                let c = if i >= channels { prev[i - channels] } else { 0 };
+                let predicted = match filter {
+                    0 => 0,
+                    1 => a,
+                    2 => b,
+                    3 => ((a as u16 + b as u16) / 2) as u8,
+                    4 => paeth(a, b, c),
+                    other => panic!("PNG filter {other}"),
+                };
+                cur[i] = line[i].wrapping_add(predicted);
+            }
+            pixels.extend(cur.chunks(channels).map(|p| [p[0], p[1], p[2]]));
+            prev = cur;
+        }
+        Png {
+            width,
+            height,
+            pixels,
+        }
+    }
+
+    /// Pixels of exactly this colour.
+    pub fn count(&self, rgb: [u8; 3]) -> usize {
+        self.pixels.iter().filter(|p| **p == rgb).count()
+    }
+
+    pub fn distinct_colours(&self) -> usize {
+        let mut all: Vec<[u8; 3]> = self.pixels.clone();
+        all.sort_unstable();
+        all.dedup();
+        all.len()
+    }
+}
+
+fn paeth(a: u8, b: u8, c: u8) -> u8 {
+    let p = a as i16 + b as i16 - c as i16;
+    let (pa, pb, pc) = (
+        (p - a as i16).abs(),
+        (p - b as i16).abs(),
+        (p - c as i16).abs(),
+    );
+    if pa <= pb && pa <= pc {
+        a
+    } else if pb <= pc {
+        b
+    } else {
+        c
+    }
+}
