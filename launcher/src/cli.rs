@@ -83,6 +83,10 @@ pub enum Command {
         ARCHY_GATE_LAUNCHER, BATS_LIB_PATH, and the bundle's bin/ first on PATH.\n\
         A pass needs at least one test result counted (TAP or JUnit): a gate that exits 0\n\
         having reported none fails with \"no test ran\", unless --allow-no-tests.\n\
+        --cross SUITE --peers JSON runs a cross-node suite instead of the gate, the same way\n\
+        (trust, work dir, lock, record, log), with ARCHY_PEERS (the peers JSON: name, host,\n\
+        role, packages; never a password), ARCHY_CROSS_SUITE, ARCHY_CROSS_NODE and\n\
+        ARCHY_CROSS_ROLE besides; `fleet run` starts them in its third phase.\n\
         The password comes from ARCHY_PASSWORD, --password-file, --password-stdin, or a\n\
         prompt on a terminal; never from the command line. It is redacted everywhere.\n\
         TLS: the RPC's certificate is verified (--ca, the node's CA, or the public roots)\n\
@@ -141,6 +145,8 @@ pub enum Command {
         Cleartext: --scheme http sends the password unencrypted, so it is refused for\n\
         any host but loopback unless --allow-cleartext (ARCHY_ALLOW_CLEARTEXT=1).\n\
         -v says which of these applies.\n\n\
+        Another node's RPC (a cross suite's peer): --anonymous, so this node's password and\n\
+        session never go there: `launcher rpc --anonymous --host PEER health`.\n\n\
         Exit 0 with the result on stdout; 1 on a JSON-RPC error; 2 on a refused host or\n\
         scheme; 5 if unreachable."
     )]
@@ -254,6 +260,13 @@ pub struct RpcArgs {
     /// Allow http to a host other than loopback: the password travels unencrypted
     #[arg(long, env = "ARCHY_ALLOW_CLEARTEXT", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_cleartext: bool,
+    /// Read the password from standard input instead of ARCHY_PASSWORD
+    #[arg(long, conflicts_with = "anonymous")]
+    pub password_stdin: bool,
+    /// Call without any password or session: never log in, ignore ARCHY_PASSWORD,
+    /// send and keep no cookie (for another node's RPC, e.g. a peer's health)
+    #[arg(long)]
+    pub anonymous: bool,
 }
 
 #[derive(Debug, Args)]
@@ -319,6 +332,20 @@ pub struct RunArgs {
     /// Print the run record as JSON on stdout (the gate's output goes to stderr)
     #[arg(long)]
     pub json: bool,
+    /// Run the bundle's cross-node suite SUITE (its lifecycle/cross/SUITE/run.sh)
+    /// instead of the gate, told about its peers (`inspect` lists the suites)
+    #[arg(long, value_name = "SUITE", requires = "peers")]
+    pub cross: Option<String>,
+    /// The suite's other nodes as JSON, passed on as ARCHY_PEERS:
+    /// [{"name", "host" (their RPC as this node reaches it), "role", "packages"}]
+    #[arg(long, value_name = "JSON", requires = "cross")]
+    pub peers: Option<String>,
+    /// This node's role in the cross suite (ARCHY_CROSS_ROLE)
+    #[arg(long, value_name = "ROLE", requires = "cross")]
+    pub role: Option<String>,
+    /// This node's name in the fleet (ARCHY_CROSS_NODE)
+    #[arg(long, value_name = "NAME", requires = "cross")]
+    pub node_name: Option<String>,
     /// Arguments passed to the gate's entry script
     #[arg(last = true, value_name = "GATE_ARGS")]
     pub gate_args: Vec<String>,

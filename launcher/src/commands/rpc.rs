@@ -19,7 +19,14 @@ pub fn rpc(args: RpcArgs) -> anyhow::Result<()> {
         })?,
         None => Value::Null,
     };
-    let password = std::env::var("ARCHY_PASSWORD").ok();
+    // A peer's RPC gets nothing of ours: no password, no session cookie.
+    let password = if args.anonymous {
+        None
+    } else if args.password_stdin {
+        crate::secret::obtain_optional(None, true)?.map(|s| s.expose().to_string())
+    } else {
+        std::env::var("ARCHY_PASSWORD").ok()
+    };
     let mut client = RpcClient::new(
         &args.scheme,
         &args.host,
@@ -28,11 +35,15 @@ pub fn rpc(args: RpcArgs) -> anyhow::Result<()> {
         args.allow_cleartext,
     )?
     .with_password(password.clone());
-    let session = args.session.clone().or_else(|| {
-        std::env::var("ARCHY_GATE_RUN_DIR")
-            .ok()
-            .map(|dir| camino::Utf8PathBuf::from(dir).join(".rpc-session"))
-    });
+    let session = if args.anonymous {
+        None
+    } else {
+        args.session.clone().or_else(|| {
+            std::env::var("ARCHY_GATE_RUN_DIR")
+                .ok()
+                .map(|dir| camino::Utf8PathBuf::from(dir).join(".rpc-session"))
+        })
+    };
     if let Some(path) = session {
         client = client.with_session_file(path);
     }

@@ -26,6 +26,11 @@ use crate::workdir;
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     // A refused host or scheme is the operator's to fix, before anything.
     crate::rpc::endpoint(&args.scheme, &args.host, args.allow_cleartext)?;
+    let peers = args
+        .peers
+        .as_deref()
+        .map(crate::cross::parse_peers)
+        .transpose()?;
     let bundle = open(&args.bundle)?;
     let pin = bundle.find_pin(args.sha256.as_deref())?;
     let trust = signed::find_trust(args.trust.as_deref())?;
@@ -40,6 +45,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         secret::obtain(args.password_file.as_deref(), args.password_stdin)?;
 
     let manifest = unpack::read_manifest_only(&bundle)?;
+    let cross = match &args.cross {
+        Some(name) => Some(crate::cross::CrossRun {
+            suite: name.clone(),
+            entry: manifest
+                .cross_suite(name)
+                .map_err(|why| fail(ExitStatus::Usage, format!("--cross {name}: {why}")))?
+                .entry
+                .clone(),
+            node: args.node_name.clone(),
+            role: args.role.clone(),
+            peers: peers.unwrap_or_default(),
+        }),
+        None => None,
+    };
     let work = workdir::choose(
         args.workdir.as_deref(),
         bundle.head(),
@@ -150,6 +169,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         forced: preflight.as_ref().is_some_and(|r| !r.failed().is_empty()),
         preflight: preflight.map(|r| r.to_json()),
         message: None,
+        cross,
+        iteration: None,
     };
     let run_dir = runs::create_run_dir(&work.dir, &run_id)?.path().to_owned();
     record.save()?;
@@ -279,7 +300,8 @@ fn end_with(state: RunState, record: &RunRecord, redactor: &Redactor) -> anyhow:
         other => Err(fail(
             other.exit_status(),
             redactor.apply(&format!(
-                "gate {other}: see {}",
+                "{} {other}: see {}",
+                record.what(),
                 record.run_dir().join(runs::LOG)
             )),
         )),
@@ -296,11 +318,16 @@ pub fn summary(record: &RunRecord) -> String {
     let state = record.current_state();
     match &record.tests {
         Some(t) => out.push_str(&format!(
-            "\ngate {state}: {} passed, {} failed, {} skipped over {} iteration(s) in {took}\n",
-            t.passed, t.failed, t.skipped, record.iterations
+            "\n{} {state}: {} passed, {} failed, {} skipped over {} iteration(s) in {took}\n",
+            record.what(),
+            t.passed,
+            t.failed,
+            t.skipped,
+            record.iterations
         )),
         None => out.push_str(&format!(
-            "\ngate {state} after {took} (no test report found)\n"
+            "\n{} {state} after {took} (no test report found)\n",
+            record.what()
         )),
     }
     if let Some(t) = &record.tests {
