@@ -95,7 +95,7 @@ pub enum Command {
         Exit: 0 passed, 1 failed, 2 usage (a refused host or scheme), 3 bundle integrity, 4 preflight, 5 environment (lock\n\
         held, no work dir), 130 interrupted."
     )]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check the node's preconditions for a meaningful gate.
     #[command(
         after_help = "Examples:\n  ARCHY_PASSWORD=… ./archy-gate preflight\n  ./archy-gate preflight --json --password-file /root/gate.pw\n\n\
@@ -125,9 +125,16 @@ pub enum Command {
         time; the bundle is uploaded only if the node's copy differs, resumed if the link\n\
         breaks, renamed into place; then preflight; then `run --detach` with the password\n\
         on stdin; polled across reconnects; run.json and reports fetched. Primary nodes\n\
-        must pass before the rest start. Reports: report.md, report.json, junit.xml in the\n\
-        fleet dir (default archy-gate-fleet/<roster>/<bundle sha>/, so a restarted run\n\
-        picks up where it was)."
+        must pass before the rest start. Then, once every gate target passed, the roster's\n\
+        cross-node suites ([[cross]] suite, nodes, runs_on), one at a time, each on the node\n\
+        it names (`run --cross`), told its peers in ARCHY_PEERS (name, peer_host, role, the\n\
+        package versions the fleet read from each; never a password); a suite spanning a\n\
+        node that was not ready is skipped. Reports: report.md, report.json, junit.xml in\n\
+        the fleet dir (default archy-gate-fleet/<roster>/<bundle sha>/, so a restarted run\n\
+        picks up where it was).\n\n\
+        Progress: one line per node (phase, upload bytes, iteration i/N, elapsed) and per\n\
+        cross suite, redrawn in place when stdout is a terminal, else printed timestamped\n\
+        when it changes; `fleet status` prints the same lines from the fleet dir's state."
     )]
     Fleet(FleetArgs),
     /// (internal) carry out a recorded run, detached
@@ -453,13 +460,10 @@ pub struct FleetReadArgs {
     /// The roster (TOML)
     #[arg(long, value_name = "FILE")]
     pub roster: Utf8PathBuf,
-    /// Accepted for symmetry with run; the state names the bundle
+    /// The bundle whose fleet run to show [default: the latest run for this roster]
     #[arg(long, value_name = "FILE")]
     pub bundle: Option<Utf8PathBuf>,
-    /// Accepted for symmetry with run
-    #[arg(long, value_name = "N")]
-    pub jobs: Option<usize>,
-    /// The fleet dir [default: the latest for this roster]
+    /// The fleet dir (over --bundle) [default: the one for --bundle, else the latest for this roster]
     #[arg(long, value_name = "DIR")]
     pub out: Option<Utf8PathBuf>,
     /// Print the state as JSON

@@ -24,7 +24,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Inspect(args) => inspect::inspect(args),
         Command::Verify(args) => verify::verify(args),
         Command::Extract(args) => extract::extract(args),
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Preflight(args) => preflight::preflight(args),
         Command::Status(args) => status::status(args),
         Command::Logs(args) => status::logs(args),

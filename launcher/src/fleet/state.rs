@@ -85,6 +85,62 @@ pub struct NodeState {
     pub connections: u32,
     pub started_unix: Option<u64>,
     pub ended_unix: Option<u64>,
+    /// Bytes of the bundle on the node so far, while it uploads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded: Option<u64>,
+    /// The iteration the node's gate is in, while it runs (from its run.json).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iteration: Option<u32>,
+}
+
+/// How a cross-node suite ended; `pending` and `running` only while the
+/// fleet runs (state.json), never in a finished report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrossOutcome {
+    Passed,
+    Failed,
+    Skipped,
+    Pending,
+    Running,
+}
+
+impl CrossOutcome {
+    pub fn word(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    }
+}
+
+/// One `[[cross]]` suite of the fleet's third phase.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CrossResult {
+    pub suite: String,
+    pub nodes: Vec<String>,
+    pub runs_on: String,
+    pub outcome: CrossOutcome,
+    /// Why it was skipped or failed, in one line.
+    pub reason: Option<String>,
+    pub tests_passed: u64,
+    pub tests_failed: u64,
+    pub seconds: u64,
+    /// The run on `runs_on`, once started: a restarted fleet follows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_unix: Option<u64>,
+}
+
+impl CrossResult {
+    /// Finished in a way a restarted run keeps (a skip is looked at again:
+    /// the node that was not ready may be now).
+    pub fn is_settled(&self) -> bool {
+        matches!(self.outcome, CrossOutcome::Passed | CrossOutcome::Failed)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -96,6 +152,9 @@ pub struct FleetState {
     pub started: String,
     pub updated: String,
     pub nodes: Vec<NodeState>,
+    /// The cross-node suites, in roster order.
+    #[serde(default)]
+    pub cross: Vec<CrossResult>,
 }
 
 pub const STATE_FILE: &str = "state.json";
@@ -115,6 +174,10 @@ impl FleetState {
         std::fs::write(&tmp, text).with_context(|| format!("cannot write {tmp}"))?;
         std::fs::rename(&tmp, dir.join(STATE_FILE))
             .with_context(|| format!("cannot write {dir}/{STATE_FILE}"))
+    }
+
+    pub fn cross(&self, suite: &str) -> Option<&CrossResult> {
+        self.cross.iter().find(|c| c.suite == suite)
     }
 
     pub fn node(&self, name: &str) -> &NodeState {
@@ -146,6 +209,22 @@ impl Shared {
         if let Some(node) = state.nodes.iter_mut().find(|n| n.name == name) {
             change(node);
         }
+        if let Err(e) = state.save(&self.dir) {
+            eprintln!("warning: {e:#}");
+        }
+    }
+
+    /// Changes one cross suite's result (adding it if new) and saves the whole.
+    pub fn update_cross(&self, fresh: &CrossResult, change: impl FnOnce(&mut CrossResult)) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let at = match state.cross.iter().position(|c| c.suite == fresh.suite) {
+            Some(at) => at,
+            None => {
+                state.cross.push(fresh.clone());
+                state.cross.len() - 1
+            }
+        };
+        change(&mut state.cross[at]);
         if let Err(e) = state.save(&self.dir) {
             eprintln!("warning: {e:#}");
         }
