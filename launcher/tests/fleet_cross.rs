@@ -600,3 +600,72 @@ fn progress_is_live_on_a_terminal_plain_lines_otherwise_and_fleet_status_shows_i
         "no plain lines on a terminal: {tty:?}"
     );
 }
+
+/// `run --cross` checks its suite and its peers before any work dir exists.
+#[test]
+fn run_cross_refuses_an_unknown_suite_and_a_peer_with_a_password() {
+    let bundle = real_bundle_dir().join("archy-gate");
+    let dir = support::lab::scratch("runx.");
+    let run = |args: &[&str]| {
+        Run::of(
+            Command::new(support::launcher())
+                .arg("run")
+                .arg(&bundle)
+                .args(["--workdir", dir.path().join("w").to_str().unwrap()])
+                .args(args)
+                .env("ARCHY_PASSWORD", "x")
+                .output()
+                .unwrap(),
+        )
+    };
+    let unknown = run(&["--cross", "nope", "--peers", "[]"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(
+        unknown
+            .stderr
+            .contains("--cross nope: the bundle has no cross suite \"nope\"; it has federation"),
+        "{}",
+        unknown.stderr
+    );
+    let leaky = run(&[
+        "--cross",
+        "federation",
+        "--peers",
+        r#"[{"name": "b", "host": "10.0.0.2", "password": "hunter2"}]"#,
+    ]);
+    assert_eq!(leaky.code, 2, "{}", leaky.stderr);
+    assert!(
+        leaky.stderr.contains("unknown field `password`"),
+        "{}",
+        leaky.stderr
+    );
+    let alone = run(&["--peers", "[]"]);
+    assert_eq!(alone.code, 2, "--peers needs --cross: {}", alone.stderr);
+    assert!(!dir.path().join("w").exists(), "no work dir was made");
+}
+
+/// `rpc --anonymous` sends nothing of this node's: with ARCHY_PASSWORD and
+/// a session file at hand, it still never logs in, and a method that needs
+/// a session is refused.
+#[test]
+fn rpc_anonymous_never_logs_in() {
+    let standin = StandinNode::start_detached("healthy", "anon-pw-1618");
+    let dir = support::lab::scratch("anon.");
+    let rpc = |method: &str| {
+        Run::of(
+            Command::new(support::launcher())
+                .args(["rpc", "--anonymous", "--host", &standin.host(), method])
+                .env("ARCHY_PASSWORD", "anon-pw-1618")
+                .env("ARCHY_GATE_RUN_DIR", dir.path())
+                .output()
+                .unwrap(),
+        )
+    };
+    let health = rpc("health").expect(0);
+    assert_eq!(health.stdout.trim(), r#"{"status":"ok"}"#);
+    let state = rpc("server.get-state");
+    assert_eq!(state.code, 1, "{}", state.stderr);
+    assert!(state.stderr.contains("error 34"), "{}", state.stderr);
+    assert_eq!(standin.requests(), ["health", "server.get-state"]);
+    assert!(!dir.path().join(".rpc-session").exists());
+}
