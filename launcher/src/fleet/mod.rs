@@ -293,8 +293,10 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
         }
     }
     state.save(&plan.dir)?;
-    let shared = Shared::new(plan.dir.clone(), state);
     let progress = Progress::new();
+    let told = progress.clone();
+    let shared = Shared::new(plan.dir.clone(), state)
+        .with_listener(Arc::new(move |state: &FleetState| told.changed(state)));
     let pool = cross::Pool::new(control.path());
     let done = AtomicBool::new(false);
 

@@ -237,6 +237,14 @@ impl Progress {
         }
     }
 
+    /// The state changed: plain lines say so at once (a phase may end
+    /// before the next refresh); live lines wait for theirs.
+    pub fn changed(&self, state: &FleetState) {
+        if !self.is_live() {
+            self.refresh(state);
+        }
+    }
+
     /// The last lines stay on the terminal; nothing more is drawn.
     pub fn finish(&self, state: &FleetState) {
         self.refresh(state);

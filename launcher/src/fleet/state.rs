@@ -188,11 +188,15 @@ impl FleetState {
     }
 }
 
+/// Told of every change, with the state as it now is.
+pub type Listener = Arc<dyn Fn(&FleetState) + Send + Sync>;
+
 /// The state shared by the node workers; every change is saved at once.
 #[derive(Clone)]
 pub struct Shared {
     pub dir: Utf8PathBuf,
     state: Arc<Mutex<FleetState>>,
+    listener: Option<Listener>,
 }
 
 impl Shared {
@@ -200,6 +204,23 @@ impl Shared {
         Shared {
             dir,
             state: Arc::new(Mutex::new(state)),
+            listener: None,
+        }
+    }
+
+    /// Calls `listener` after every change (the progress lines: a phase
+    /// shorter than their refresh is still told).
+    pub fn with_listener(mut self, listener: Listener) -> Shared {
+        self.listener = Some(listener);
+        self
+    }
+
+    fn saved(&self, state: &mut FleetState) {
+        if let Err(e) = state.save(&self.dir) {
+            eprintln!("warning: {e:#}");
+        }
+        if let Some(listener) = &self.listener {
+            listener(state);
         }
     }
 
@@ -209,9 +230,7 @@ impl Shared {
         if let Some(node) = state.nodes.iter_mut().find(|n| n.name == name) {
             change(node);
         }
-        if let Err(e) = state.save(&self.dir) {
-            eprintln!("warning: {e:#}");
-        }
+        self.saved(&mut state);
     }
 
     /// Changes one cross suite's result (adding it if new) and saves the whole.
@@ -225,9 +244,7 @@ impl Shared {
             }
         };
         change(&mut state.cross[at]);
-        if let Err(e) = state.save(&self.dir) {
-            eprintln!("warning: {e:#}");
-        }
+        self.saved(&mut state);
     }
 
     pub fn snapshot(&self) -> FleetState {
