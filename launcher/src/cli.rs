@@ -83,6 +83,10 @@ pub enum Command {
         ARCHY_GATE_LAUNCHER, BATS_LIB_PATH, and the bundle's bin/ first on PATH.\n\
         A pass needs at least one test result counted (TAP or JUnit): a gate that exits 0\n\
         having reported none fails with \"no test ran\", unless --allow-no-tests.\n\
+        --cross SUITE --peers JSON runs a cross-node suite instead of the gate, the same way\n\
+        (trust, work dir, lock, record, log), with ARCHY_PEERS (the peers JSON: name, host,\n\
+        role, packages; never a password), ARCHY_CROSS_SUITE, ARCHY_CROSS_NODE and\n\
+        ARCHY_CROSS_ROLE besides; `fleet run` starts them in its third phase.\n\
         The password comes from ARCHY_PASSWORD, --password-file, --password-stdin, or a\n\
         prompt on a terminal; never from the command line. It is redacted everywhere.\n\
         TLS: the RPC's certificate is verified (--ca, the node's CA, or the public roots)\n\
@@ -91,7 +95,7 @@ pub enum Command {
         Exit: 0 passed, 1 failed, 2 usage (a refused host or scheme), 3 bundle integrity, 4 preflight, 5 environment (lock\n\
         held, no work dir), 130 interrupted."
     )]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check the node's preconditions for a meaningful gate.
     #[command(
         after_help = "Examples:\n  ARCHY_PASSWORD=… ./archy-gate preflight\n  ./archy-gate preflight --json --password-file /root/gate.pw\n\n\
@@ -121,9 +125,16 @@ pub enum Command {
         time; the bundle is uploaded only if the node's copy differs, resumed if the link\n\
         breaks, renamed into place; then preflight; then `run --detach` with the password\n\
         on stdin; polled across reconnects; run.json and reports fetched. Primary nodes\n\
-        must pass before the rest start. Reports: report.md, report.json, junit.xml in the\n\
-        fleet dir (default archy-gate-fleet/<roster>/<bundle sha>/, so a restarted run\n\
-        picks up where it was)."
+        must pass before the rest start. Then, once every gate target passed, the roster's\n\
+        cross-node suites ([[cross]] suite, nodes, runs_on), one at a time, each on the node\n\
+        it names (`run --cross`), told its peers in ARCHY_PEERS (name, peer_host, role, the\n\
+        package versions the fleet read from each; never a password); a suite spanning a\n\
+        node that was not ready is skipped. Reports: report.md, report.json, junit.xml in\n\
+        the fleet dir (default archy-gate-fleet/<roster>/<bundle sha>/, so a restarted run\n\
+        picks up where it was).\n\n\
+        Progress: one line per node (phase, upload bytes, iteration i/N, elapsed) and per\n\
+        cross suite, redrawn in place when stdout is a terminal, else printed timestamped\n\
+        when it changes; `fleet status` prints the same lines from the fleet dir's state."
     )]
     Fleet(FleetArgs),
     /// (internal) carry out a recorded run, detached
@@ -141,6 +152,8 @@ pub enum Command {
         Cleartext: --scheme http sends the password unencrypted, so it is refused for\n\
         any host but loopback unless --allow-cleartext (ARCHY_ALLOW_CLEARTEXT=1).\n\
         -v says which of these applies.\n\n\
+        Another node's RPC (a cross suite's peer): --anonymous, so this node's password and\n\
+        session never go there: `launcher rpc --anonymous --host PEER health`.\n\n\
         Exit 0 with the result on stdout; 1 on a JSON-RPC error; 2 on a refused host or\n\
         scheme; 5 if unreachable."
     )]
@@ -250,6 +263,13 @@ pub struct RpcArgs {
     /// Allow http to a host other than loopback: the password travels unencrypted
     #[arg(long, env = "ARCHY_ALLOW_CLEARTEXT", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_cleartext: bool,
+    /// Read the password from standard input instead of ARCHY_PASSWORD
+    #[arg(long, conflicts_with = "anonymous")]
+    pub password_stdin: bool,
+    /// Call without any password or session: never log in, ignore ARCHY_PASSWORD,
+    /// send and keep no cookie (for another node's RPC, e.g. a peer's health)
+    #[arg(long)]
+    pub anonymous: bool,
 }
 
 #[derive(Debug, Args)]
@@ -296,6 +316,20 @@ pub struct RunArgs {
     /// Print the run record as JSON on stdout (the gate's output goes to stderr)
     #[arg(long)]
     pub json: bool,
+    /// Run the bundle's cross-node suite SUITE (its lifecycle/cross/SUITE/run.sh)
+    /// instead of the gate, told about its peers (`inspect` lists the suites)
+    #[arg(long, value_name = "SUITE", requires = "peers")]
+    pub cross: Option<String>,
+    /// The suite's other nodes as JSON, passed on as ARCHY_PEERS:
+    /// [{"name", "host" (their RPC as this node reaches it), "role", "packages"}]
+    #[arg(long, value_name = "JSON", requires = "cross")]
+    pub peers: Option<String>,
+    /// This node's role in the cross suite (ARCHY_CROSS_ROLE)
+    #[arg(long, value_name = "ROLE", requires = "cross")]
+    pub role: Option<String>,
+    /// This node's name in the fleet (ARCHY_CROSS_NODE)
+    #[arg(long, value_name = "NAME", requires = "cross")]
+    pub node_name: Option<String>,
     /// Arguments passed to the gate's entry script
     #[arg(last = true, value_name = "GATE_ARGS")]
     pub gate_args: Vec<String>,
@@ -443,13 +477,10 @@ pub struct FleetReadArgs {
     /// The roster (TOML)
     #[arg(long, value_name = "FILE")]
     pub roster: Utf8PathBuf,
-    /// Accepted for symmetry with run; the state names the bundle
+    /// The bundle whose fleet run to show [default: the latest run for this roster]
     #[arg(long, value_name = "FILE")]
     pub bundle: Option<Utf8PathBuf>,
-    /// Accepted for symmetry with run
-    #[arg(long, value_name = "N")]
-    pub jobs: Option<usize>,
-    /// The fleet dir [default: the latest for this roster]
+    /// The fleet dir (over --bundle) [default: the one for --bundle, else the latest for this roster]
     #[arg(long, value_name = "DIR")]
     pub out: Option<Utf8PathBuf>,
     /// Print the state as JSON

@@ -23,6 +23,8 @@ use crate::trust::{Create, PrivateDir};
 /// How long the gate has to end after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(50);
+/// How often the run dir is looked at for a new iteration.
+const ITERATION_LOOK: Duration = Duration::from_secs(1);
 
 /// Where the gate's live output goes besides gate.log.
 #[derive(Clone, Copy)]
@@ -36,7 +38,7 @@ pub enum Echo {
 pub fn command(record: &RunRecord, secret: Option<&Secret>) -> Command {
     let dir = &record.bundle.dir;
     let bash = dir.join("bin/bash");
-    let entry = dir.join(&record.bundle.entry);
+    let entry = dir.join(record.entry());
     let mut cmd = if bash.is_file() {
         let mut c = Command::new(&bash);
         c.arg(&entry);
@@ -65,6 +67,9 @@ pub fn command(record: &RunRecord, secret: Option<&Secret>) -> Command {
         .env("ARCHY_GATE_RUN_DIR", record.run_dir())
         .env("ARCHY_GATE_RUN_ID", &*record.run_id)
         .env_remove(crate::lock::LOCK_FD_ENV);
+    if let Some(cross) = &record.cross {
+        cmd.envs(crate::cross::environment(cross));
+    }
     if let Ok(exe) = std::env::current_exe() {
         cmd.env("ARCHY_GATE_LAUNCHER", exe);
     }
@@ -99,8 +104,9 @@ pub fn supervise(
         Ok(child) => child,
         Err(e) => {
             let message = redactor.apply(&format!(
-                "cannot start the gate {}: {e}",
-                record.bundle.dir.join(&record.bundle.entry)
+                "cannot start the {} {}: {e}",
+                record.what(),
+                record.bundle.dir.join(record.entry())
             ));
             finish(record, RunState::Error, None, Some(message), started);
             record.save()?;
@@ -120,9 +126,19 @@ pub fn supervise(
     });
 
     let mut interrupted_at: Option<Instant> = None;
+    let mut looked = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
+        }
+        // Which iteration the gate is in, for those who follow the record.
+        if looked.elapsed() >= ITERATION_LOOK {
+            looked = Instant::now();
+            let now = current_iteration(&run_dir);
+            if now.is_some() && now != record.iteration {
+                record.iteration = now;
+                let _ = record.save();
+            }
         }
         if signals::received().is_some() {
             match interrupted_at {
@@ -179,6 +195,23 @@ pub fn supervise(
     finish(record, state, code, message, started);
     record.save()?;
     Ok(state)
+}
+
+/// The newest iteration the gate began: the highest N of `iteration-N.tap`
+/// in its run dir (run-gate.sh starts each iteration's TAP as it begins).
+fn current_iteration(run_dir: &camino::Utf8Path) -> Option<u32> {
+    std::fs::read_dir(run_dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix("iteration-")?
+                .strip_suffix(".tap")?
+                .parse::<u32>()
+                .ok()
+        })
+        .max()
 }
 
 fn finish(

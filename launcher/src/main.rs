@@ -8,6 +8,7 @@ mod bundle;
 mod cli;
 mod clock;
 mod commands;
+mod cross;
 mod digest;
 mod elf;
 mod exit;

@@ -45,7 +45,44 @@ pub struct Manifest {
     pub tools: Vec<Tool>,
     /// What the bundle was built from: builder, pinned inputs, the suite's digest.
     pub sources: BTreeMap<String, String>,
+    /// The cross-node suites beside the gate (`fleet`'s third phase), found by
+    /// `pack` at `<entry dir>/cross/<name>/run.sh`. Absent from a bundle without
+    /// any, so such a bundle's manifest is what it always was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cross: Vec<CrossSuite>,
     pub files: Vec<Entry>,
+}
+
+/// A cross-node suite: run on one node of a fleet, told about its peers.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CrossSuite {
+    /// What a roster's `[[cross]] suite` names.
+    pub name: String,
+    /// Its entry script, like the gate's `entry`.
+    pub entry: String,
+}
+
+/// The dir under the entry's dir that holds the cross-node suites.
+pub const CROSS_DIR: &str = "cross";
+/// Each cross-node suite's entry script, in its own dir.
+pub const CROSS_ENTRY: &str = "run.sh";
+
+/// A cross suite's name: it becomes a run id, a dir of the fleet dir and a
+/// command-line word, so letters, digits, '-' and '_' only.
+pub fn check_cross_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "cross suite name {name:?}: start with a letter or digit, then letters, digits, '-' and '_' (at most 64)"
+        ))
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -358,7 +395,59 @@ impl Manifest {
                 ))
             }
         }
+        let mut names = std::collections::HashSet::new();
+        for suite in &self.cross {
+            check_cross_name(&suite.name)?;
+            if !names.insert(suite.name.as_str()) {
+                return Err(format!(
+                    "manifest lists the cross suite {:?} twice",
+                    suite.name
+                ));
+            }
+            if !matches!(kinds.get(suite.entry.as_str()), Some(Entry::File { .. })) {
+                return Err(format!(
+                    "the cross suite {:?}'s entry {:?} is not a file in the bundle",
+                    suite.name, suite.entry
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The cross suite called `name`, or an error naming what the bundle has.
+    pub fn cross_suite(&self, name: &str) -> Result<&CrossSuite, String> {
+        self.cross.iter().find(|s| s.name == name).ok_or_else(|| {
+            format!(
+                "the bundle has no cross suite {name:?}; it has {}",
+                self.cross_names()
+            )
+        })
+    }
+
+    /// "federation, upgrade", or "none" for people.
+    pub fn cross_names(&self) -> String {
+        if self.cross.is_empty() {
+            "none".into()
+        } else {
+            self.cross
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    }
+
+    /// The dir of cross suites for a gate entry: `lifecycle/cross`.
+    pub fn cross_dir_for(entry: &str) -> String {
+        match parent_of(entry) {
+            "" => CROSS_DIR.to_string(),
+            dir => format!("{dir}/{CROSS_DIR}"),
+        }
+    }
+
+    /// Where a cross suite named `name` lives, by the rule `pack` finds them.
+    pub fn cross_entry_for(entry: &str, name: &str) -> String {
+        format!("{}/{name}/{CROSS_ENTRY}", Manifest::cross_dir_for(entry))
     }
 }
 

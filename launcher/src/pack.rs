@@ -23,7 +23,8 @@ use crate::digest::{sha256, to_hex};
 use crate::elf;
 use crate::exit::{fail, ExitStatus, WithStatus};
 use crate::manifest::{
-    check_path, resolve_link, Entry, LinkError, Manifest, Mode, Tool, DEFAULT_ENTRY, MANIFEST_NAME,
+    check_cross_name, check_path, resolve_link, CrossSuite, Entry, LinkError, Manifest, Mode, Tool,
+    DEFAULT_ENTRY, MANIFEST_NAME,
 };
 use crate::trailer::{Trailer, FORMAT_VERSION};
 
@@ -185,6 +186,7 @@ pub fn plan(stage: &Utf8Path, launcher: &Utf8Path, mtime: u64) -> anyhow::Result
         "suite".into(),
         format!("sha256:{}", suite_digest(&files, &entry)),
     );
+    let cross = find_cross_suites(&files, &entry)?;
     let manifest = Manifest {
         format: FORMAT_VERSION,
         name: description
@@ -199,6 +201,7 @@ pub fn plan(stage: &Utf8Path, launcher: &Utf8Path, mtime: u64) -> anyhow::Result
         source_date_epoch: mtime,
         tools,
         sources,
+        cross,
         files,
     };
     check_description(stage, &manifest)?;
@@ -377,6 +380,35 @@ fn tools_from_bin(files: &[Entry]) -> Vec<Tool> {
             })
         })
         .collect()
+}
+
+/// The cross-node suites: every `<entry dir>/cross/<name>/run.sh` file.
+/// A dir there without run.sh is a helper dir (shared lib), not a suite.
+fn find_cross_suites(files: &[Entry], entry: &str) -> anyhow::Result<Vec<CrossSuite>> {
+    let prefix = format!("{}/", Manifest::cross_dir_for(entry));
+    let mut suites = Vec::new();
+    for e in files {
+        let Entry::Dir { path } = e else { continue };
+        let Some(name) = path
+            .strip_prefix(&prefix)
+            .filter(|rest| !rest.is_empty() && !rest.contains('/'))
+        else {
+            continue;
+        };
+        let run = Manifest::cross_entry_for(entry, name);
+        if !files
+            .iter()
+            .any(|f| matches!(f, Entry::File { path, .. } if *path == run))
+        {
+            continue;
+        }
+        check_cross_name(name).map_err(|why| refuse(format!("{run}: {why}: rename its dir")))?;
+        suites.push(CrossSuite {
+            name: name.to_string(),
+            entry: run,
+        });
+    }
+    Ok(suites)
 }
 
 /// The digest of the suite: the entry's top directory, each entry's path,

@@ -112,6 +112,13 @@ pub struct RunRecord {
     pub forced: bool,
     /// Why the run ended as it did, when the state alone does not say.
     pub message: Option<String>,
+    /// A cross-node suite's run (`run --cross`): the suite, its peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross: Option<crate::cross::CrossRun>,
+    /// The iteration the gate is in (its newest `iteration-N.tap`), kept
+    /// current by the supervisor while it runs: `fleet status` shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iteration: Option<u32>,
 }
 
 impl RunRecord {
@@ -126,11 +133,16 @@ impl RunRecord {
         let state = self.current_state();
         match &self.tests {
             Some(t) => out.push_str(&format!(
-                "\ngate {state}: {} passed, {} failed, {} skipped over {} iteration(s) in {took}\n",
-                t.passed, t.failed, t.skipped, self.iterations
+                "\n{} {state}: {} passed, {} failed, {} skipped over {} iteration(s) in {took}\n",
+                self.what(),
+                t.passed,
+                t.failed,
+                t.skipped,
+                self.iterations
             )),
             None => out.push_str(&format!(
-                "\ngate {state} after {took} (no test report found)\n"
+                "\n{} {state} after {took} (no test report found)\n",
+                self.what()
             )),
         }
         if let Some(t) = &self.tests {
@@ -152,6 +164,22 @@ impl RunRecord {
 
     pub fn run_dir(&self) -> Utf8PathBuf {
         runs_dir(&self.workdir).join(&*self.run_id)
+    }
+
+    /// The script this run starts: a cross suite's, or the gate's.
+    pub fn entry(&self) -> &str {
+        match &self.cross {
+            Some(cross) => &cross.entry,
+            None => &self.bundle.entry,
+        }
+    }
+
+    /// "gate", or "cross suite federation", for people.
+    pub fn what(&self) -> String {
+        match &self.cross {
+            Some(cross) => format!("cross suite {}", cross.suite),
+            None => "gate".into(),
+        }
     }
 
     /// Writes `run.json` atomically (readers never see half a record),

@@ -122,9 +122,13 @@ impl Fleet {
                     .clone()
                     .unwrap_or_else(|| real_bundle_dir().join("archy-gate")),
             )
-            .args(["--jobs", &jobs.to_string(), "--out"])
+            .arg("--out")
             .arg(self.out())
             .env("ARCHY_PW_TEST", PASSWORD);
+        // status and report read a run: --jobs means nothing there.
+        if ["plan", "run"].contains(&verb) {
+            cmd.args(["--jobs", &jobs.to_string()]);
+        }
         cmd
     }
 
@@ -247,11 +251,13 @@ fn four_green_nodes_primary_first_one_connection_each() {
     let junit = fs::read_to_string(fleet.out().join("junit.xml")).unwrap();
     assert_eq!(junit.matches("<testsuite ").count(), 4, "{junit}");
     assert!(!junit.contains("<failure"), "{junit}");
+    // Not a terminal: plain progress lines, timestamped, without escape codes.
     assert!(
-        run.stderr.contains("[n228] uploading"),
+        run.stdout.lines().any(|l| l.contains(" n228 uploading ")),
         "progress a person can follow: {}",
-        run.stderr
+        run.stdout
     );
+    assert!(!run.stdout.contains('\x1b'), "{}", run.stdout);
 
     // The password is in nothing either side wrote.
     for (path, text) in all_text(fleet.out().as_path())
@@ -512,9 +518,9 @@ fn a_restarted_fleet_run_follows_the_gate_it_started() {
     let again = fleet.run(3, 1);
     assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
     assert!(
-        again.stderr.contains("resuming run fleet-"),
+        again.stdout.contains("steady: resuming run fleet-"),
         "{}",
-        again.stderr
+        again.stdout
     );
     assert_eq!(
         node.runs().len(),
@@ -802,4 +808,57 @@ fn a_fleet_with_a_trusted_key_rejects_a_nodes_tampered_copy() {
     assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("does not trust"), "{}", run.stderr);
     assert_eq!(honest.ssh.connections(), connections, "no node was touched");
+}
+
+/// `fleet status --bundle OLD` reads OLD's fleet dir, not the newest one;
+/// `--jobs`, which means nothing to a reader, is refused.
+#[test]
+fn status_honours_bundle_and_refuses_jobs() {
+    let dir = support::lab::scratch("status.");
+    let roster = dir.path().join("fleet.toml");
+    fs::write(
+        &roster,
+        "[[node]]\nname = \"n1\"\nssh = \"root@n1\"\nrole = \"dev\"\ngate = false\n",
+    )
+    .unwrap();
+    let gate_dir = dir.path().join("gate");
+    fs::create_dir(&gate_dir).unwrap();
+    let old = real_bundle_dir().join("archy-gate");
+    let new = support::gate_bundle::bundle_with_gate(&gate_dir, "#!/usr/bin/env bash\n");
+    // Two fleet runs' states where `fleet run` keeps them, the newer one last.
+    for (bundle, when) in [
+        (&old, "2026-01-01T00:00:00Z"),
+        (&new, "2026-02-01T00:00:00Z"),
+    ] {
+        let sha = support::sha256_hex(&fs::read(bundle).unwrap());
+        let fleet_dir = dir.path().join("archy-gate-fleet/fleet").join(&sha[..12]);
+        fs::create_dir_all(&fleet_dir).unwrap();
+        let state = serde_json::json!({
+            "roster": roster, "bundle": bundle, "bundle_sha256": sha, "bundle_size": 1,
+            "started": when, "updated": when, "nodes": [],
+        });
+        fs::write(fleet_dir.join("state.json"), state.to_string()).unwrap();
+        thread::sleep(Duration::from_millis(20));
+    }
+    let status = |extra: &[&str]| {
+        Run::of(
+            Command::new(support::launcher())
+                .current_dir(dir.path())
+                .args(["fleet", "status", "--roster", "fleet.toml"])
+                .args(extra)
+                .output()
+                .unwrap(),
+        )
+    };
+    let latest = status(&[]).expect(0);
+    assert!(latest.stdout.contains("2026-02-01"), "{}", latest.stdout);
+    let chosen = status(&["--bundle", old.to_str().unwrap()]).expect(0);
+    assert!(chosen.stdout.contains("2026-01-01"), "{}", chosen.stdout);
+    let jobs = status(&["--jobs", "4"]);
+    assert_eq!(jobs.code, 2, "{}", jobs.stderr);
+    assert!(
+        jobs.stderr.contains("unexpected argument '--jobs'"),
+        "{}",
+        jobs.stderr
+    );
 }

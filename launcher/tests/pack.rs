@@ -473,3 +473,61 @@ fn a_scrubbed_store_path_passes_only_as_data_in_a_static_elf() {
         );
     }
 }
+
+/// The cross-node suites: every `lifecycle/cross/<name>/run.sh`, listed in
+/// the manifest; a dir there without run.sh is a helper, not a suite; a
+/// name that could not be a run id is refused by name.
+#[test]
+fn cross_suites_are_found_listed_and_named_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    Stage::minimal(dir.path().join("stage"))
+        .file("lifecycle/cross/federation/run.sh", b"#!/bin/sh\n", 0o755)
+        .file("lifecycle/cross/upgrade-2/run.sh", b"#!/bin/sh\n", 0o644)
+        .file("lifecycle/cross/lib/shared.bash", b"x() { :; }\n", 0o644)
+        .pack(&dir.path().join("out"));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("out/manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["cross"],
+        serde_json::json!([
+            {"name": "federation", "entry": "lifecycle/cross/federation/run.sh"},
+            {"name": "upgrade-2", "entry": "lifecycle/cross/upgrade-2/run.sh"},
+        ])
+    );
+    let inspect = launch([
+        "inspect".as_ref(),
+        dir.path().join("out/archy-gate").as_os_str(),
+    ])
+    .expect(0);
+    assert!(
+        inspect
+            .stdout
+            .contains("cross    federation (lifecycle/cross/federation/run.sh)"),
+        "{}",
+        inspect.stdout
+    );
+
+    // Without any, the manifest has no `cross` at all.
+    let plain = tempfile::tempdir().unwrap();
+    Stage::minimal(plain.path().join("stage")).pack(&plain.path().join("out"));
+    let text = fs::read_to_string(plain.path().join("out/manifest.json")).unwrap();
+    assert!(!text.contains("\"cross\""), "{text}");
+
+    let bad = tempfile::tempdir().unwrap();
+    Stage::minimal(bad.path().join("stage")).file(
+        "lifecycle/cross/has space/run.sh",
+        b"#!/bin/sh\n",
+        0o755,
+    );
+    let run = launch(pack_args(
+        &bad.path().join("stage"),
+        &bad.path().join("out"),
+    ));
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("lifecycle/cross/has space/run.sh: cross suite name \"has space\""),
+        "{}",
+        run.stderr
+    );
+}

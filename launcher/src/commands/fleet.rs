@@ -2,7 +2,8 @@
 
 use crate::cli::{FleetArgs, FleetCommand};
 use crate::exit::{fail, ExitStatus};
-use crate::fleet::{self, report, state::FleetState, state::Phase, Plan};
+use crate::fleet::state::{CrossOutcome, FleetState, Phase};
+use crate::fleet::{self, progress, report, Plan};
 
 pub fn fleet(args: FleetArgs) -> anyhow::Result<ExitStatus> {
     match args.command {
@@ -23,18 +24,23 @@ pub fn fleet(args: FleetArgs) -> anyhow::Result<ExitStatus> {
             verdict(&state)
         }
         FleetCommand::Status(a) => {
-            let dir = fleet::find_dir(&a.roster, a.out.as_deref())?;
+            let dir = fleet::find_dir(&a.roster, a.out.as_deref(), a.bundle.as_deref())?;
             let state = FleetState::load(&dir)?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&state)?);
             } else {
-                println!("fleet dir {dir}");
+                println!("fleet dir {dir} (updated {})", state.updated);
+                // The lines `fleet run` draws, as of the state's last save.
+                for line in progress::lines(&state, crate::clock::now_unix()) {
+                    println!("  {line}");
+                }
+                println!();
                 print!("{}", report::markdown(&state));
             }
             Ok(ExitStatus::Success)
         }
         FleetCommand::Report(a) => {
-            let dir = fleet::find_dir(&a.roster, a.out.as_deref())?;
+            let dir = fleet::find_dir(&a.roster, a.out.as_deref(), a.bundle.as_deref())?;
             let state = FleetState::load(&dir)?;
             report::write(&dir, &state)?;
             print!("{}", report::markdown(&state));
@@ -58,19 +64,32 @@ fn bundle(arg: &Option<camino::Utf8PathBuf>) -> anyhow::Result<camino::Utf8PathB
     }
 }
 
-/// 0 when every gate node passed; 1 otherwise (the report says why).
-/// Green only when every gate target passed; what did not is said on stderr.
+/// Green only when every gate node and every cross suite that ran passed;
+/// what did not is said on stderr. A skipped suite fails nothing by itself:
+/// the node that made it skip already did.
 fn verdict(state: &FleetState) -> anyhow::Result<ExitStatus> {
-    let not_passed: Vec<String> = state
+    let mut not_passed: Vec<String> = state
         .nodes
         .iter()
         .filter(|n| n.gate && n.phase != Phase::Passed)
         .map(|n| format!("{} {}", n.name, n.phase.word()))
         .collect();
+    not_passed.extend(
+        state
+            .cross
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.outcome,
+                    CrossOutcome::Failed | CrossOutcome::Running | CrossOutcome::Pending
+                )
+            })
+            .map(|c| format!("cross suite {} {}", c.suite, c.outcome.word())),
+    );
     if not_passed.is_empty() {
         Ok(ExitStatus::Success)
     } else {
-        eprintln!("not every node passed: {}", not_passed.join(", "));
+        eprintln!("not everything passed: {}", not_passed.join(", "));
         Ok(ExitStatus::Failed)
     }
 }

@@ -73,6 +73,9 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<()> {
         ),
     }
     println!("  entry    {}", p(&m.entry));
+    for suite in &m.cross {
+        println!("  cross    {} ({})", p(&suite.name), p(&suite.entry));
+    }
     println!(
         "  files    {files} files in {} entries, {} unpacked",
         m.files.len(),

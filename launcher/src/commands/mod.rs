@@ -29,7 +29,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitStatus> {
         Command::Inspect(args) => inspect::inspect(args).map(done),
         Command::Verify(args) => verify::verify(args).map(done),
         Command::Extract(args) => extract::extract(args).map(done),
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Preflight(args) => preflight::preflight(args),
         Command::Status(args) => status::status(args).map(done),
         Command::Logs(args) => status::logs(args).map(done),

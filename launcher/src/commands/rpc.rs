@@ -20,7 +20,14 @@ pub fn rpc(args: RpcArgs) -> anyhow::Result<ExitStatus> {
         })?,
         None => Value::Null,
     };
-    let password = Secret::from_env(PASSWORD_ENV);
+    // A peer's RPC gets nothing of ours: no password, no session cookie.
+    let password = if args.anonymous {
+        None
+    } else if args.password_stdin {
+        crate::secret::obtain_optional(None, true)?
+    } else {
+        Secret::from_env(PASSWORD_ENV)
+    };
     let redactor = Redactor::new(password.as_ref());
     let mut client = RpcClient::new(
         &args.scheme,
@@ -30,11 +37,15 @@ pub fn rpc(args: RpcArgs) -> anyhow::Result<ExitStatus> {
         args.allow_cleartext,
     )?
     .with_password(password.clone());
-    let session = args.session.clone().or_else(|| {
-        std::env::var("ARCHY_GATE_RUN_DIR")
-            .ok()
-            .map(|dir| camino::Utf8PathBuf::from(dir).join(".rpc-session"))
-    });
+    let session = if args.anonymous {
+        None
+    } else {
+        args.session.clone().or_else(|| {
+            std::env::var("ARCHY_GATE_RUN_DIR")
+                .ok()
+                .map(|dir| camino::Utf8PathBuf::from(dir).join(".rpc-session"))
+        })
+    };
     if let Some(path) = session {
         client = client.with_session_file(path);
     }

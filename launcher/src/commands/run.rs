@@ -31,6 +31,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
         &args.node.host,
         args.node.allow_cleartext,
     )?;
+    let peers = args
+        .peers
+        .as_deref()
+        .map(crate::cross::parse_peers)
+        .transpose()?;
     let bundle = open(&args.bundle)?;
     let pin = bundle.find_pin(args.pin.sha256.as_deref())?;
     let trust = signed::find_trust(args.trust.trust.as_deref())?;
@@ -47,6 +52,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
     )?;
 
     let manifest = unpack::read_manifest_only(&bundle)?;
+    let cross = match &args.cross {
+        Some(name) => Some(crate::cross::CrossRun {
+            suite: name.clone(),
+            entry: manifest
+                .cross_suite(name)
+                .map_err(|why| fail(ExitStatus::Usage, format!("--cross {name}: {why}")))?
+                .entry
+                .clone(),
+            node: args.node_name.clone(),
+            role: args.role.clone(),
+            peers: peers.unwrap_or_default(),
+        }),
+        None => None,
+    };
     let work = workdir::choose(
         args.workdir.as_deref(),
         bundle.head(),
@@ -155,6 +174,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
         forced: preflight.as_ref().is_some_and(|r| !r.failed().is_empty()),
         preflight: preflight.map(|r| r.to_json()),
         message: None,
+        cross,
+        iteration: None,
     };
     let run_dir = runs::create_run_dir(&work.dir, &run_id)?.path().to_owned();
     record.save()?;

@@ -11,7 +11,9 @@ use std::io::Read as _;
 
 use camino::Utf8Path;
 
-use super::state::{CrossResult, FleetState, NodeState, Phase, Step, StepKind, Verdict};
+use super::state::{
+    CrossOutcome, CrossResult, FleetState, NodeState, Phase, Step, StepKind, Verdict,
+};
 use crate::human;
 use crate::printable::printable;
 use crate::reports::{self, Outcome};
@@ -163,12 +165,11 @@ fn tone(phase: Phase) -> &'static str {
     }
 }
 
-fn verdict_tone(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Passed => "good",
-        Verdict::Failed => "bad",
-        Verdict::Skipped => "quiet",
-        Verdict::Error => "bad",
+fn cross_tone(outcome: CrossOutcome) -> &'static str {
+    match outcome {
+        CrossOutcome::Passed => "good",
+        CrossOutcome::Failed => "bad",
+        CrossOutcome::Skipped | CrossOutcome::Pending | CrossOutcome::Running => "quiet",
     }
 }
 
@@ -301,7 +302,7 @@ fn summary(state: &FleetState) -> (String, &'static str) {
     let cross_bad = state
         .cross
         .iter()
-        .filter(|c| c.outcome != Verdict::Passed)
+        .filter(|c| c.outcome != CrossOutcome::Passed)
         .count();
     let mut text = format!("{passed} of {} gate nodes passed", gate.len());
     if !state.cross.is_empty() {
@@ -564,7 +565,7 @@ fn cross_table(out: &mut String, cross: &[CrossResult]) {
              <td class=\"num\" data-k=\"passed\">{5}</td><td class=\"num{6}\" data-k=\"failed\">{7}</td>\
              <td class=\"num\" data-k=\"time\">{8}</td></tr></tbody>",
             escape(&c.suite),
-            badge(verdict_tone(c.outcome), c.outcome.word()),
+            badge(cross_tone(c.outcome), &c.outcome.word()),
             c.reason
                 .as_deref()
                 .map(|r| format!("<span class=\"reason\">{}</span>", escape(r)))
@@ -574,10 +575,10 @@ fn cross_table(out: &mut String, cross: &[CrossResult]) {
             c.tests_passed,
             if c.tests_failed > 0 { " bad" } else { "" },
             c.tests_failed,
-            if c.outcome == Verdict::Skipped {
+            if c.outcome == CrossOutcome::Skipped {
                 "-".into()
             } else {
-                seconds(c.seconds)
+                seconds(c.seconds as f64)
             }
         );
     }
@@ -924,6 +925,8 @@ mod tests {
             run_id: None,
             remote_run_dir: None,
             upload: None,
+            uploaded: None,
+            iteration: None,
             preflight_findings: Vec::new(),
             preflight: None,
             verified_by: None,
@@ -1020,21 +1023,27 @@ mod tests {
                     suite: "<pair>".into(),
                     nodes: vec!["prim".into(), "bad<script>&".into()],
                     runs_on: "prim".into(),
-                    outcome: Verdict::Failed,
+                    outcome: CrossOutcome::Failed,
                     reason: Some("channel <open> failed".into()),
                     tests_passed: 3,
                     tests_failed: 1,
-                    seconds: 5.0,
+                    seconds: 5,
+                    run_id: Some("f-1-x-prim".into()),
+                    failing: vec!["peer <b> answers".into()],
+                    started_unix: Some(1_767_225_630),
                 },
                 CrossResult {
                     suite: "payments".into(),
                     nodes: vec!["prim".into(), "syncing".into()],
                     runs_on: "prim".into(),
-                    outcome: Verdict::Skipped,
+                    outcome: CrossOutcome::Skipped,
                     reason: Some("syncing is not-ready".into()),
                     tests_passed: 0,
                     tests_failed: 0,
-                    seconds: 0.0,
+                    seconds: 0,
+                    run_id: None,
+                    failing: Vec::new(),
+                    started_unix: None,
                 },
             ],
         }

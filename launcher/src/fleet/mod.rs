@@ -1,11 +1,14 @@
 //! `launcher fleet`: the on-node gate across a roster. First the plan (who
 //! runs, in which phase, with what), then the run: primaries first, the rest
 //! only once every primary passed, at most `--jobs` nodes at a time, each
-//! on its own single SSH connection. State and reports live in the fleet
-//! dir, so `fleet status` works mid-run and a restarted run picks up.
+//! on its own single SSH connection; then the cross-node suites, once every
+//! gate target passed. State and reports live in the fleet dir, so `fleet
+//! status` works mid-run and a restarted run picks up.
 
+mod cross;
 mod html;
 mod node;
+pub mod progress;
 mod remote_dir;
 pub mod report;
 pub mod roster;
@@ -14,7 +17,7 @@ pub mod state;
 mod upload;
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -24,6 +27,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use crate::bundle::Bundle;
 use crate::digest::to_hex;
 use crate::exit::{fail, ExitStatus};
+use progress::Progress;
 use roster::{Node, Role, Roster};
 use state::{FleetState, NodeState, Phase, Shared};
 
@@ -66,6 +70,18 @@ impl Plan {
                 source: format!("{roster_path} (trust)"),
             };
             crate::signed::check(&opened, Some(&trust))?;
+        }
+        // A suite the bundle lacks would fail on the node, hours in: say so now.
+        if !roster.cross.is_empty() {
+            let manifest = crate::unpack::read_manifest_only(&opened)?;
+            for c in &roster.cross {
+                manifest.cross_suite(&c.suite).map_err(|why| {
+                    fail(
+                        ExitStatus::Usage,
+                        format!("roster {roster_path}: [[cross]] suite {}: {why}", c.suite),
+                    )
+                })?;
+            }
         }
         let sha = to_hex(&checked.whole_sha256);
         let dir = out
@@ -162,6 +178,27 @@ impl Plan {
                 ));
             }
         }
+        out.push_str("\nphase 3: cross-node suites, once every gate target passed:\n");
+        if self.roster.cross.is_empty() {
+            out.push_str("  (none)\n");
+        }
+        for c in &self.roster.cross {
+            let nodes: Vec<String> = c
+                .nodes
+                .iter()
+                .map(|m| match &m.role {
+                    Some(role) => format!("{} ({role})", m.name),
+                    None => m.name.clone(),
+                })
+                .collect();
+            out.push_str(&format!(
+                "  {:<12} spans {}; runs on {} (lifecycle/cross/{}/run.sh), told each peer's RPC host and package versions, never its password; skipped if a node it spans is not ready\n",
+                c.suite,
+                nodes.join(", "),
+                c.runs_on,
+                c.suite
+            ));
+        }
         let listed: Vec<&str> = self
             .roster
             .nodes
@@ -215,10 +252,12 @@ impl Plan {
                     connections: 0,
                     started_unix: None,
                     ended_unix: None,
+                    uploaded: None,
+                    iteration: None,
                     steps: Vec::new(),
                 })
                 .collect(),
-            cross: Vec::new(),
+            cross: self.roster.cross.iter().map(cross::pending).collect(),
         }
     }
 }
@@ -240,17 +279,57 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
         }
         _ => plan.fresh_state(),
     };
-    // Roster edits since: new nodes join, and what is settled stays settled.
-    for fresh in plan.fresh_state().nodes {
-        if !state.nodes.iter().any(|n| n.name == fresh.name) {
-            state.nodes.push(fresh);
+    // Roster edits since: new nodes and suites join, and what is settled stays settled.
+    let fresh = plan.fresh_state();
+    for node in fresh.nodes {
+        if !state.nodes.iter().any(|n| n.name == node.name) {
+            state.nodes.push(node);
+        }
+    }
+    state
+        .cross
+        .retain(|c| plan.roster.cross.iter().any(|r| r.suite == c.suite));
+    for suite in fresh.cross {
+        if state.cross(&suite.suite).is_none() {
+            state.cross.push(suite);
         }
     }
     state.save(&plan.dir)?;
-    let shared = Shared::new(plan.dir.clone(), state);
+    let progress = Progress::new();
+    let told = progress.clone();
+    let shared = Shared::new(plan.dir.clone(), state)
+        .with_listener(Arc::new(move |state: &FleetState| told.changed(state)));
+    let pool = cross::Pool::new(control.path());
+    let done = AtomicBool::new(false);
 
+    thread::scope(|scope| {
+        // The lines a person watches, redrawn from the state.
+        scope.spawn(|| {
+            let every = if progress.is_live() {
+                progress::REFRESH_LIVE
+            } else {
+                progress::REFRESH_PLAIN
+            };
+            while !done.load(Ordering::SeqCst) {
+                progress.refresh(&shared.snapshot());
+                thread::sleep(every);
+            }
+        });
+        run_phases(plan, &shared, &pool, &progress);
+        done.store(true, Ordering::SeqCst);
+    });
+    progress.finish(&shared.snapshot());
+    pool.close_all();
+    drop(control);
+    let state = shared.snapshot();
+    report::write(&plan.dir, &state)?;
+    Ok(state)
+}
+
+/// Primaries, then the rest once they passed, then the cross suites.
+fn run_phases(plan: &Plan, shared: &Shared, pool: &cross::Pool, progress: &Progress) {
     let primaries: Vec<&Node> = plan.primaries();
-    run_phase(plan, &shared, &primaries, control.path());
+    run_phase(plan, shared, &primaries, pool, progress);
     let snapshot = shared.snapshot();
     let blocking: Vec<String> = primaries
         .iter()
@@ -260,10 +339,10 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
         .collect();
     let others = plan.others();
     if blocking.is_empty() {
-        run_phase(plan, &shared, &others, control.path());
+        run_phase(plan, shared, &others, pool, progress);
     } else {
         let why = format!("not started: primary {} did not pass", blocking.join(", "));
-        eprintln!("fleet: {why}");
+        progress.event("fleet", &why);
         for n in &others {
             shared.update(&n.name, |s| {
                 if !s.phase.is_settled() {
@@ -273,14 +352,20 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
             });
         }
     }
-    drop(control);
-    let state = shared.snapshot();
-    report::write(&plan.dir, &state)?;
-    Ok(state)
+    if !plan.roster.cross.is_empty() {
+        cross::run_phase(plan, shared, pool, progress);
+    }
 }
 
 /// Drives `nodes` with at most `plan.jobs` at a time; settled ones are kept.
-fn run_phase(plan: &Plan, shared: &Shared, nodes: &[&Node], control_dir: &Path) {
+/// A node that a cross suite spans keeps its connection for that phase.
+fn run_phase(
+    plan: &Plan,
+    shared: &Shared,
+    nodes: &[&Node],
+    pool: &cross::Pool,
+    progress: &Progress,
+) {
     let snapshot = shared.snapshot();
     let queue: VecDeque<Node> = nodes
         .iter()
@@ -293,19 +378,42 @@ fn run_phase(plan: &Plan, shared: &Shared, nodes: &[&Node], control_dir: &Path) 
             let queue = Arc::clone(&queue);
             scope.spawn(move || loop {
                 let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
-                match next {
-                    Some(node) => node::drive(plan, &node, shared, control_dir),
-                    None => break,
+                let Some(node) = next else { break };
+                let mut ssh = pool.take(plan, &node);
+                node::drive(plan, &node, shared, &mut ssh, progress);
+                if plan.roster.cross.iter().any(|c| c.spans(&node.name)) {
+                    pool.put(&node.name, ssh);
+                } else {
+                    ssh.close();
                 }
             });
         }
     });
 }
 
-/// The fleet dir to read for status and report: given, or the latest for the roster.
-pub fn find_dir(roster: &Utf8Path, out: Option<&Utf8Path>) -> anyhow::Result<Utf8PathBuf> {
+/// The fleet dir to read for status and report: given; else the one of
+/// `bundle` for the roster; else the latest for the roster.
+pub fn find_dir(
+    roster: &Utf8Path,
+    out: Option<&Utf8Path>,
+    bundle: Option<&Utf8Path>,
+) -> anyhow::Result<Utf8PathBuf> {
     if let Some(dir) = out {
         return Ok(dir.to_owned());
+    }
+    if let Some(bundle) = bundle {
+        let sha = to_hex(&Bundle::open(bundle)?.check_digests(None)?.whole_sha256);
+        let dir = default_dir(roster, Some(&sha));
+        if !dir.join(state::STATE_FILE).is_file() {
+            return Err(fail(
+                ExitStatus::Usage,
+                format!(
+                    "no fleet run of {bundle} (sha256 {}) for {roster}: {dir} holds none; start one with `launcher fleet run`",
+                    &sha[..12]
+                ),
+            ));
+        }
+        return Ok(dir);
     }
     let base = default_dir(roster, None);
     let latest = std::fs::read_dir(&base)

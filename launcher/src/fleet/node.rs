@@ -3,19 +3,26 @@
 //! with backoff across reconnects, fetch the run's record and reports.
 //! Every step lands in the shared state, upload, preflight and each of the
 //! gate's iterations timed for the timeline; a restarted run resumes a node
-//! whose gate is already running instead of starting it twice.
+//! whose gate is already running instead of starting it twice. The steps
+//! that start, follow and fetch a detached run serve the cross suites too.
 
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use camino::Utf8Path;
 
+use super::progress::Progress;
 use super::roster::Node;
 use super::ssh::{quote, Ssh, SshError};
-use super::state::{NodeState, Phase, Shared, Step as TimedStep, StepKind, StepStart, Verdict};
+use super::state::{
+    NodeState, Phase, Shared, Step as TimedStep, StepKind, StepStart, UploadStats, Verdict,
+};
 use super::upload;
 use super::Plan;
+use crate::exit::ExitStatus;
+use crate::preflight;
 use crate::reports;
+use crate::runs::{RunRecord, RunState};
 
 const POLL_FIRST: Duration = Duration::from_secs(1);
 const POLL_MAX: Duration = Duration::from_secs(15);
@@ -23,50 +30,35 @@ const POLL_MAX: Duration = Duration::from_secs(15);
 const LOST_AFTER: Duration = Duration::from_secs(30 * 60);
 /// First connection: attempts before the node counts as unreachable.
 const CONNECT_ATTEMPTS: u32 = 3;
+/// How often the upload's progress is written to the state.
+const UPLOAD_SAVE_EVERY: Duration = Duration::from_millis(250);
 
-fn say(node: &str, message: &str) {
-    eprintln!("[{node}] {message}");
-}
+/// Where a step stopped: the phase the node ends in, and why.
+pub type Step<T> = Result<T, (Phase, String)>;
 
-/// Carries one node as far as it goes; records where it ended.
-pub fn drive(plan: &Plan, node: &Node, shared: &Shared, control_dir: &std::path::Path) {
-    let name = node.name.clone();
-    let mut ssh = Ssh::new(
-        &node.ssh,
-        &node.ssh_options,
-        plan.roster.ssh_config.as_deref(),
-        control_dir,
-        &name,
-    );
-    let outcome = steps(plan, node, shared, &mut ssh);
-    let connections = ssh.connections;
-    ssh.close();
-    shared.update(&name, |n| {
+/// Carries one node as far as it goes on `ssh`; records where it ended.
+pub fn drive(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh, progress: &Progress) {
+    let before = ssh.connections;
+    let outcome = steps(plan, node, shared, ssh, progress);
+    let connections = ssh.connections - before;
+    shared.update(&node.name, |n| {
         n.connections += connections;
         n.ended_unix = Some(crate::clock::now_unix());
+        n.uploaded = None;
         if let Err((phase, reason)) = outcome {
             n.phase = phase;
             n.reason = Some(reason);
         }
     });
-    let state = shared.snapshot();
-    let n = state.node(&name);
-    say(
-        &name,
-        &format!(
-            "{}{}",
-            n.phase.word(),
-            n.reason
-                .as_deref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
-        ),
-    );
 }
 
-type Step<T> = Result<T, (Phase, String)>;
-
-fn steps(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh) -> Step<()> {
+fn steps(
+    plan: &Plan,
+    node: &Node,
+    shared: &Shared,
+    ssh: &mut Ssh,
+    progress: &Progress,
+) -> Step<()> {
     let name = &node.name;
     let password = node
         .password
@@ -78,13 +70,12 @@ fn steps(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh) -> Step<()> {
         n.phase = Phase::Connecting;
         n.started_unix.get_or_insert(crate::clock::now_unix());
     });
-    connect(ssh, name)?;
+    connect(ssh, name, progress)?;
     // Before anything there runs: the dir it runs from must be ours alone.
     super::remote_dir::make_private(ssh, &node.remote_path).map_err(|why| (Phase::Error, why))?;
 
     let previous = shared.snapshot().node(name).clone();
-    let remote = node.remote_path.clone();
-    let launcher = quote(&remote);
+    let launcher = quote(&node.remote_path);
 
     // A gate this fleet already started here: follow it, never start another.
     let resumed = match &previous.run_id {
@@ -99,33 +90,28 @@ fn steps(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh) -> Step<()> {
     let mut gate_started: Option<f64> = None;
     let run_id = match resumed {
         Some(id) => {
-            say(name, &format!("resuming run {id}"));
+            progress.event(name, &format!("resuming run {id}"));
             id
         }
         None => {
-            shared.update(name, |n| n.phase = Phase::Uploading);
+            shared.update(name, |n| {
+                n.phase = Phase::Uploading;
+                n.uploaded = Some(0);
+            });
             let began = StepStart::now();
-            let mut last_shown = 0u64;
-            let mut progress = |done: u64, total: u64| {
-                let step = total / 4;
-                if step > 0 && (done >= last_shown + step || done == total) {
-                    last_shown = done;
-                    say(
-                        name,
-                        &format!(
-                            "uploading {} of {}",
-                            crate::human::size(done),
-                            crate::human::size(total)
-                        ),
-                    );
+            let mut saved = Instant::now();
+            let mut on_progress = |done: u64, total: u64| {
+                if saved.elapsed() >= UPLOAD_SAVE_EVERY || done == total {
+                    saved = Instant::now();
+                    shared.update(name, |n| n.uploaded = Some(done));
                 }
             };
             let stats = upload::upload(
                 ssh,
                 &plan.bundle,
                 &plan.bundle_sha256,
-                &remote,
-                &mut progress,
+                &node.remote_path,
+                &mut on_progress,
             )
             .map_err(|e| {
                 let step = began.ended(StepKind::Upload, Verdict::Error, Some(e.clone()));
@@ -143,55 +129,33 @@ fn steps(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh) -> Step<()> {
             );
             shared.update(name, |n| n.steps.push(step));
             if stats.skipped {
-                say(name, "the node already has this bundle");
+                progress.event(name, "the node already has this bundle");
             } else if stats.resent > 0 {
-                say(
+                progress.event(
                     name,
                     &format!("upload resumed: {} of {} re-sent", stats.resent, stats.size),
                 );
             }
             shared.update(name, |n| {
                 n.upload = Some(stats);
+                n.uploaded = None;
                 n.phase = Phase::Preflight;
             });
 
             let began = StepStart::now();
-            let preflight_error = |why: String| {
-                let step = began.ended(StepKind::Preflight, Verdict::Error, Some(why));
-                shared.update(name, |n| n.steps.push(step));
-            };
-            let pre = retry(
-                ssh,
-                &format!(
-                    "{launcher} preflight --json --password-stdin --host {}",
-                    quote(&node.host)
-                ),
-                password.expose().as_bytes(),
-            )
-            .map_err(|e| {
-                preflight_error(e.clone());
-                (Phase::Unreachable, format!("preflight: {e}"))
-            })?;
-            let report: Value = serde_json::from_slice(&pre.stdout).map_err(|_| {
-                let why = format!("preflight printed no JSON: {}", pre.stderr.trim());
-                preflight_error(why.clone());
-                (Phase::Error, why)
-            })?;
-            let findings: Vec<String> = report["checks"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
+            let report = remote_preflight(ssh, &launcher, node, password.expose()).map_err(
+                |(phase, why)| {
+                    let step = began.ended(StepKind::Preflight, Verdict::Error, Some(why.clone()));
+                    shared.update(name, |n| n.steps.push(step));
+                    (phase, why)
+                },
+            )?;
+            let findings: Vec<String> = report
+                .failed()
                 .iter()
-                .filter(|c| c["verdict"] == "fail")
-                .map(|c| {
-                    format!(
-                        "{}: {}",
-                        c["id"].as_str().unwrap_or("?"),
-                        c["reason"].as_str().unwrap_or("")
-                    )
-                })
+                .map(|c| format!("{}: {}", c.id, c.reason))
                 .collect();
-            let checks = report["checks"].as_array().map_or(0, Vec::len);
+            let checks = report.checks.len();
             let step = if findings.is_empty() {
                 began.ended(
                     StepKind::Preflight,
@@ -206,7 +170,7 @@ fn steps(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh) -> Step<()> {
                 )
             };
             shared.update(name, |n| {
-                n.preflight = Some(report.clone());
+                n.preflight = Some(report.to_json());
                 n.preflight_findings = findings.clone();
                 n.steps.push(step);
             });
@@ -219,19 +183,22 @@ fn steps(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh) -> Step<()> {
                 n.run_id = Some(id.clone());
                 n.phase = Phase::Running;
             });
+            let command = run_command(plan, node, &id, node.iterations);
             gate_started = Some(StepStart::now().unix());
-            start(plan, ssh, node, &launcher, &id, password.expose())?;
-            say(name, &format!("gate started: run {id}"));
+            start_detached(ssh, &launcher, &command, &id, password.expose())?;
+            progress.event(name, &format!("gate started: run {id}"));
             id
         }
     };
     shared.update(name, |n| n.phase = Phase::Running);
-    let record = poll(ssh, name, &launcher, &run_id)?;
-    finish(plan, node, shared, ssh, &run_id, record, gate_started)
+    let record = follow(ssh, name, &launcher, &run_id, progress, &mut |iteration| {
+        shared.update(name, |n| n.iteration = iteration)
+    })?;
+    finish(plan, node, shared, ssh, record, gate_started)
 }
 
 /// The upload in a few words, for the timeline.
-fn upload_detail(stats: &super::state::UploadStats) -> String {
+fn upload_detail(stats: &UploadStats) -> String {
     let size = crate::human::size;
     if stats.skipped {
         "already there".into()
@@ -242,7 +209,31 @@ fn upload_detail(stats: &super::state::UploadStats) -> String {
     }
 }
 
-fn connect(ssh: &mut Ssh, name: &str) -> Step<()> {
+/// `launcher preflight --json` on the node, read as the report it prints.
+fn remote_preflight(
+    ssh: &mut Ssh,
+    launcher: &str,
+    node: &Node,
+    password: &str,
+) -> Step<preflight::Report> {
+    let out = retry(
+        ssh,
+        &format!(
+            "{launcher} preflight --json --password-stdin --host {}",
+            quote(&node.host)
+        ),
+        password.as_bytes(),
+    )
+    .map_err(|e| (Phase::Unreachable, format!("preflight: {e}")))?;
+    serde_json::from_slice(&out.stdout).map_err(|_| {
+        (
+            Phase::Error,
+            format!("preflight printed no report: {}", last_line(&out.stderr)),
+        )
+    })
+}
+
+pub fn connect(ssh: &mut Ssh, name: &str, progress: &Progress) -> Step<()> {
     let mut last = String::new();
     for attempt in 0..CONNECT_ATTEMPTS {
         match ssh.connect() {
@@ -250,7 +241,7 @@ fn connect(ssh: &mut Ssh, name: &str) -> Step<()> {
             Err(e) => {
                 last = e.to_string();
                 if attempt + 1 < CONNECT_ATTEMPTS {
-                    say(name, &format!("cannot connect ({last}); trying again"));
+                    progress.event(name, &format!("cannot connect ({last}); trying again"));
                     thread::sleep(Duration::from_secs(1 << attempt));
                 }
             }
@@ -263,7 +254,7 @@ fn connect(ssh: &mut Ssh, name: &str) -> Step<()> {
 }
 
 /// Runs a command, reconnecting with backoff while the link is down.
-fn retry(ssh: &mut Ssh, command: &str, input: &[u8]) -> Result<super::ssh::Output, String> {
+pub fn retry(ssh: &mut Ssh, command: &str, input: &[u8]) -> Result<super::ssh::Output, String> {
     let mut backoff = Duration::from_secs(1);
     let mut last = String::new();
     for _ in 0..6 {
@@ -278,26 +269,26 @@ fn retry(ssh: &mut Ssh, command: &str, input: &[u8]) -> Result<super::ssh::Outpu
 }
 
 /// The node's record of run `id`, if that run exists there.
-fn remote_status(ssh: &mut Ssh, launcher: &str, id: &str) -> Result<Option<Value>, SshError> {
+pub fn remote_status(
+    ssh: &mut Ssh,
+    launcher: &str,
+    id: &str,
+) -> Result<Option<RunRecord>, SshError> {
     let out = ssh.run(&format!("{launcher} status {} --json", quote(id)), b"")?;
-    Ok((out.code == 0)
+    Ok((out.code == ExitStatus::Success.code())
         .then(|| serde_json::from_slice(&out.stdout).ok())
         .flatten())
 }
 
-fn start(
-    plan: &Plan,
-    ssh: &mut Ssh,
-    node: &Node,
-    launcher: &str,
-    id: &str,
-    password: &str,
-) -> Step<()> {
+/// `launcher run --detach` as the fleet starts it on `node`: pinned to the
+/// bundle, named by the fleet, the password on stdin; add what differs.
+pub fn run_command(plan: &Plan, node: &Node, id: &str, iterations: u32) -> String {
     let mut command = format!(
-        "{launcher} run --detach --json --password-stdin --sha256 {} --run-id {} --iterations {} --host {}",
+        "{} run --detach --json --password-stdin --sha256 {} --run-id {} --iterations {} --host {}",
+        quote(&node.remote_path),
         plan.bundle_sha256,
         quote(id),
-        node.iterations,
+        iterations,
         quote(&node.host)
     );
     if node.allow_destructive {
@@ -306,25 +297,34 @@ fn start(
     if let Some(key) = &plan.roster.trust {
         command.push_str(&format!(" --trust {}", quote(&key.to_base64())));
     }
+    command
+}
+
+/// Starts run `id` with `command`, the password on its stdin. A run that
+/// an earlier attempt started (its answer lost with the link) is followed,
+/// never started twice: whatever the node answers, if it has run `id`, it
+/// is ours.
+pub fn start_detached(
+    ssh: &mut Ssh,
+    launcher: &str,
+    command: &str,
+    id: &str,
+    password: &str,
+) -> Step<()> {
     let mut backoff = Duration::from_secs(1);
     for _ in 0..6 {
-        match ssh.run(&command, password.as_bytes()) {
-            Ok(out) if out.code == 0 => return Ok(()),
-            // Ours, started by an earlier attempt whose answer was lost.
-            Ok(out) if out.code == 5 && out.stderr.contains(&format!("run {id} holds")) => {
-                return Ok(())
-            }
-            Ok(out) if out.code == 4 => {
-                return Err((
-                    Phase::NotReady,
-                    format!("preflight failed at start: {}", last_line(&out.stderr)),
-                ))
-            }
+        match ssh.run(command, password.as_bytes()) {
+            Ok(out) if out.code == ExitStatus::Success.code() => return Ok(()),
             Ok(out) => {
-                return Err((
-                    Phase::Error,
-                    format!("the gate did not start: {}", last_line(&out.stderr)),
-                ))
+                if let Ok(Some(_)) = remote_status(ssh, launcher, id) {
+                    return Ok(());
+                }
+                let why = last_line(&out.stderr);
+                return Err(if out.code == ExitStatus::Preflight.code() {
+                    (Phase::NotReady, format!("preflight failed at start: {why}"))
+                } else {
+                    (Phase::Error, format!("the run did not start: {why}"))
+                });
             }
             Err(_) => {
                 // Did it start before the link broke? Then follow it.
@@ -338,12 +338,12 @@ fn start(
     }
     Err((
         Phase::Unreachable,
-        "the link kept breaking while starting the gate".into(),
+        "the link kept breaking while starting the run".into(),
     ))
 }
 
 /// The line of a remote command's stderr that says what went wrong.
-fn last_line(text: &str) -> String {
+pub fn last_line(text: &str) -> String {
     let lines: Vec<&str> = text
         .lines()
         .map(str::trim)
@@ -357,18 +357,30 @@ fn last_line(text: &str) -> String {
         .to_string()
 }
 
-/// Polls the run until it ends, riding out broken links.
-fn poll(ssh: &mut Ssh, name: &str, launcher: &str, id: &str) -> Step<Value> {
+/// Polls run `id` until it ends, riding out broken links; tells
+/// `on_iteration` which iteration it is in as that changes.
+pub fn follow(
+    ssh: &mut Ssh,
+    name: &str,
+    launcher: &str,
+    id: &str,
+    progress: &Progress,
+    on_iteration: &mut dyn FnMut(Option<u32>),
+) -> Step<RunRecord> {
     let mut wait = POLL_FIRST;
     let mut unreachable_since: Option<Instant> = None;
+    let mut iteration = None;
     loop {
         thread::sleep(wait);
         match remote_status(ssh, launcher, id) {
             Ok(Some(record)) => {
                 unreachable_since = None;
-                let state = record["state"].as_str().unwrap_or("").to_string();
-                if !["starting", "running"].contains(&state.as_str()) {
+                if record.state.is_final() {
                     return Ok(record);
+                }
+                if record.iteration != iteration {
+                    iteration = record.iteration;
+                    on_iteration(iteration);
                 }
                 wait = (wait * 2).min(POLL_MAX);
             }
@@ -378,37 +390,42 @@ fn poll(ssh: &mut Ssh, name: &str, launcher: &str, id: &str) -> Step<Value> {
                 if since.elapsed() > LOST_AFTER {
                     return Err((
                         Phase::Unreachable,
-                        format!("lost the node while its gate ran: {e}"),
+                        format!("lost the node while its run went on: {e}"),
                     ));
                 }
-                say(name, "link down; reconnecting");
+                progress.event(name, "link down; reconnecting");
                 wait = (wait * 2).min(POLL_MAX);
             }
         }
     }
 }
 
-/// Fetches the run dir (record, log, TAP, JUnit) and settles the node.
+/// Copies a run's dir on the node (record, log, TAP, JUnit) into `local`,
+/// which is emptied first.
+pub fn fetch_run(ssh: &mut Ssh, record: &RunRecord, local: &Utf8Path) -> Step<()> {
+    let _ = std::fs::remove_dir_all(local);
+    std::fs::create_dir_all(local).map_err(|e| (Phase::Error, format!("{local}: {e}")))?;
+    let command = format!("cd {} && tar cf - .", quote(record.run_dir().as_str()));
+    if let Ok(out) = retry(ssh, &command, b"") {
+        if out.code == ExitStatus::Success.code() {
+            let mut archive = tar::Archive::new(out.stdout.as_slice());
+            let _ = archive.unpack(local);
+        }
+    }
+    Ok(())
+}
+
+/// Fetches the gate's run dir and settles the node.
 fn finish(
     plan: &Plan,
     node: &Node,
     shared: &Shared,
     ssh: &mut Ssh,
-    id: &str,
-    record: Value,
+    record: RunRecord,
     gate_started: Option<f64>,
 ) -> Step<()> {
-    let workdir = record["workdir"].as_str().unwrap_or("").to_string();
-    let run_dir = format!("{workdir}/runs/{id}");
     let local = plan.dir.join("nodes").join(&node.name);
-    let _ = std::fs::remove_dir_all(&local);
-    std::fs::create_dir_all(&local).map_err(|e| (Phase::Error, e.to_string()))?;
-    if let Ok(out) = retry(ssh, &format!("cd {} && tar cf - .", quote(&run_dir)), b"") {
-        if out.code == 0 {
-            let mut archive = tar::Archive::new(out.stdout.as_slice());
-            let _ = archive.unpack(&local);
-        }
-    }
+    fetch_run(ssh, &record, &local)?;
     let iterations = iteration_steps(&local, &record, gate_started);
     let iterations_passed = (!iterations.is_empty()).then(|| {
         iterations
@@ -416,35 +433,35 @@ fn finish(
             .filter(|s| s.outcome == Verdict::Passed)
             .count() as u32
     });
-    let state = record["state"].as_str().unwrap_or("").to_string();
-    let tests: Option<reports::TestCounts> = serde_json::from_value(record["tests"].clone()).ok();
-    let phase = match state.as_str() {
-        "passed" => Phase::Passed,
-        "failed" => Phase::Failed,
-        "interrupted" => Phase::Interrupted,
+    let phase = match record.state {
+        RunState::Passed => Phase::Passed,
+        RunState::Failed => Phase::Failed,
+        RunState::Interrupted => Phase::Interrupted,
         _ => Phase::Error,
     };
-    let reason = match (&tests, phase) {
+    let reason = match (&record.tests, phase) {
         (Some(t), Phase::Failed) if !t.failing.is_empty() => {
             Some(format!("failed: {}", t.failing.join("; ")))
         }
         (_, Phase::Error) => Some(format!(
-            "the run ended {state}: {}",
-            record["message"].as_str().unwrap_or("")
+            "the run ended {}: {}",
+            record.state,
+            record.message.as_deref().unwrap_or("")
         )),
         _ => None,
     };
     shared.update(&node.name, |n: &mut NodeState| {
         n.phase = phase;
         n.reason = reason;
-        n.remote_run_dir = Some(run_dir.clone());
+        n.remote_run_dir = Some(record.run_dir().to_string());
         n.iterations_passed = iterations_passed;
-        n.tests = tests;
-        n.verified_by = record["bundle"]["signed_by"].as_str().map(str::to_string);
+        n.iteration = None;
+        n.tests = record.tests.clone();
+        n.verified_by = record.bundle.signed_by.clone();
         n.steps
             .retain(|s| !matches!(s.kind, StepKind::Iteration(_)));
         n.steps.extend(iterations);
-        n.record = Some(record);
+        n.record = serde_json::to_value(&record).ok();
     });
     Ok(())
 }
@@ -457,8 +474,8 @@ fn finish(
 /// measures lengths: the steps are placed from `gate_started`, when this
 /// host started the gate, when known.
 fn iteration_steps(
-    dir: &camino::Utf8Path,
-    record: &Value,
+    dir: &Utf8Path,
+    record: &RunRecord,
     gate_started: Option<f64>,
 ) -> Vec<TimedStep> {
     let mut taps: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir(dir)
@@ -472,7 +489,7 @@ fn iteration_steps(
         })
         .collect();
     taps.sort();
-    let run_started = record["started_unix"].as_f64().unwrap_or(0.0);
+    let run_started = record.started_unix as f64;
     let anchor = gate_started.unwrap_or(run_started);
     let mut began = run_started;
     let mut steps = Vec::new();

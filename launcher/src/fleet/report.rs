@@ -1,13 +1,14 @@
 //! The fleet's reports: `report.json` (the state, for machines), `report.md`
 //! (a table a person reads), `report.html` (the same, with a timeline:
-//! `html.rs`), `junit.xml` (one testsuite per node).
+//! `html.rs`), `junit.xml` (one testsuite per node, and one per cross-node
+//! suite).
 
 use std::fmt::Write as _;
 
 use anyhow::Context;
 use camino::Utf8Path;
 
-use super::state::{FleetState, NodeState, Phase};
+use super::state::{CrossOutcome, CrossResult, FleetState, NodeState, Phase};
 use crate::printable::printable;
 use crate::reports::{self, Outcome};
 
@@ -102,6 +103,60 @@ pub fn markdown(state: &FleetState) -> String {
             duration(n),
             upload
         );
+    }
+    if !state.cross.is_empty() {
+        let ran = state
+            .cross
+            .iter()
+            .filter(|c| c.outcome != CrossOutcome::Skipped)
+            .count();
+        let passed = state
+            .cross
+            .iter()
+            .filter(|c| c.outcome == CrossOutcome::Passed)
+            .count();
+        let _ = writeln!(
+            out,
+            "\n## Cross-node suites\n\n{passed} of {} passed, {} skipped.\n",
+            state.cross.len(),
+            state.cross.len() - ran
+        );
+        let _ = writeln!(
+            out,
+            "| suite | nodes | runs on | outcome | tests (pass/fail) | failing tests | duration |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        for c in &state.cross {
+            let outcome = match &c.reason {
+                Some(r) => format!("**{}**: {}", c.outcome.word(), r),
+                None => format!("**{}**", c.outcome.word()),
+            };
+            let (tests, took) =
+                if matches!(c.outcome, CrossOutcome::Skipped | CrossOutcome::Pending) {
+                    ("-".to_string(), "-".to_string())
+                } else {
+                    (
+                        format!("{}/{}", c.tests_passed, c.tests_failed),
+                        crate::clock::duration(c.seconds),
+                    )
+                };
+            let failing = if c.failing.is_empty() {
+                "-".to_string()
+            } else {
+                c.failing.join("; ")
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                c.suite,
+                c.nodes.join(", "),
+                c.runs_on,
+                escape(&outcome),
+                tests,
+                escape(&failing),
+                took
+            );
+        }
     }
     // Which key each node found the bundle signed by, when any did.
     let signed: Vec<String> = state
@@ -217,6 +272,74 @@ pub fn junit(dir: &Utf8Path, state: &FleetState) -> String {
             xml(&n.name)
         );
     }
+    for c in &state.cross {
+        out.push_str(&cross_junit(dir, c));
+    }
     out.push_str("</testsuites>\n");
     out
+}
+
+/// A cross suite's testsuite: its tests from the fetched TAP, or one
+/// testcase saying why it has none.
+fn cross_junit(dir: &Utf8Path, c: &CrossResult) -> String {
+    let class = format!("cross.{}", c.suite);
+    let mut cases = String::new();
+    let (mut tests, mut failures, mut skipped) = (0, 0, 0);
+    let tap = std::fs::read_to_string(dir.join("cross").join(&c.suite).join("cross.tap"))
+        .unwrap_or_default();
+    if c.outcome != CrossOutcome::Skipped {
+        for (name, outcome) in reports::tap_results(&tap) {
+            tests += 1;
+            let _ = write!(
+                cases,
+                "    <testcase classname=\"{}\" name=\"{}\"",
+                xml(&class),
+                xml(&name)
+            );
+            match outcome {
+                Outcome::Failed => {
+                    failures += 1;
+                    let _ = writeln!(cases, "><failure message=\"failed\"/></testcase>");
+                }
+                Outcome::Skipped => {
+                    skipped += 1;
+                    let _ = writeln!(cases, "><skipped/></testcase>");
+                }
+                Outcome::Passed => {
+                    let _ = writeln!(cases, "/>");
+                }
+            }
+        }
+    }
+    if tests == 0 {
+        tests = 1;
+        let why = c.reason.clone().unwrap_or_else(|| c.outcome.word());
+        let _ = write!(
+            cases,
+            "    <testcase classname=\"{}\" name=\"suite\"",
+            xml(&class)
+        );
+        match c.outcome {
+            CrossOutcome::Passed => {
+                let _ = writeln!(cases, "/>");
+            }
+            CrossOutcome::Skipped => {
+                skipped += 1;
+                let _ = writeln!(cases, "><skipped message=\"{}\"/></testcase>", xml(&why));
+            }
+            _ => {
+                failures += 1;
+                let _ = writeln!(
+                    cases,
+                    "><failure message=\"{}: {}\"/></testcase>",
+                    c.outcome.word(),
+                    xml(&why)
+                );
+            }
+        }
+    }
+    format!(
+        "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{skipped}\">\n{cases}  </testsuite>\n",
+        xml(&format!("cross/{}", c.suite))
+    )
 }

@@ -1,6 +1,8 @@
 //! The roster: which nodes there are, how to reach them, what role they
 //! play, whether the gate runs there, and where each one's password comes
-//! from (an environment variable or a file, never the roster itself).
+//! from (an environment variable or a file, never the roster itself); and
+//! the cross-node suites (`[[cross]]`): which nodes each spans, with what
+//! role, and which one it runs on.
 
 use std::collections::HashSet;
 
@@ -58,7 +60,25 @@ struct RawNode {
     ssh_options: Vec<String>,
     allow_destructive: Option<bool>,
     host: Option<String>,
+    /// The node's RPC address as the other nodes reach it (cross suites).
+    peer_host: Option<String>,
     remote_path: Option<String>,
+}
+
+/// A node a cross suite spans: its name, or its name and its role there.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawMember {
+    Name(String),
+    WithRole { name: String, role: Option<String> },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCross {
+    suite: String,
+    nodes: Vec<RawMember>,
+    runs_on: Option<String>,
 }
 
 fn yes() -> bool {
@@ -72,6 +92,8 @@ struct RawRoster {
     defaults: Defaults,
     #[serde(default)]
     node: Vec<RawNode>,
+    #[serde(default)]
+    cross: Vec<RawCross>,
 }
 
 /// Where a node's password comes from.
@@ -115,7 +137,37 @@ pub struct Node {
     pub password: Option<PasswordSource>,
     pub ssh_options: Vec<String>,
     pub host: String,
+    /// The node's RPC as its peers in a cross suite reach it: `peer_host`,
+    /// else `host` when that is not loopback.
+    pub peer_host: Option<String>,
     pub remote_path: String,
+}
+
+/// One node of a cross suite.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    pub role: Option<String>,
+}
+
+/// A `[[cross]]` entry: a suite of the bundle, the nodes it spans (at least
+/// two, all gate targets), and the one it runs on.
+#[derive(Clone, Debug)]
+pub struct Cross {
+    pub suite: String,
+    pub nodes: Vec<Member>,
+    /// Where the suite runs [default: the first of `nodes`].
+    pub runs_on: String,
+}
+
+impl Cross {
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|m| m.name.clone()).collect()
+    }
+
+    pub fn spans(&self, name: &str) -> bool {
+        self.nodes.iter().any(|m| m.name == name)
+    }
 }
 
 #[derive(Debug)]
@@ -125,6 +177,22 @@ pub struct Roster {
     /// `[defaults] trust`: passed to every node's `run --trust`.
     pub trust: Option<PublicKey>,
     pub nodes: Vec<Node>,
+    pub cross: Vec<Cross>,
+}
+
+impl Roster {
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+/// A role in a cross suite goes on a command line and into reports.
+fn plain_word(word: &str) -> bool {
+    !word.is_empty()
+        && word.len() <= 64
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 /// The bundle's place on a node: an absolute path of plain names, whose dir
@@ -176,6 +244,8 @@ impl Roster {
             let msg = e.to_string();
             if msg.contains("unknown field `password`") {
                 bad("a password never goes in the roster: name its source with password_env = \"VAR\" or password_file = \"PATH\"".into())
+            } else if msg.contains("untagged enum RawMember") {
+                bad(format!("{msg}\n[[cross]] nodes: each is a node name, or {{ name = \"n198\", role = \"client\" }}"))
             } else {
                 bad(msg)
             }
@@ -246,6 +316,17 @@ impl Roster {
             })?;
             let mut ssh_options = d.ssh_options.clone();
             ssh_options.extend(n.ssh_options);
+            let host = n
+                .host
+                .or_else(|| d.host.clone())
+                .unwrap_or_else(|| "127.0.0.1".into());
+            if let Some(peer_host) = &n.peer_host {
+                crate::rpc::endpoint("https", peer_host, false)
+                    .map_err(|e| bad(format!("node {}: peer_host {peer_host:?}: {e}", n.name)))?;
+            }
+            let peer_host = n
+                .peer_host
+                .or_else(|| (!crate::rpc::is_loopback(&host)).then(|| host.clone()));
             nodes.push(Node {
                 name: n.name,
                 ssh: n.ssh,
@@ -255,16 +336,15 @@ impl Roster {
                 allow_destructive: n.allow_destructive.or(d.allow_destructive).unwrap_or(false),
                 password,
                 ssh_options,
-                host: n
-                    .host
-                    .or_else(|| d.host.clone())
-                    .unwrap_or_else(|| "127.0.0.1".into()),
+                host,
+                peer_host,
                 remote_path,
             });
         }
         if nodes.is_empty() {
             return Err(bad("no [[node]] entries".into()));
         }
+        let cross = cross_suites(raw.cross, &nodes).map_err(bad)?;
         let trust = match &d.trust {
             None => None,
             Some(value) => Some(match PublicKey::from_base64(value) {
@@ -292,8 +372,88 @@ impl Roster {
             path: path.to_owned(),
             ssh_config: d.ssh_config.as_deref().map(|p| resolve(base, p.as_str())),
             nodes,
+            cross,
         })
     }
+}
+
+/// The `[[cross]]` entries, checked against the nodes.
+fn cross_suites(raw: Vec<RawCross>, nodes: &[Node]) -> Result<Vec<Cross>, String> {
+    let mut out: Vec<Cross> = Vec::new();
+    for c in raw {
+        let suite = c.suite;
+        crate::manifest::check_cross_name(&suite)?;
+        if out.iter().any(|o| o.suite == suite) {
+            return Err(format!(
+                "two [[cross]] entries run suite {suite}: one entry per suite"
+            ));
+        }
+        let members: Vec<Member> = c
+            .nodes
+            .into_iter()
+            .map(|m| match m {
+                RawMember::Name(name) => Member { name, role: None },
+                RawMember::WithRole { name, role } => Member { name, role },
+            })
+            .collect();
+        if members.len() < 2 {
+            return Err(format!(
+                "cross suite {suite} spans {} node(s): a cross-node suite spans at least two",
+                members.len()
+            ));
+        }
+        for (i, m) in members.iter().enumerate() {
+            if members[..i].iter().any(|o| o.name == m.name) {
+                return Err(format!("cross suite {suite} names {} twice", m.name));
+            }
+            let Some(node) = nodes.iter().find(|n| n.name == m.name) else {
+                return Err(format!(
+                    "cross suite {suite} spans {}, which is no [[node]] of the roster",
+                    m.name
+                ));
+            };
+            if !node.gate {
+                return Err(format!(
+                    "cross suite {suite} spans {}, which is not a gate target (gate = false): a cross suite runs on nodes whose gate passed",
+                    m.name
+                ));
+            }
+            if let Some(role) = &m.role {
+                if !plain_word(role) {
+                    return Err(format!(
+                        "cross suite {suite}: {}'s role {role:?}: use letters, digits, '-', '_' and '.'",
+                        m.name
+                    ));
+                }
+            }
+            if node.peer_host.is_none() {
+                return Err(format!(
+                    "cross suite {suite} spans {}, whose RPC host {} is loopback, which its peers cannot reach: set peer_host = \"ADDRESS[:PORT]\" on node {}",
+                    m.name, node.host, m.name
+                ));
+            }
+        }
+        let runs_on = match c.runs_on {
+            Some(name) if members.iter().any(|m| m.name == name) => name,
+            Some(name) => {
+                return Err(format!(
+                    "cross suite {suite}: runs_on = {name:?} is not one of its nodes ({})",
+                    members
+                        .iter()
+                        .map(|m| m.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+            None => members[0].name.clone(),
+        };
+        out.push(Cross {
+            suite,
+            nodes: members,
+            runs_on,
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -347,6 +507,37 @@ gate = false                   # listed, never a gate target
     }
 
     #[test]
+    fn cross_suites_name_their_nodes_roles_and_where_they_run() {
+        let text = format!(
+            "{DESIGN_EXAMPLE}\n[[node]]\nname = \"n198\"\nssh = \"root@n198\"\nrole = \"fleet\"\npassword_env = \"P\"\nhost = \"192.168.1.198\"\n\n[[cross]]\nsuite = \"federation\"\nnodes = [\"n198\", {{ name = \"x250-a\", role = \"client\" }}]\nruns_on = \"x250-a\"\n"
+        );
+        let text = text.replace(
+            "password_file = \"~/.config/archy-gate/x250-a.pw\"",
+            "password_file = \"~/.config/archy-gate/x250-a.pw\"\npeer_host = \"100.64.0.7:8443\"",
+        );
+        let r = Roster::parse(Utf8Path::new("fleet.toml"), &text).unwrap();
+        let c = &r.cross[0];
+        assert_eq!(c.suite, "federation");
+        assert_eq!(c.runs_on, "x250-a");
+        assert_eq!(
+            c.nodes[0],
+            Member {
+                name: "n198".into(),
+                role: None
+            }
+        );
+        assert_eq!(c.nodes[1].role.as_deref(), Some("client"));
+        assert_eq!(
+            r.node("n198").unwrap().peer_host.as_deref(),
+            Some("192.168.1.198")
+        );
+        assert_eq!(
+            r.node("x250-a").unwrap().peer_host.as_deref(),
+            Some("100.64.0.7:8443")
+        );
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let cases = [
             ("[[node]]\nname='a'\nssh='a'\nrole='primary'\npassword='x'\n", "never goes in the roster"),
@@ -355,6 +546,11 @@ gate = false                   # listed, never a gate target
             ("[[node]]\nname='a'\nssh='a'\nrole='dev'\ngate=false\n[[node]]\nname='a'\nssh='b'\nrole='dev'\ngate=false\n", "two nodes are named a"),
             ("", "no [[node]] entries"),
             ("[defaults]\ntrust='no-such.pub'\n[[node]]\nname='a'\nssh='a'\nrole='dev'\ngate=false\n", "neither a minisign public key nor a readable .pub file"),
+            ("[[node]]\nname='a'\nssh='a'\nrole='dev'\npassword_env='X'\n[[node]]\nname='b'\nssh='b'\nrole='dev'\npassword_env='X'\n[[cross]]\nsuite='f'\nnodes=['a','b']\n", "whose RPC host 127.0.0.1 is loopback, which its peers cannot reach: set peer_host"),
+            ("[[node]]\nname='a'\nssh='a'\nrole='dev'\npassword_env='X'\npeer_host='10.0.0.1'\n[[cross]]\nsuite='f'\nnodes=['a','c']\n", "spans c, which is no [[node]] of the roster"),
+            ("[[node]]\nname='a'\nssh='a'\nrole='dev'\npassword_env='X'\npeer_host='10.0.0.1'\n[[cross]]\nsuite='f'\nnodes=['a']\n", "a cross-node suite spans at least two"),
+            ("[[node]]\nname='a'\nssh='a'\nrole='dev'\npassword_env='X'\npeer_host='10.0.0.1'\n[[node]]\nname='b'\nssh='b'\nrole='dev'\ngate=false\n[[cross]]\nsuite='f'\nnodes=['a','b']\n", "which is not a gate target"),
+            ("[[node]]\nname='a'\nssh='a'\nrole='dev'\npassword_env='X'\n[[cross]]\nsuite='f'\nnodes=[3]\n", "each is a node name, or"),
         ];
         for (text, expected) in cases {
             let err = format!(

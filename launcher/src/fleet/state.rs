@@ -86,6 +86,12 @@ pub struct NodeState {
     pub connections: u32,
     pub started_unix: Option<u64>,
     pub ended_unix: Option<u64>,
+    /// Bytes of the bundle on the node so far, while it uploads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded: Option<u64>,
+    /// The iteration the node's gate is in, while it runs (from its run.json).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iteration: Option<u32>,
     /// The node's timed steps, in the order they began: the report's timeline.
     #[serde(default)]
     pub steps: Vec<Step>,
@@ -172,24 +178,54 @@ impl StepStart {
     }
 }
 
-/// A cross-node suite's result: one suite run from one node against several.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// How a cross-node suite ended; `pending` and `running` only while the
+/// fleet runs (state.json), never in a finished report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrossOutcome {
+    Passed,
+    Failed,
+    Skipped,
+    Pending,
+    Running,
+}
+
+impl CrossOutcome {
+    pub fn word(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    }
+}
+
+/// One `[[cross]]` suite of the fleet's third phase.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CrossResult {
     pub suite: String,
-    /// The nodes the suite involved, as the roster names them.
     pub nodes: Vec<String>,
-    /// The node it ran on.
     pub runs_on: String,
-    pub outcome: Verdict,
-    /// Why it failed or was skipped, in one line.
-    #[serde(default)]
+    pub outcome: CrossOutcome,
+    /// Why it was skipped or failed, in one line.
     pub reason: Option<String>,
-    #[serde(default)]
     pub tests_passed: u64,
-    #[serde(default)]
     pub tests_failed: u64,
-    #[serde(default)]
-    pub seconds: f64,
+    pub seconds: u64,
+    /// The run on `runs_on`, once started: a restarted fleet follows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_unix: Option<u64>,
+}
+
+impl CrossResult {
+    /// Finished in a way a restarted run keeps (a skip is looked at again:
+    /// the node that was not ready may be now).
+    pub fn is_settled(&self) -> bool {
+        matches!(self.outcome, CrossOutcome::Passed | CrossOutcome::Failed)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -222,6 +258,10 @@ impl FleetState {
         crate::atomic_file::write(&dir.join(STATE_FILE), &text, 0o644)
     }
 
+    pub fn cross(&self, suite: &str) -> Option<&CrossResult> {
+        self.cross.iter().find(|c| c.suite == suite)
+    }
+
     pub fn node(&self, name: &str) -> &NodeState {
         self.nodes
             .iter()
@@ -230,11 +270,15 @@ impl FleetState {
     }
 }
 
+/// Told of every change, with the state as it now is.
+pub type Listener = Arc<dyn Fn(&FleetState) + Send + Sync>;
+
 /// The state shared by the node workers; every change is saved at once.
 #[derive(Clone)]
 pub struct Shared {
     pub dir: Utf8PathBuf,
     state: Arc<Mutex<FleetState>>,
+    listener: Option<Listener>,
 }
 
 impl Shared {
@@ -242,6 +286,23 @@ impl Shared {
         Shared {
             dir,
             state: Arc::new(Mutex::new(state)),
+            listener: None,
+        }
+    }
+
+    /// Calls `listener` after every change (the progress lines: a phase
+    /// shorter than their refresh is still told).
+    pub fn with_listener(mut self, listener: Listener) -> Shared {
+        self.listener = Some(listener);
+        self
+    }
+
+    fn saved(&self, state: &mut FleetState) {
+        if let Err(e) = state.save(&self.dir) {
+            eprintln!("warning: {e:#}");
+        }
+        if let Some(listener) = &self.listener {
+            listener(state);
         }
     }
 
@@ -251,9 +312,21 @@ impl Shared {
         if let Some(node) = state.nodes.iter_mut().find(|n| n.name == name) {
             change(node);
         }
-        if let Err(e) = state.save(&self.dir) {
-            eprintln!("warning: {e:#}");
-        }
+        self.saved(&mut state);
+    }
+
+    /// Changes one cross suite's result (adding it if new) and saves the whole.
+    pub fn update_cross(&self, fresh: &CrossResult, change: impl FnOnce(&mut CrossResult)) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let at = match state.cross.iter().position(|c| c.suite == fresh.suite) {
+            Some(at) => at,
+            None => {
+                state.cross.push(fresh.clone());
+                state.cross.len() - 1
+            }
+        };
+        change(&mut state.cross[at]);
+        self.saved(&mut state);
     }
 
     pub fn snapshot(&self) -> FleetState {

@@ -11,6 +11,7 @@ use camino::Utf8Path;
 
 use super::ssh::{quote, Ssh, SshError};
 use super::state::UploadStats;
+use crate::exit::ExitStatus;
 
 const ATTEMPTS: u32 = 8;
 /// The most a broken link can cost: one chunk sent again.
@@ -90,7 +91,7 @@ pub fn upload(
                 r = quote(remote)
             );
             match ssh.run(&script, b"") {
-                Ok(out) if out.code == 0 => continue, // the next look sees the final file
+                Ok(out) if out.code == ExitStatus::Success.code() => continue, // the next look sees the final file
                 Ok(_) => {
                     // The part is corrupt: start over.
                     let _ = ssh.run(&format!("rm -f {}", quote(&part)), b"");
@@ -127,7 +128,7 @@ pub fn upload(
                 progress(done, size);
             };
             match ssh.run_streaming(&command, &mut (&mut file).take(chunk), &mut on_sent) {
-                Ok(out) if out.code == 0 => {
+                Ok(out) if out.code == ExitStatus::Success.code() => {
                     offset += chunk;
                     backoff = Duration::from_secs(1);
                 }

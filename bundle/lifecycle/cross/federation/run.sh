@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# cross/federation/run.sh: an example cross-node suite. It runs on one node of a fleet (the
+# roster's `[[cross]] suite = "federation"`), and checks that node against its peers: every
+# peer's RPC answers from here, and every peer runs the same package versions as this node.
+#
+# Usage: run.sh [BATS_ARGS…]
+#
+# `launcher run --cross federation --peers JSON` starts it as it starts the gate (the bundle's
+# bash, cwd the unpacked bundle, bin/ first on PATH, ARCHY_* set), with ARCHY_PEERS,
+# ARCHY_CROSS_SUITE, ARCHY_CROSS_NODE and ARCHY_CROSS_ROLE besides (lib/peers.bash). The TAP
+# goes to $ARCHY_GATE_RUN_DIR/cross.tap, bats' JUnit to $ARCHY_GATE_RUN_DIR/cross/report.xml.
+# Exit 0 when every test passed, else 1.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+bundle=$(cd "$here/../../.." && pwd)
+if [[ -d $bundle/bin ]]; then
+  export PATH="$bundle/bin:$PATH"
+fi
+export BATS_LIB_PATH="${BATS_LIB_PATH:-$bundle/lib}"
+
+if [[ -z ${ARCHY_GATE_RUN_DIR:-} ]]; then
+  ARCHY_GATE_RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/archy-gate-cross.XXXXXX")
+  echo "run.sh: ARCHY_GATE_RUN_DIR is not set; the reports go to $ARCHY_GATE_RUN_DIR" >&2
+fi
+export ARCHY_GATE_RUN_DIR
+mkdir -p "$ARCHY_GATE_RUN_DIR/cross"
+
+echo "# cross suite ${ARCHY_CROSS_SUITE:-federation} on ${ARCHY_CROSS_NODE:-this node} (role ${ARCHY_CROSS_ROLE:-none})"
+set +e
+bats --tap --report-formatter junit --output "$ARCHY_GATE_RUN_DIR/cross" "$@" "$here/tests" |
+  tee "$ARCHY_GATE_RUN_DIR/cross.tap"
+rc=${PIPESTATUS[0]}
+set -e
+exit $((rc == 0 ? 0 : 1))

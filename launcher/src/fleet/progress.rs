@@ -1,0 +1,266 @@
+//! What a person watching `fleet run` sees: one line per node (phase,
+//! upload bytes, iteration i/N, elapsed) and per cross suite, drawn from
+//! the fleet's state. On a terminal the lines are redrawn in place
+//! (indicatif's MultiProgress); otherwise each line is printed, timestamped,
+//! only when it says something new, so a CI log stays short. `fleet status`
+//! prints the same lines from state.json.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::state::{CrossOutcome, CrossResult, FleetState, NodeState, Phase};
+use crate::human;
+use crate::printable::printable;
+
+/// How often the lines are brought up to date.
+pub const REFRESH_LIVE: Duration = Duration::from_millis(200);
+pub const REFRESH_PLAIN: Duration = Duration::from_secs(1);
+
+/// The longest reason a line shows; the report has the whole of it.
+const REASON_MAX: usize = 100;
+
+fn elapsed(start: Option<u64>, end: Option<u64>, now: u64) -> String {
+    match start {
+        Some(s) => crate::clock::duration(end.unwrap_or(now).saturating_sub(s)),
+        None => "-".into(),
+    }
+}
+
+fn short(text: &str) -> String {
+    let text = printable(&text.replace('\n', " ")).into_owned();
+    if text.chars().count() <= REASON_MAX {
+        text
+    } else {
+        let cut: String = text.chars().take(REASON_MAX - 1).collect();
+        format!("{cut}…")
+    }
+}
+
+/// What a node is doing, without the elapsed time: the part that, when it
+/// changes, is worth a plain line.
+fn node_detail(n: &NodeState, bundle_size: u64, cross: &[CrossResult]) -> String {
+    let mut out = n.phase.word();
+    match n.phase {
+        Phase::Uploading => out.push_str(&format!(
+            " {}/{}",
+            human::size(n.uploaded.unwrap_or(0)),
+            human::size(bundle_size)
+        )),
+        Phase::Running => match n.iteration {
+            Some(i) => out.push_str(&format!(" iteration {i}/{}", n.iterations)),
+            None => out.push_str(&format!(" ({} iteration(s))", n.iterations)),
+        },
+        Phase::Passed | Phase::Failed => {
+            if let Some(p) = n.iterations_passed {
+                out.push_str(&format!(" ({p}/{} iterations passed)", n.iterations));
+            }
+        }
+        _ => {}
+    }
+    if let Some(reason) = &n.reason {
+        if n.phase != Phase::Passed {
+            out.push_str(&format!(": {}", short(reason)));
+        }
+    }
+    for c in cross
+        .iter()
+        .filter(|c| c.runs_on == n.name && c.outcome == CrossOutcome::Running)
+    {
+        out.push_str(&format!("; running cross suite {}", c.suite));
+    }
+    out
+}
+
+/// One node's line: name, what it does, how long it has been at it.
+pub fn node_line(n: &NodeState, bundle_size: u64, cross: &[CrossResult], now: u64) -> String {
+    format!(
+        "{} {} [{}]",
+        n.name,
+        node_detail(n, bundle_size, cross),
+        elapsed(n.started_unix, n.ended_unix, now)
+    )
+}
+
+fn cross_detail(c: &CrossResult) -> String {
+    let mut out = format!(
+        "cross {} ({}) on {}: {}",
+        c.suite,
+        c.nodes.join(", "),
+        c.runs_on,
+        c.outcome.word()
+    );
+    if matches!(c.outcome, CrossOutcome::Passed | CrossOutcome::Failed) {
+        out.push_str(&format!(
+            ", {} passed, {} failed",
+            c.tests_passed, c.tests_failed
+        ));
+    }
+    if let Some(reason) = &c.reason {
+        out.push_str(&format!(": {}", short(reason)));
+    }
+    out
+}
+
+/// One cross suite's line.
+pub fn cross_line(c: &CrossResult, now: u64) -> String {
+    let end = (c.outcome != CrossOutcome::Running).then(|| c.started_unix.map(|s| s + c.seconds));
+    format!(
+        "{} [{}]",
+        cross_detail(c),
+        elapsed(c.started_unix, end.flatten(), now)
+    )
+}
+
+/// Every line, for `fleet status`.
+pub fn lines(state: &FleetState, now: u64) -> Vec<String> {
+    let mut out: Vec<String> = state
+        .nodes
+        .iter()
+        .filter(|n| n.gate)
+        .map(|n| node_line(n, state.bundle_size, &state.cross, now))
+        .collect();
+    out.extend(state.cross.iter().map(|c| cross_line(c, now)));
+    out
+}
+
+enum Mode {
+    /// Redrawn in place on the terminal.
+    Live {
+        multi: MultiProgress,
+        bars: HashMap<String, ProgressBar>,
+    },
+    /// Printed when they change.
+    Plain { last: HashMap<String, String> },
+}
+
+/// The lines on stdout while the fleet runs. Cloned into every node's
+/// worker for `event`; `refresh` redraws from the state.
+#[derive(Clone)]
+pub struct Progress {
+    mode: Arc<Mutex<Mode>>,
+}
+
+impl Progress {
+    /// Live when stdout is a terminal, plain lines otherwise.
+    pub fn new() -> Progress {
+        let mode = if std::io::stdout().is_terminal() {
+            Mode::Live {
+                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
+                bars: HashMap::new(),
+            }
+        } else {
+            Mode::Plain {
+                last: HashMap::new(),
+            }
+        };
+        Progress {
+            mode: Arc::new(Mutex::new(mode)),
+        }
+    }
+
+    pub fn is_live(&self) -> bool {
+        matches!(*self.lock(), Mode::Live { .. })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Mode> {
+        self.mode.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Something that happened to a node, once (a reconnect, a resumed run).
+    pub fn event(&self, node: &str, message: &str) {
+        let line = format!("{node}: {}", printable(message));
+        match &*self.lock() {
+            Mode::Live { multi, .. } => {
+                let _ = multi.println(line);
+            }
+            Mode::Plain { .. } => plain(&line),
+        }
+    }
+
+    /// Brings every line up to date with `state`.
+    pub fn refresh(&self, state: &FleetState) {
+        let now = crate::clock::now_unix();
+        let mut rows: Vec<(String, String, String)> = state
+            .nodes
+            .iter()
+            .filter(|n| n.gate)
+            .map(|n| {
+                // Plain lines follow an upload by quarters, not by chunk.
+                let change = match n.phase {
+                    Phase::Uploading => format!(
+                        "uploading {}",
+                        n.uploaded.unwrap_or(0) * 4 / state.bundle_size.max(1)
+                    ),
+                    _ => node_detail(n, state.bundle_size, &state.cross),
+                };
+                (
+                    n.name.clone(),
+                    change,
+                    node_line(n, state.bundle_size, &state.cross, now),
+                )
+            })
+            .collect();
+        rows.extend(state.cross.iter().map(|c| {
+            (
+                format!("cross {}", c.suite),
+                cross_detail(c),
+                cross_line(c, now),
+            )
+        }));
+        match &mut *self.lock() {
+            Mode::Live { multi, bars } => {
+                for (key, _, line) in rows {
+                    let bar = bars.entry(key).or_insert_with(|| {
+                        let bar = multi.add(ProgressBar::new_spinner());
+                        bar.set_style(
+                            ProgressStyle::with_template("{spinner} {wide_msg}")
+                                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        );
+                        bar
+                    });
+                    bar.set_message(line);
+                    bar.tick();
+                }
+            }
+            Mode::Plain { last } => {
+                for (key, change, line) in rows {
+                    if last.get(&key) != Some(&change) {
+                        last.insert(key, change);
+                        plain(&line);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The state changed: plain lines say so at once (a phase may end
+    /// before the next refresh); live lines wait for theirs.
+    pub fn changed(&self, state: &FleetState) {
+        if !self.is_live() {
+            self.refresh(state);
+        }
+    }
+
+    /// The last lines stay on the terminal; nothing more is drawn.
+    pub fn finish(&self, state: &FleetState) {
+        self.refresh(state);
+        if let Mode::Live { bars, .. } = &*self.lock() {
+            for bar in bars.values() {
+                bar.finish();
+            }
+        }
+    }
+}
+
+/// A plain line: UTC time, then the line.
+fn plain(line: &str) {
+    let now = crate::clock::rfc3339(crate::clock::now_unix());
+    let time = now.get(11..19).unwrap_or(&now);
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{time} {line}");
+    let _ = out.flush();
+}
