@@ -17,6 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::chromium::{probe, section, Chromium};
 use support::ssh_node::{SshConfig, SshNode};
 use support::standin::StandinNode;
 use support::{real_bundle_dir, Run};
@@ -337,6 +338,41 @@ fn a_cross_suite_runs_where_the_roster_says_with_its_peers_and_no_peer_password(
         junit.contains("<testsuite name=\"cross/federation\" tests=\"3\" failures=\"0\""),
         "{junit}"
     );
+    // report.html as a browser lays it out: the suite's row with
+    // report.json's numbers, and the suite on both nodes' timelines.
+    let chromium = Chromium::new();
+    let page = probe(&chromium, &fleet.out().join("report.html"));
+    assert_eq!(section(&page, "cross")["shown"], true, "{page:#}");
+    let row = page["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["suite"] == "federation")
+        .unwrap_or_else(|| panic!("no federation row: {page:#}"));
+    assert_eq!(row["shown"], true, "{row:#}");
+    let cells = &row["cells"];
+    assert_eq!(cells["outcome"], c["outcome"], "{row:#}");
+    assert_eq!(cells["runs-on"], c["runs_on"], "{row:#}");
+    assert_eq!(cells["passed"], c["tests_passed"].to_string(), "{row:#}");
+    assert_eq!(cells["failed"], c["tests_failed"].to_string(), "{row:#}");
+    for name in ["n228", "n198"] {
+        let lane = page["lanes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["node"] == name)
+            .unwrap_or_else(|| panic!("no lane for {name}: {page:#}"));
+        let cross: Vec<&Value> = lane["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["step"].as_str().unwrap_or("").contains("federation"))
+            .collect();
+        assert_eq!(cross.len(), 1, "{name}: {lane:#}");
+        assert_eq!(cross[0]["outcome"], "passed", "{name}: {lane:#}");
+        assert_eq!(cross[0]["shown"], true, "{name}: {lane:#}");
+    }
+
     // One connection per node for the whole run, gate and cross phase.
     for node in [&server, &client] {
         assert_eq!(node.ssh.connections(), 1, "{}", node.ssh.name());

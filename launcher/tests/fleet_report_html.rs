@@ -9,11 +9,11 @@ mod support;
 
 use std::fs;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
-use support::chromium::{file_url, Chromium, Png};
+use support::chromium::{file_url, probe, section, Chromium, Png};
 use support::ssh_node::{SshConfig, SshNode};
 use support::standin::StandinNode;
 use support::{real_bundle_dir, Run};
@@ -42,78 +42,6 @@ impl Node {
             self.standin.host()
         )
     }
-}
-
-/// Reads what the browser rendered of the report framed in it: each phase
-/// section, each node's (or suite's) rows (a `<tbody>`) with the rendered
-/// text of each `data-k` cell, each timeline lane with its steps, each
-/// link; whether each is on screen (laid out with a size, not hidden). The
-/// result lands in `#out` as JSON.
-const PROBE: &str = r#"<!DOCTYPE html>
-<html><head><meta charset="utf-8"><script>
-function shown(el) {
-  var r = el.getBoundingClientRect();
-  var s = el.ownerDocument.defaultView.getComputedStyle(el);
-  return r.width > 0 && r.height > 0 && r.right > 0 && r.bottom > 0 &&
-    s.visibility === 'visible' && s.display !== 'none' && s.opacity !== '0';
-}
-function text(el) { return el ? el.innerText.trim() : null; }
-function probe(frame) {
-  var d = frame.contentDocument, out = {
-    title: d.title, height: Math.ceil(d.body.getBoundingClientRect().height),
-    verdict: text(d.querySelector('[data-k=verdict]')),
-    sections: [], rows: [], lanes: [], links: []
-  };
-  d.querySelectorAll('section[data-phase]').forEach(function (s) {
-    out.sections.push({phase: s.dataset.phase, shown: shown(s), title: text(s.querySelector('h2'))});
-  });
-  d.querySelectorAll('tbody[data-node], tbody[data-suite]').forEach(function (rows) {
-    var cells = {};
-    rows.querySelectorAll('[data-k]').forEach(function (c) { cells[c.dataset.k] = text(c); });
-    // The verdict's badge: legible, its text not the colour of its ground.
-    var badge = rows.querySelector('.badge'), look = badge.ownerDocument.defaultView.getComputedStyle(badge);
-    out.rows.push({phase: rows.closest('section').dataset.phase, node: rows.dataset.node || null,
-      suite: rows.dataset.suite || null, shown: shown(rows), cells: cells,
-      badge: {shown: shown(badge), color: look.color, background: look.backgroundColor}});
-  });
-  d.querySelectorAll('svg g[data-node]').forEach(function (g) {
-    out.lanes.push({node: g.dataset.node, shown: shown(g),
-      steps: Array.from(g.querySelectorAll('rect[data-step]')).map(function (r) {
-        return {step: r.dataset.step, outcome: r.dataset.outcome, shown: shown(r)};
-      })});
-  });
-  d.querySelectorAll('a[href]').forEach(function (a) {
-    var li = a.closest('li'), rows = a.closest('tbody');
-    out.links.push({href: a.getAttribute('href'), text: text(a), shown: shown(a),
-      node: rows ? rows.dataset.node : null, test: li ? li.dataset.test : null});
-  });
-  // No '<', '>' or '&' for the DOM dump to escape.
-  document.getElementById('out').textContent = JSON.stringify(out).replace(/[<>&]/g,
-    function (c) { return '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'); });
-}
-</script></head><body>
-<iframe onload="probe(this)" src="REPORT" style="width:1280px;height:8000px;border:0"></iframe>
-<pre id="out">the report did not load</pre>
-</body></html>
-"#;
-
-fn probe(chromium: &Chromium, report: &Path) -> Value {
-    let page = report.parent().unwrap().join("probe.html");
-    fs::write(&page, PROBE.replace("REPORT", &file_url(report))).unwrap();
-    let dom = chromium.dump_dom(&file_url(&page));
-    let start = dom.find("<pre id=\"out\">").expect("the probe page") + "<pre id=\"out\">".len();
-    let end = start + dom[start..].find("</pre>").unwrap();
-    serde_json::from_str(&dom[start..end])
-        .unwrap_or_else(|e| panic!("the probe found no report ({e}): {}", &dom[start..end]))
-}
-
-fn section<'a>(page: &'a Value, phase: &str) -> &'a Value {
-    page["sections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["phase"] == phase)
-        .unwrap_or_else(|| panic!("no {phase} section in {page:#}"))
 }
 
 /// Where a copy of the screenshot and the report stay after the test.
