@@ -11,7 +11,7 @@
 //! A crafted control bundle, written the same way, must pass: it proves the
 //! crafting is faithful and that each rejection is the defect's doing.
 
-mod support;
+use crate::support;
 
 use std::ffi::OsStr;
 use std::fs;

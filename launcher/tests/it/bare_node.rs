@@ -3,7 +3,7 @@
 //! libraries. Proves the bundle brings everything, and that the problem it
 //! solves is real: Debian's dynamically linked jq fails there.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! another checkout folder, with its own build cache (only the pinned
 //! downloads shared), gives the same bytes.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};

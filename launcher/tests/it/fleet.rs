@@ -3,7 +3,7 @@
 //! (tests/standin). What the sshd side saw (connections, sessions) is
 //! counted from its own log.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};

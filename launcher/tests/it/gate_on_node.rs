@@ -2,7 +2,7 @@
 //! `./archy-gate run --iterations 2`, against the stand-in Archy node on
 //! loopback. What an operator sees on the terminal is part of the test.
 
-mod support;
+use crate::support;
 
 use std::fs;
 

@@ -5,7 +5,7 @@
 //! break refused, and a gate that counted no test never green. Black-box:
 //! the real binary, or a bundle headed by the static launcher.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

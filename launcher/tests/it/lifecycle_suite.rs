@@ -5,7 +5,7 @@
 //! bitcoin-cli shims. Each scenario's fault must fail the test that looks for
 //! it, naming the culprit, and nothing else.
 
-mod support;
+use crate::support;
 
 use std::fs;
 

@@ -13,7 +13,7 @@
 //! (default fixed) change the run; a failure prints the seed and the case
 //! number, and keeps the bundle that caused it.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

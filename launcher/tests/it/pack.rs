@@ -1,7 +1,7 @@
 //! `launcher pack`: deterministic output, and refusal of anything that would
 //! not run on a bare node. Black-box: the real binary against real trees.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::io::Read;

@@ -2,7 +2,7 @@
 //! shims, plus fixture config trees (quadlet units, nginx) standing in for
 //! the node's /etc. Every check is driven to each of its verdicts.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::net::TcpListener;

@@ -3,7 +3,7 @@
 //! the node lock, signals to the whole process tree, the password kept out
 //! of everything, and the unpacked bundle reused only after a re-check.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! trusted key, checked against Debian's own `minisign` (0.11) so the
 //! format is minisign's and not merely ours.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! own / and /tmp, counted on the sshd side; the ssh config that names them;
 //! and the flaky proxy that stands in for a cellular link.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::io::Write;

@@ -2,7 +2,7 @@
 //! what its shims print inside a bare node. The other tests trust it, so it
 //! is tested on its own first. HTTP goes through the host's curl.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 

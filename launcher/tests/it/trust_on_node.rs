@@ -3,7 +3,7 @@
 //! (support/lab.rs): root runs the real single-file bundle, uid 65534 is
 //! the attacker, /tmp and /var/tmp are shared tmpfs as on a node.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 

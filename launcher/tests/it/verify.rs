@@ -2,7 +2,7 @@
 //! checked, the pin in its three places, the bundle appended to the running
 //! executable, and a faithful unpack.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

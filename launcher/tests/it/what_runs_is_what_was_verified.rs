@@ -3,7 +3,7 @@
 //! has its new bytes unpacked or run, and neither does a running
 //! executable rewritten under it.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};

@@ -133,7 +133,7 @@ impl SshNode {
         for _ in 0..5 {
             let port = free_port();
             let config = format!(
-                "# An Archy node stand-in for tests (launcher/tests/support/ssh_node.rs).\n\
+                "# An Archy node stand-in for tests (launcher/tests/it/support/ssh_node.rs).\n\
                  ListenAddress 127.0.0.1:{port}\n\
                  HostKey {dir}/host_key\n\
                  PidFile none\n\
