@@ -2,6 +2,11 @@
 //! standing in for a node with no bash, no jq, no bats and no shared
 //! libraries. Proves the bundle brings everything, and that the problem it
 //! solves is real: Debian's dynamically linked jq fails there.
+//!
+//! jq's own upstream suite is not run here: the bundle's jq is, byte for
+//! byte, the one bundle/build.sh ran that suite against when it compiled it
+//! (a jq that fails is never cached); the slow tier's from-scratch rebuild
+//! (bundle_build.rs) runs it again on every CI run.
 
 use crate::support;
 
@@ -10,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 
 use support::bare_node::BareNode;
-use support::{real_bundle_dir, workspace_root, Run};
+use support::{real_bundle_dir, Run};
 
 const SUITE: &str = r#"
 setup() {
@@ -171,23 +176,4 @@ fn every_elf_in_the_bundle_is_static() {
             elf.display()
         );
     }
-}
-
-#[test]
-fn jqs_own_upstream_tests_pass_against_the_bundled_jq() {
-    let node = node_with_bundle();
-    let run = Run::of(
-        Command::new(workspace_root().join("bundle/build.sh"))
-            .arg("--check-jq")
-            .arg(node.path("/opt/gate/bin/jq"))
-            .output()
-            .unwrap(),
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("9 of 9 drivers passed"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("PASS tests/jqtest"), "{}", run.stderr);
 }

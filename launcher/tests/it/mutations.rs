@@ -11,7 +11,9 @@
 //!
 //! `ARCHY_GATE_MUTATIONS` (default 20000) and `ARCHY_GATE_MUTATION_SEED`
 //! (default fixed) change the run; a failure prints the seed and the case
-//! number, and keeps the bundle that caused it.
+//! number, and keeps the bundle that caused it. Mutation n depends only on
+//! the seed and n, so the run splits without overlap: the default tier
+//! checks the first [`DEFAULT_TIER`] mutations, the slow tier the rest.
 
 use crate::support;
 
@@ -30,6 +32,8 @@ use sha2::{Digest, Sha256};
 use support::{launcher, sha256_hex, tree};
 
 const DEFAULT_MUTATIONS: usize = 20_000;
+/// How many of them the default tier checks (about a tenth of the run's time).
+const DEFAULT_TIER: usize = 2_000;
 const DEFAULT_SEED: u64 = 0x00a7_c4a7_e5ee_d001;
 /// A run that takes longer has hung (a bundle here is a few KiB).
 const HANG: Duration = Duration::from_secs(10);
@@ -538,12 +542,26 @@ fn check_one(seed: u64, n: usize, sandbox: &Path) -> Result<[i32; 2], String> {
     Ok(codes)
 }
 
-#[test]
-fn mutated_bundles_exit_0_or_3_and_stay_inside_their_target() {
-    let count: usize = std::env::var("ARCHY_GATE_MUTATIONS")
+fn mutation_count() -> usize {
+    std::env::var("ARCHY_GATE_MUTATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_MUTATIONS);
+        .unwrap_or(DEFAULT_MUTATIONS)
+}
+
+#[test]
+fn mutated_bundles_exit_0_or_3_and_stay_inside_their_target() {
+    check_mutations(0..DEFAULT_TIER.min(mutation_count()));
+}
+
+#[test]
+#[ignore = "slow tier (scripts/test.sh runs it): cargo test -- --include-ignored"]
+fn the_rest_of_the_mutation_run_exits_0_or_3_and_stays_inside() {
+    check_mutations(DEFAULT_TIER.min(mutation_count())..mutation_count());
+}
+
+/// Mutations `cases` of the seeded run, on as many threads as there are cores.
+fn check_mutations(cases: std::ops::Range<usize>) {
     let seed: u64 = std::env::var("ARCHY_GATE_MUTATION_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -571,7 +589,8 @@ fn mutated_bundles_exit_0_or_3_and_stay_inside_their_target() {
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .max(2);
-    let next = AtomicUsize::new(0);
+    let count = cases.len();
+    let next = AtomicUsize::new(cases.start);
     let tally = Mutex::new(Tally::default());
     let started = Instant::now();
     std::thread::scope(|s| {
@@ -580,7 +599,7 @@ fn mutated_bundles_exit_0_or_3_and_stay_inside_their_target() {
                 let sandbox = tempfile::tempdir().unwrap();
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= count {
+                    if n >= cases.end {
                         break;
                     }
                     let result = check_one(seed, n, sandbox.path());
@@ -606,7 +625,9 @@ fn mutated_bundles_exit_0_or_3_and_stay_inside_their_target() {
     // counts are for the CI log, pass or fail.
     let _ = writeln!(
         std::io::stderr(),
-        "mutations: {count} (seed {seed}, {threads} threads, {:.1}s); verify: exit 0 {}, exit 3 {}; extract: exit 0 {}, exit 3 {}; failures: {}",
+        "mutations {}..{} (seed {seed}, {threads} threads, {:.1}s); verify: exit 0 {}, exit 3 {}; extract: exit 0 {}, exit 3 {}; failures: {}",
+        cases.start,
+        cases.end,
         started.elapsed().as_secs_f64(),
         t.verify[0],
         t.verify[1],
@@ -620,8 +641,10 @@ fn mutated_bundles_exit_0_or_3_and_stay_inside_their_target() {
     );
     assert!(
         t.failures.is_empty(),
-        "{} of {count} mutations (seed {seed}) went wrong:\n  {}",
+        "{} of {count} mutations ({}..{}, seed {seed}) went wrong:\n  {}",
         t.failures.len(),
+        cases.start,
+        cases.end,
         t.failures
             .iter()
             .take(20)
