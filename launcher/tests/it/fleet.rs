@@ -14,40 +14,25 @@ use std::thread;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::fixture::ArchyNode;
 use support::flaky_proxy::FlakyProxy;
 use support::ssh_node::{SshConfig, SshNode};
-use support::standin::StandinNode;
 use support::{real_bundle_dir, Run};
 
 const PASSWORD: &str = "fleet-secret-3141";
 
-/// An SSH node faking an Archy node in `scenario`.
-struct Node {
-    // Declared first, dropped first: the RPC server before the node.
-    standin: StandinNode,
-    ssh: SshNode,
+/// An SSH node faking an Archy node (support::fixture); `node.node` is the
+/// SshNode.
+type Node = ArchyNode<SshNode>;
+
+/// An SSH node called `name` faking `scenario`.
+fn archy_node(name: &str, scenario: &str) -> Node {
+    on_ssh(SshNode::start(name), scenario)
 }
 
-impl Node {
-    fn new(name: &str, scenario: &str) -> Node {
-        Node::from(SshNode::start(name), scenario)
-    }
-
-    fn from(ssh: SshNode, scenario: &str) -> Node {
-        let standin = StandinNode::start(&ssh.node, scenario, PASSWORD);
-        Node { standin, ssh }
-    }
-
-    /// Run dirs the node's launcher recorded.
-    fn runs(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        for workdir in ["/tmp/archy-gate", "/var/tmp/archy-gate"] {
-            if let Ok(items) = fs::read_dir(self.ssh.path(workdir).join("runs")) {
-                out.extend(items.flatten().map(|e| e.path()));
-            }
-        }
-        out
-    }
+/// `ssh` faking `scenario`.
+fn on_ssh(ssh: SshNode, scenario: &str) -> Node {
+    ArchyNode::build(scenario, PASSWORD).over_ssh(ssh)
 }
 
 /// A roster entry for `node`, reached as `host` in the ssh config.
@@ -83,10 +68,10 @@ impl Fleet {
     }
 
     fn add(&mut self, node: &Node, role: &str) {
-        self.config.add(&node.ssh);
+        self.config.add(&node.node);
         self.entries.push(entry(
-            node.ssh.name(),
-            node.ssh.name(),
+            node.node.name(),
+            node.node.name(),
             role,
             Some(node.standin.host()),
         ));
@@ -174,10 +159,10 @@ fn all_text(dir: &Path) -> Vec<(PathBuf, String)> {
 #[test]
 fn four_green_nodes_primary_first_one_connection_each() {
     let nodes = vec![
-        Node::new("n228", "healthy"),
-        Node::new("n101", "healthy"),
-        Node::new("n102", "healthy"),
-        Node::from(
+        archy_node("n228", "healthy"),
+        archy_node("n101", "healthy"),
+        archy_node("n102", "healthy"),
+        on_ssh(
             SshNode::builder("x250-a").max_sessions(1).start(),
             "healthy",
         ),
@@ -212,26 +197,26 @@ fn four_green_nodes_primary_first_one_connection_each() {
 
     let report = fleet.report();
     for node in &nodes {
-        let n = node_report(&report, node.ssh.name());
+        let n = node_report(&report, node.node.name());
         assert_eq!(n["phase"], "passed", "{n:#}");
         assert_eq!(n["iterations_passed"], 2, "{n:#}");
         assert_eq!(
-            node.ssh.connections(),
+            node.node.connections(),
             1,
             "{} saw {} SSH connections",
-            node.ssh.name(),
-            node.ssh.connections()
+            node.node.name(),
+            node.node.connections()
         );
         assert!(
-            node.ssh.peak_sessions() <= 1,
+            node.node.peak_sessions() <= 1,
             "{} had {} sessions at once",
-            node.ssh.name(),
-            node.ssh.peak_sessions()
+            node.node.name(),
+            node.node.peak_sessions()
         );
         // sshd may refuse a session request while it is still freeing the
         // last one's slot (MaxSessions 1); the fleet retries it over the same
         // connection (connections == 1 above), never opening a second.
-        assert_eq!(node.runs().len(), 1, "one gate run on {}", node.ssh.name());
+        assert_eq!(node.runs().len(), 1, "one gate run on {}", node.node.name());
     }
     // The primary ended before any other node began.
     let primary_end = node_report(&report, "n228")["ended_unix"].as_u64().unwrap();
@@ -262,8 +247,12 @@ fn four_green_nodes_primary_first_one_connection_each() {
     // The password is in nothing either side wrote.
     for (path, text) in all_text(fleet.out().as_path())
         .into_iter()
-        .chain(nodes.iter().flat_map(|n| all_text(&n.ssh.path("/tmp"))))
-        .chain(nodes.iter().flat_map(|n| all_text(&n.ssh.path("/var/tmp"))))
+        .chain(nodes.iter().flat_map(|n| all_text(&n.node.path("/tmp"))))
+        .chain(
+            nodes
+                .iter()
+                .flat_map(|n| all_text(&n.node.path("/var/tmp"))),
+        )
     {
         assert!(
             !text.contains(PASSWORD),
@@ -292,17 +281,17 @@ fn four_green_nodes_primary_first_one_connection_each() {
             node.runs().len(),
             1,
             "no second gate on {}",
-            node.ssh.name()
+            node.node.name()
         );
     }
 }
 
 #[test]
 fn a_link_that_drops_mid_upload_and_mid_run_resumes() {
-    let node = Node::new("cell-1", "healthy");
-    let proxy = FlakyProxy::to(node.ssh.port());
+    let node = archy_node("cell-1", "healthy");
+    let proxy = FlakyProxy::to(node.node.port());
     let mut fleet = Fleet::new();
-    fleet.config.add_via("cell-1", &node.ssh, proxy.port());
+    fleet.config.add_via("cell-1", &node.node, proxy.port());
     fleet.entries.push(entry(
         "cell-1",
         "cell-1",
@@ -363,15 +352,15 @@ fn a_link_that_drops_mid_upload_and_mid_run_resumes() {
     eprintln!(
         "upload: {resent} of {size} bytes re-sent ({:.1}%), {} connections",
         resent as f64 * 100.0 / size as f64,
-        node.ssh.connections()
+        node.node.connections()
     );
 }
 
 #[test]
 fn not_ready_and_unreachable_nodes_do_not_hold_up_the_rest() {
-    let primary = Node::new("prim", "healthy");
-    let ibd = Node::new("syncing", "ibd");
-    let good = Node::new("good", "healthy");
+    let primary = archy_node("prim", "healthy");
+    let ibd = archy_node("syncing", "ibd");
+    let good = archy_node("good", "healthy");
     let mut fleet = Fleet::new();
     fleet.add(&primary, "primary");
     fleet.add(&ibd, "fleet");
@@ -415,8 +404,8 @@ fn not_ready_and_unreachable_nodes_do_not_hold_up_the_rest() {
 
 #[test]
 fn a_failing_primary_stops_the_fleet_phase() {
-    let primary = Node::new("prim", "package-down");
-    let other = Node::new("other", "healthy");
+    let primary = archy_node("prim", "package-down");
+    let other = archy_node("other", "healthy");
     let mut fleet = Fleet::new();
     fleet.add(&primary, "primary");
     fleet.add(&other, "fleet");
@@ -442,14 +431,18 @@ fn a_failing_primary_stops_the_fleet_phase() {
             .contains("primary prim failed did not pass"),
         "{o:#}"
     );
-    assert_eq!(other.ssh.connections(), 0, "nothing touched the other node");
+    assert_eq!(
+        other.node.connections(),
+        0,
+        "nothing touched the other node"
+    );
     let junit = fs::read_to_string(fleet.out().join("junit.xml")).unwrap();
     assert!(junit.contains("<failure"), "{junit}");
 }
 
 #[test]
 fn plan_touches_no_node() {
-    let node = Node::new("quiet", "healthy");
+    let node = archy_node("quiet", "healthy");
     let mut fleet = Fleet::new();
     fleet.add(&node, "primary");
     let run = Run::of(fleet.command("plan", 5, 1).output().unwrap()).expect(0);
@@ -466,13 +459,13 @@ fn plan_touches_no_node() {
         run.stdout
     );
     assert!(!run.stdout.contains(PASSWORD));
-    assert_eq!(node.ssh.connections(), 0);
+    assert_eq!(node.node.connections(), 0);
     assert!(!fleet.out().exists(), "plan writes nothing");
 }
 
 #[test]
 fn a_restarted_fleet_run_follows_the_gate_it_started() {
-    let node = Node::new("steady", "healthy");
+    let node = archy_node("steady", "healthy");
     let mut fleet = Fleet::new();
     fleet.add(&node, "primary");
     // The operator's command dies while the gate runs on the node.
@@ -547,19 +540,19 @@ fn as_attacker_on(node: &SshNode, script: &str) {
 
 #[test]
 fn the_fleet_trusts_no_dir_another_user_made_on_either_side() {
-    let clean = Node::new("n-clean", "healthy");
-    let hijacked = Node::new("n-hijack", "healthy");
-    let part = Node::new("n-part", "healthy");
+    let clean = archy_node("n-clean", "healthy");
+    let hijacked = archy_node("n-hijack", "healthy");
+    let part = archy_node("n-part", "healthy");
     // On one node the attacker made the bundle dir and put the very bundle
     // there (so its hash matches, and root would run their file); on
     // another, a .part link to a file of root's.
-    as_attacker_on(&hijacked.ssh, "mkdir -m 777 /var/tmp/archy-gate-fleet");
-    let planted = hijacked.ssh.path("/var/tmp/archy-gate-fleet/archy-gate");
+    as_attacker_on(&hijacked.node, "mkdir -m 777 /var/tmp/archy-gate-fleet");
+    let planted = hijacked.node.path("/var/tmp/archy-gate-fleet/archy-gate");
     fs::copy(real_bundle_dir().join("archy-gate"), &planted).unwrap();
     std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
-    fs::write(part.ssh.path("/etc/victim"), "precious\n").unwrap();
+    fs::write(part.node.path("/etc/victim"), "precious\n").unwrap();
     as_attacker_on(
-        &part.ssh,
+        &part.node,
         "mkdir -m 777 /var/tmp/archy-gate-fleet && ln -s /etc/victim /var/tmp/archy-gate-fleet/archy-gate.part",
     );
     let mut fleet = Fleet::new();
@@ -615,7 +608,7 @@ echo "victim file: $(cat "$LAB/victim-file")"
         "nothing ran from the planted file"
     );
     assert_eq!(
-        fs::read_to_string(part.ssh.path("/etc/victim")).unwrap(),
+        fs::read_to_string(part.node.path("/etc/victim")).unwrap(),
         "precious\n"
     );
     assert_eq!(
@@ -702,8 +695,8 @@ fn roster_names_and_destinations_that_could_escape_are_refused() {
 /// the node comes first and says so.
 #[test]
 fn a_fleet_with_a_trusted_key_rejects_a_nodes_tampered_copy() {
-    let honest = Node::new("signed-ok", "healthy");
-    let tampered = Node::new("signed-bad", "healthy");
+    let honest = archy_node("signed-ok", "healthy");
+    let tampered = archy_node("signed-bad", "healthy");
     let mut fleet = Fleet::new();
     fleet.add(&honest, "fleet");
     fleet.add(&tampered, "fleet");
@@ -742,21 +735,21 @@ fn a_fleet_with_a_trusted_key_rejects_a_nodes_tampered_copy() {
     let mut bad = good.clone();
     bad[offset + 100] ^= 1;
     let remote = "/var/tmp/archy-gate-fleet/archy-gate";
-    let remote_dir = tampered.ssh.path("/var/tmp/archy-gate-fleet");
+    let remote_dir = tampered.node.path("/var/tmp/archy-gate-fleet");
     fs::create_dir_all(&remote_dir).unwrap();
     fs::set_permissions(
         &remote_dir,
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
     )
     .unwrap();
-    fs::write(tampered.ssh.path(remote), &bad).unwrap();
+    fs::write(tampered.node.path(remote), &bad).unwrap();
     fs::set_permissions(
-        tampered.ssh.path(remote),
+        tampered.node.path(remote),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
     let sha = support::sha256_hex(&good);
-    let shim = tampered.ssh.path("/bin/sha256sum");
+    let shim = tampered.node.path("/bin/sha256sum");
     fs::remove_file(&shim).unwrap();
     fs::write(
         &shim,
@@ -803,11 +796,15 @@ fn a_fleet_with_a_trusted_key_rejects_a_nodes_tampered_copy() {
     ])
     .expect(0);
     fleet.trust = Some(other_public.display().to_string());
-    let connections = honest.ssh.connections();
+    let connections = honest.node.connections();
     let run = fleet.run(1, 2);
     assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("does not trust"), "{}", run.stderr);
-    assert_eq!(honest.ssh.connections(), connections, "no node was touched");
+    assert_eq!(
+        honest.node.connections(),
+        connections,
+        "no node was touched"
+    );
 }
 
 /// `fleet status --bundle OLD` reads OLD's fleet dir, not the newest one;

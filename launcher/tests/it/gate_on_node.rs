@@ -4,54 +4,30 @@
 
 use crate::support;
 
-use std::fs;
-
-use support::bare_node::BareNode;
-use support::real_bundle_dir;
-use support::standin::StandinNode;
+use support::fixture::ArchyNode;
 use support::Run;
 
 const PW: &str = "operator-typed-this";
 
-struct Node {
-    standin: StandinNode,
-    node: BareNode,
+/// A bare node with the single file copied in, faking `scenario`.
+fn node_faking(scenario: &str) -> ArchyNode {
+    ArchyNode::build(scenario, PW).bundle().bare()
 }
 
-impl Node {
-    fn new(scenario: &str) -> Node {
-        let node = BareNode::new();
-        let bundle = real_bundle_dir().join("archy-gate");
-        node.put("/root/archy-gate", &fs::read(bundle).unwrap(), 0o755);
-        let standin = StandinNode::start(&node, scenario, PW);
-        Node { standin, node }
-    }
-
-    /// `./archy-gate run --iterations 2 ARGS` from /root, as an operator types it.
-    fn gate(&self, args: &str) -> Run {
-        let host = self.standin.host();
-        self.node.sh_with(
-            "",
-            &[("ARCHY_PASSWORD", PW)],
-            &format!("cd /root && ./archy-gate run --iterations 2 --host {host} {args}"),
-        )
-    }
-
-    fn record(&self) -> serde_json::Value {
-        let runs = self.node.path("/tmp/archy-gate/runs");
-        let mut ids: Vec<_> = fs::read_dir(&runs)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        assert_eq!(ids.len(), 1, "{ids:?}");
-        serde_json::from_slice(&fs::read(ids.remove(0).join("run.json")).unwrap()).unwrap()
-    }
+/// `./archy-gate run --iterations 2 ARGS` from /root, as an operator types it.
+fn gate(node: &ArchyNode, args: &str) -> Run {
+    let host = node.standin.host();
+    node.node.sh_with(
+        "",
+        &[("ARCHY_PASSWORD", PW)],
+        &format!("cd /root && ./archy-gate run --iterations 2 --host {host} {args}"),
+    )
 }
 
 #[test]
 fn a_healthy_node_passes_the_gate() {
-    let node = Node::new("healthy");
-    let run = node.gate("");
+    let node = node_faking("healthy");
+    let run = gate(&node, "");
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("# iteration 2 of 2"), "{}", run.stdout);
     assert!(
@@ -60,7 +36,7 @@ fn a_healthy_node_passes_the_gate() {
         run.stdout
     );
     assert!(run.stderr.contains("gate passed:"), "{}", run.stderr);
-    let rec = node.record();
+    let rec = node.only_record();
     assert_eq!(rec["state"], "passed");
     assert_eq!(rec["iterations"], 2);
     assert_eq!(rec["tests"]["failed"], 0);
@@ -91,10 +67,10 @@ fn a_healthy_node_passes_the_gate() {
 
 #[test]
 fn a_package_down_fails_the_gate_and_says_where_to_look() {
-    let node = Node::new("package-down");
-    let run = node.gate("");
+    let node = node_faking("package-down");
+    let run = gate(&node, "");
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    let rec = node.record();
+    let rec = node.only_record();
     assert_eq!(rec["state"], "failed");
     let failing: Vec<&str> = rec["tests"]["failing"]
         .as_array()

@@ -9,31 +9,25 @@ use crate::support;
 
 use std::fs;
 
-use support::bare_node::BareNode;
-use support::real_bundle_dir;
-use support::standin::StandinNode;
+use support::fixture::ArchyNode;
 use support::Run;
 
 const PW: &str = "gate-test-password";
 
-struct Gate {
-    // Declared first, dropped first: the server stops before the node goes.
-    standin: StandinNode,
-    node: BareNode,
+/// A bare node with the real bundle unpacked at /opt/gate and the single
+/// file at /root/archy-gate, faking `scenario`.
+fn gate_on(scenario: &str) -> ArchyNode {
+    ArchyNode::build(scenario, PW).bundle().unpacked().bare()
 }
 
-impl Gate {
-    /// A bare node with the real bundle unpacked at /opt/gate and the
-    /// single file at /root/archy-gate, faking `scenario`.
-    fn new(scenario: &str) -> Gate {
-        let node = BareNode::new();
-        let bundle = real_bundle_dir().join("archy-gate");
-        node.put("/root/archy-gate", &fs::read(bundle).unwrap(), 0o755);
-        node.sh("/root/archy-gate extract --to /opt/gate").expect(0);
-        let standin = StandinNode::start(&node, scenario, PW);
-        Gate { standin, node }
-    }
+/// What these tests do with such a node.
+trait Gate {
+    fn run(&self, extra: &[(&str, &str)]) -> Run;
+    fn tap(&self, iteration: u32) -> String;
+    fn junit(&self, iteration: u32) -> String;
+}
 
+impl Gate for ArchyNode {
     /// run-gate.sh as `launcher run` starts it, twice over, plus `extra` env.
     fn run(&self, extra: &[(&str, &str)]) -> Run {
         let host = self.standin.host();
@@ -127,7 +121,7 @@ const ALL: [&str; 12] = [
 const DESTRUCTIVE: [&str; 3] = [ALL[9], ALL[10], ALL[11]];
 
 /// Every test passed (or skipped, for `skips`) except `fails`, in both iterations.
-fn assert_only(gate: &Gate, fails: &[&str], skips: &[&str]) {
+fn assert_only(gate: &ArchyNode, fails: &[&str], skips: &[&str]) {
     for i in 1..=2 {
         let tap = gate.tap(i);
         assert!(tap.starts_with("1..12\n"), "{tap}");
@@ -152,7 +146,7 @@ fn assert_only(gate: &Gate, fails: &[&str], skips: &[&str]) {
 
 #[test]
 fn a_healthy_node_passes_both_iterations_with_tap_and_junit() {
-    let gate = Gate::new("healthy");
+    let gate = gate_on("healthy");
     let run = gate.run(&[]).expect(0);
     assert!(
         run.stdout.starts_with("# iteration 1 of 2\n1..12\n"),
@@ -191,7 +185,7 @@ fn a_healthy_node_passes_both_iterations_with_tap_and_junit() {
 
 #[test]
 fn a_stopped_package_fails_the_package_tests_naming_lnd() {
-    let gate = Gate::new("package-down");
+    let gate = gate_on("package-down");
     let run = gate.run(&[]).expect(1);
     assert!(
         run.stdout.contains("# 0 of 2 iterations passed"),
@@ -225,7 +219,7 @@ fn a_stopped_package_fails_the_package_tests_naming_lnd() {
 
 #[test]
 fn bitcoin_in_initial_block_download_fails_the_sync_test() {
-    let gate = Gate::new("ibd");
+    let gate = gate_on("ibd");
     gate.run(&[]).expect(1);
     assert_only(&gate, &[ALL[7]], &DESTRUCTIVE);
     let why = diagnostics(&gate.tap(1), ALL[7]);
@@ -239,7 +233,7 @@ fn bitcoin_in_initial_block_download_fails_the_sync_test() {
 
 #[test]
 fn a_pruned_bitcoin_fails_the_archival_test() {
-    let gate = Gate::new("pruned");
+    let gate = gate_on("pruned");
     gate.run(&[]).expect(1);
     assert_only(&gate, &[ALL[8]], &DESTRUCTIVE);
     assert!(diagnostics(&gate.tap(1), ALL[8]).contains("bitcoin is pruned"));
@@ -247,7 +241,7 @@ fn a_pruned_bitcoin_fails_the_archival_test() {
 
 #[test]
 fn without_bitcoin_the_bitcoin_tests_skip_and_the_gate_passes() {
-    let gate = Gate::new("no-bitcoin");
+    let gate = gate_on("no-bitcoin");
     gate.run(&[]).expect(0);
     let skips = [ALL[7], ALL[8], ALL[9], ALL[10], ALL[11]];
     assert_only(&gate, &[], &skips);
@@ -261,7 +255,7 @@ fn without_bitcoin_the_bitcoin_tests_skip_and_the_gate_passes() {
 
 #[test]
 fn a_container_no_package_owns_is_named() {
-    let gate = Gate::new("adopted-container");
+    let gate = gate_on("adopted-container");
     gate.run(&[]).expect(1);
     assert_only(&gate, &[ALL[6]], &DESTRUCTIVE);
     let why = diagnostics(&gate.tap(1), ALL[6]);
@@ -273,7 +267,7 @@ fn a_container_no_package_owns_is_named() {
 
 #[test]
 fn a_unit_stuck_activating_is_named() {
-    let gate = Gate::new("unit-activating");
+    let gate = gate_on("unit-activating");
     gate.run(&[]).expect(1);
     assert_only(&gate, &[ALL[3], ALL[5]], &DESTRUCTIVE);
     let tap = gate.tap(1);
@@ -291,7 +285,7 @@ fn a_unit_stuck_activating_is_named() {
 
 #[test]
 fn destructive_tests_skip_unless_allowed_and_then_stop_and_start_lnd() {
-    let gate = Gate::new("healthy");
+    let gate = gate_on("healthy");
     let run = gate.run(&[("ARCHY_ALLOW_DESTRUCTIVE", "0")]).expect(0);
     let tap = gate.tap(1);
     for name in DESTRUCTIVE {
@@ -339,7 +333,7 @@ fn destructive_tests_skip_unless_allowed_and_then_stop_and_start_lnd() {
 
 #[test]
 fn a_wrong_password_fails_the_gate_and_is_never_printed() {
-    let gate = Gate::new("healthy");
+    let gate = gate_on("healthy");
     let wrong = "not-the-password";
     let run = gate.run(&[("ARCHY_PASSWORD", wrong)]).expect(1);
     let tap = gate.tap(1);

@@ -1,34 +1,33 @@
 //! Preflight on a bare node faking an Archy node: the stand-in's RPC and
 //! shims, plus fixture config trees (quadlet units, nginx) standing in for
-//! the node's /etc. Every check is driven to each of its verdicts.
+//! the node's /etc. Every check is driven to each of its verdicts (pass,
+//! warn, fail, skip: those it has).
 
 use crate::support;
 
 use std::fs;
 use std::net::TcpListener;
-use std::sync::{Mutex, MutexGuard};
 
 use serde_json::Value;
 use support::bare_node::BareNode;
-use support::real_bundle_dir;
+use support::fixture::ArchyNode;
 use support::standin::StandinNode;
 use support::Run;
 
 const PW: &str = "preflight-password";
 
-/// The ports of the nginx fixture: the app listens on 18083; 8081 is stale.
-const LIVE_PORT: u16 = 18083;
-const STALE_PORT: u16 = 8081;
+/// The nginx fixture's stale port, which nothing listens on: below 1024 it
+/// is never handed out as an ephemeral port (the live one is, per node).
+const STALE_PORT: u16 = 9;
 
+/// A faked node (the fixture's) and the app port its nginx fixture proxies to.
 struct Node {
+    // Declared first, dropped first: the RPC server stops before the node goes.
     standin: StandinNode,
     node: BareNode,
-    _listener: TcpListener,
-    // The nginx fixture's fixed ports make these tests take turns.
-    _turn: MutexGuard<'static, ()>,
+    /// Listening on the host's loopback, which the node shares.
+    live: TcpListener,
 }
-
-static PORTS: Mutex<()> = Mutex::new(());
 
 /// A quadlet unit as Archy writes one for a container.
 fn quadlet(name: &str) -> String {
@@ -45,45 +44,40 @@ impl Node {
     /// A node faking `scenario`, with a quadlet unit for every container the
     /// healthy node has, and nginx proxying /app/lnd/ to a listening port.
     fn new(scenario: &str) -> Node {
-        let turn = PORTS
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let listener = TcpListener::bind(("127.0.0.1", LIVE_PORT))
-            .unwrap_or_else(|e| panic!("this test listens on 127.0.0.1:{LIVE_PORT}: {e}"));
+        let live = TcpListener::bind(("127.0.0.1", 0)).unwrap();
         assert!(
             TcpListener::bind(("127.0.0.1", STALE_PORT)).is_ok(),
             "port {STALE_PORT} must be free for the stale-proxy case"
         );
-        let node = BareNode::new();
-        node.put(
-            "/root/archy-gate",
-            &fs::read(real_bundle_dir().join("archy-gate")).unwrap(),
-            0o755,
+        let mut fixture = ArchyNode::build(scenario, PW).bundle().file(
+            "/etc/nginx/conf.d/archy.conf",
+            nginx(live.local_addr().unwrap().port()),
+            0o644,
         );
         for name in ["bitcoind", "lnd", "lnd-tor", "mempool-api", "mempool-web"] {
-            node.put(
+            fixture = fixture.file(
                 &format!("/etc/containers/systemd/{name}.container"),
-                quadlet(name).as_bytes(),
+                quadlet(name),
                 0o644,
             );
         }
-        node.put(
-            "/etc/nginx/conf.d/archy.conf",
-            nginx(LIVE_PORT).as_bytes(),
-            0o644,
-        );
-        let standin = StandinNode::start(&node, scenario, PW);
+        let ArchyNode { standin, node } = fixture.bare();
         Node {
             standin,
             node,
-            _listener: listener,
-            _turn: turn,
+            live,
         }
     }
 
     fn preflight(&self) -> (i32, Value, String) {
+        self.preflight_after("")
+    }
+
+    /// `preflight --json` after `setup` ran in the node's mount namespace
+    /// (see [`BareNode::sh_with`]).
+    fn preflight_after(&self, setup: &str) -> (i32, Value, String) {
         let run = self.node.sh_with(
-            "",
+            setup,
             &[("ARCHY_PASSWORD", PW)],
             &format!(
                 "/root/archy-gate preflight --json --host {}",
@@ -156,7 +150,8 @@ fn a_healthy_node_passes_every_check() {
     let proxies = text(&Node::check(&doc, "nginx-app-proxies"));
     assert!(
         proxies.contains(&format!(
-            "/app/lnd/ -> port {LIVE_PORT} listening (/etc/nginx/conf.d/archy.conf:8)"
+            "/app/lnd/ -> port {} listening (/etc/nginx/conf.d/archy.conf:8)",
+            node.live.local_addr().unwrap().port()
         )),
         "{proxies}"
     );
@@ -174,6 +169,76 @@ fn a_healthy_node_passes_every_check() {
         "{}",
         run.stdout
     );
+}
+
+/// The load check reads /proc/loadavg. The node's own is replaced, bound
+/// over it as lxcfs does for containers, so that both verdicts are driven
+/// whatever this machine's load is.
+#[test]
+fn load_above_its_limit_per_core_warns_and_below_passes() {
+    let node = Node::new("healthy");
+    let over = r#"mount --bind "$ROOT/root/loadavg" "$ROOT/proc/loadavg""#;
+    for (loadavg, verdict, said) in [
+        ("0.00 0.01 0.02 1/80 4242\n", "pass", "load 0.00 per core"),
+        (
+            "9999.00 99.00 9.00 1/80 4242\n",
+            "warn",
+            "per core is above 2: a loaded node makes timing tests flaky",
+        ),
+    ] {
+        node.node.put("/root/loadavg", loadavg.as_bytes(), 0o644);
+        let (code, doc, stderr) = node.preflight_after(over);
+        assert_eq!(code, 0, "a warning fails nothing: {doc:#}\n{stderr}");
+        let check = Node::check(&doc, "load");
+        assert_eq!(check["verdict"], verdict, "{check:#}");
+        let t = text(&check);
+        assert!(t.contains(said), "{t}");
+        let fields: Vec<&str> = loadavg.split_whitespace().take(3).collect();
+        let read: Vec<String> = fields
+            .iter()
+            .map(|f| f.parse::<f64>().unwrap().to_string())
+            .collect();
+        assert!(
+            t.contains(&format!("/proc/loadavg: {}", read.join(" "))),
+            "the evidence is the file it read: {t}"
+        );
+    }
+}
+
+/// A node with nothing of Archy's (no RPC, no podman, no systemctl, no
+/// bitcoin, no nginx): every check that needs one of them skips, saying
+/// which, and nothing is taken for a pass.
+#[test]
+fn on_a_node_with_nothing_of_archys_the_checks_skip_saying_why() {
+    let node = BareNode::new();
+    node.put(
+        "/root/archy-gate",
+        &fs::read(support::real_bundle_dir().join("archy-gate")).unwrap(),
+        0o755,
+    );
+    let run = node.sh_with(
+        "",
+        &[("ARCHY_PASSWORD", PW)],
+        "/root/archy-gate preflight --json --host 127.0.0.1:9",
+    );
+    assert_eq!(run.code, 4, "the RPC does not answer: {}", run.stderr);
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(verdict(&doc, "rpc-health"), "fail");
+    for (id, said) in [
+        (
+            "bitcoin-synced",
+            "no bitcoin on this node (no bitcoin-cli, no bitcoin container)",
+        ),
+        ("quadlet-orphans", "no quadlet .container units found"),
+        ("units-activating", "systemctl is not installed"),
+        ("nginx-app-proxies", "no nginx config under /etc/nginx"),
+        ("adopted-containers", "no container list"),
+        ("workdir", "no work dir chosen yet"),
+    ] {
+        let check = Node::check(&doc, id);
+        assert_eq!(check["verdict"], "skip", "{check:#}");
+        assert!(text(&check).contains(said), "{check:#}");
+    }
 }
 
 #[test]
@@ -357,6 +422,18 @@ fn run_stops_before_the_gate_on_a_failing_node_unless_forced() {
         .map(|c| c["id"].as_str().unwrap())
         .collect();
     assert_eq!(failed, vec!["bitcoin-synced"]);
+    // In a run the work dir is chosen before preflight: its check passes.
+    let workdir = rec["preflight"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "workdir")
+        .unwrap();
+    assert_eq!(workdir["verdict"], "pass", "{workdir:#}");
+    assert!(
+        text(workdir).contains("/tmp/archy-gate is writable and executes files"),
+        "{workdir:#}"
+    );
 }
 
 /// The app user writes its own quadlet dir: a FIFO named like a unit there

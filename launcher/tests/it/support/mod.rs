@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 pub mod bare_node;
 pub mod chromium;
+pub mod fixture;
 pub mod flaky_proxy;
 pub mod gate_bundle;
 pub mod lab;
