@@ -1362,21 +1362,32 @@ fn bytes_hidden_after_the_archive_are_refused() {
     let mut crc = good.clone();
     let at = crc.len() - 8;
     crc[at] ^= 1;
+    // Inside the one gzip stream, after the tar's end-of-archive marker.
+    let mut after_end = Tar::new().manifest(&listing(&base())).items(&base());
+    after_end.gz.write_all(&[0; 1024]).unwrap();
+    let after_end = after_end.item(&file("stowaway", 0o644, b"x")).finish();
     refuse_all(&[
+        case(
+            "an entry after the tar's end-of-archive marker",
+            sealed(&after_end),
+            "the payload holds data after the end of its archive",
+        ),
         case(
             "junk after the payload's gzip stream",
             sealed(&junk),
-            "payload",
+            "the payload holds bytes after its gzip stream",
         ),
+        // A second member is, to a reader of one gzip stream, bytes after it:
+        // refused as such, and never read.
         case(
             "a second gzip member with more entries",
             sealed(&member),
-            "payload",
+            "the payload holds bytes after its gzip stream",
         ),
         case(
             "a wrong gzip CRC (digest resealed)",
             sealed(&crc),
-            "payload",
+            "the payload's gzip stream is damaged",
         ),
     ]);
 }

@@ -251,6 +251,24 @@ fn a_detached_gate_outlives_its_callers_session_and_is_followed() {
     assert_eq!(record(&wd, &id)["detached"], true);
 }
 
+/// Whether the gate of the one run in `wd` is a live process now: its pid
+/// is the one it wrote into its run dir.
+fn gate_is_alive(wd: &Path) -> bool {
+    let Ok(mut runs) = fs::read_dir(wd.join("runs")) else {
+        return false;
+    };
+    let Some(Ok(run)) = runs.next() else {
+        return false;
+    };
+    let Ok(pid) = fs::read_to_string(run.path().join("gate.pid")) else {
+        return false;
+    };
+    let Ok(pid) = pid.trim().parse() else {
+        return false; // written, not yet complete
+    };
+    matches!(process_state(pid), Some(state) if state != 'Z')
+}
+
 fn process_state(pid: u32) -> Option<char> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat.rsplit_once(") ")
@@ -309,9 +327,10 @@ fn sigterm_ends_the_whole_gate_tree_and_records_the_interruption() {
 #[test]
 fn the_password_stays_out_of_argv_logs_records_and_errors() {
     let tmp = tempfile::tempdir().unwrap();
+    // The gate leaves its pid in its run dir, so the test can tell it runs.
     let bundle = bundle_with_gate(
         tmp.path(),
-        "echo \"the gate was given: $ARCHY_PASSWORD\"\nsleep 1\necho \"error: login as admin:$ARCHY_PASSWORD failed\" >&2\nexit 1\n",
+        "echo $$ > \"$ARCHY_GATE_RUN_DIR/gate.pid\"\necho \"the gate was given: $ARCHY_PASSWORD\"\nsleep 1\necho \"error: login as admin:$ARCHY_PASSWORD failed\" >&2\nexit 1\n",
     );
     let pw_file = tmp.path().join("pw");
     fs::write(&pw_file, format!("{PASSWORD}\n")).unwrap();
@@ -353,7 +372,7 @@ fn the_password_stays_out_of_argv_logs_records_and_errors() {
                 !support::all_cmdlines().contains(PASSWORD),
                 "{how}: the password is in a /proc/*/cmdline"
             );
-            seen_running |= wd.join("runs").exists();
+            seen_running |= gate_is_alive(&wd);
             thread::sleep(Duration::from_millis(20));
         }
         assert!(seen_running, "{how}: the gate ran while we looked");
