@@ -9,9 +9,10 @@
 //! never passed, and `scripts/test.sh` (CI) runs them with
 //! `cargo test -- --include-ignored`.
 //!
-//! The `host-tests` feature (on by default) holds the modules that need root
-//! and the host's tools (a bare node, sshd, python3, minisign, the real
-//! bundle); the flake's sandboxed check turns it off and runs the rest.
+//! The `host-tests` feature (on by default) holds the modules that need root,
+//! the host's tools (a bare node, sshd, python3, minisign, the real bundle)
+//! or the whole checkout (tidy: docs/); the flake's sandboxed check, which
+//! has none of them, turns it off and runs the rest.
 
 mod support;
 
@@ -43,6 +44,8 @@ mod signed;
 mod ssh_nodes;
 #[cfg(feature = "host-tests")]
 mod standin_node;
+#[cfg(feature = "host-tests")]
+mod tidy;
 #[cfg(feature = "host-tests")]
 mod trust_on_node;
 #[cfg(feature = "host-tests")]

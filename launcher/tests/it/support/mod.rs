@@ -14,6 +14,7 @@ pub mod chromium;
 pub mod fixture;
 pub mod flaky_proxy;
 pub mod gate_bundle;
+pub mod help;
 pub mod lab;
 pub mod ssh_node;
 pub mod standin;
