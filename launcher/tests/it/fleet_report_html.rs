@@ -5,7 +5,7 @@
 //! shown, with the same numbers. A screenshot is kept for people to look
 //! at (its path is printed).
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::io::Write as _;
@@ -14,34 +14,25 @@ use std::process::Command;
 
 use serde_json::Value;
 use support::chromium::{file_url, probe, section, Chromium, Png};
+use support::fixture::ArchyNode;
 use support::ssh_node::{SshConfig, SshNode};
-use support::standin::StandinNode;
 use support::{real_bundle_dir, Run};
 
 const PASSWORD: &str = "fleet-secret-2718";
 const WIDTH: u32 = 1280;
 
-/// An SSH node faking an Archy node in a scenario.
-struct Node {
-    // Declared first, dropped first: the RPC server before the node.
-    standin: StandinNode,
-    ssh: SshNode,
+/// An SSH node called `name` faking `scenario` (support::fixture).
+fn archy_node(name: &str, scenario: &str) -> ArchyNode<SshNode> {
+    ArchyNode::build(scenario, PASSWORD).over_ssh(SshNode::start(name))
 }
 
-impl Node {
-    fn new(name: &str, scenario: &str) -> Node {
-        let ssh = SshNode::start(name);
-        let standin = StandinNode::start(&ssh.node, scenario, PASSWORD);
-        Node { standin, ssh }
-    }
-
-    fn entry(&self, role: &str) -> String {
-        format!(
-            "[[node]]\nname = \"{0}\"\nssh = \"{0}\"\nrole = \"{role}\"\npassword_env = \"ARCHY_PW_TEST\"\nhost = \"{1}\"\n",
-            self.ssh.name(),
-            self.standin.host()
-        )
-    }
+/// `node`'s roster entry, with `role`.
+fn entry(node: &ArchyNode<SshNode>, role: &str) -> String {
+    format!(
+        "[[node]]\nname = \"{0}\"\nssh = \"{0}\"\nrole = \"{role}\"\npassword_env = \"ARCHY_PW_TEST\"\nhost = \"{1}\"\n",
+        node.node.name(),
+        node.standin.host()
+    )
 }
 
 /// Where a copy of the screenshot and the report stay after the test.
@@ -53,12 +44,12 @@ fn keep_dir() -> PathBuf {
 
 #[test]
 fn the_html_report_shows_every_phase_and_node_with_report_json_numbers() {
-    let prim = Node::new("prim", "healthy");
-    let broken = Node::new("broken", "package-down");
-    let syncing = Node::new("syncing", "ibd");
+    let prim = archy_node("prim", "healthy");
+    let broken = archy_node("broken", "package-down");
+    let syncing = archy_node("syncing", "ibd");
     let mut config = SshConfig::new();
     for n in [&prim, &broken, &syncing] {
-        config.add(&n.ssh);
+        config.add(&n.node);
     }
     config.add_refusing("gone");
     let dir = support::lab::scratch("html.");
@@ -68,9 +59,9 @@ fn the_html_report_shows_every_phase_and_node_with_report_json_numbers() {
         format!(
             "[defaults]\niterations = 2\nssh_config = \"{}\"\nssh_options = [\"-o\", \"ConnectTimeout=5\"]\n\n{}\n{}\n{}\n{}\n{}",
             config.path().display(),
-            prim.entry("primary"),
-            broken.entry("fleet"),
-            syncing.entry("fleet"),
+            entry(&prim, "primary"),
+            entry(&broken, "fleet"),
+            entry(&syncing, "fleet"),
             "[[node]]\nname = \"gone\"\nssh = \"gone\"\nrole = \"tester\"\npassword_env = \"ARCHY_PW_TEST\"\n",
             "[[node]]\nname = \"dev1\"\nssh = \"dev1\"\nrole = \"dev\"\ngate = false\n",
         ),
