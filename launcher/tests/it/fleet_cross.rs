@@ -6,7 +6,7 @@
 //! the fleet; progress is redrawn in place on a pseudo-terminal and printed
 //! as plain lines otherwise, and `fleet status` shows the same lines.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,48 +18,42 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::chromium::{probe, section, Chromium};
+use support::fixture::ArchyNode;
 use support::ssh_node::{SshConfig, SshNode};
 use support::standin::StandinNode;
 use support::{real_bundle_dir, Run};
 
-/// An SSH node faking an Archy node, with a password of its own.
-struct Node {
-    // Declared first, dropped first: the RPC server before the node.
-    standin: StandinNode,
-    ssh: SshNode,
-    password: String,
+/// An SSH node faking an Archy node (support::fixture), with a password of
+/// its own.
+type Node = ArchyNode<SshNode>;
+
+fn archy_node(name: &str, scenario: &str) -> Node {
+    let password = format!("pw-of-{name}-only-2718");
+    ArchyNode::build(scenario, &password).over_ssh(SshNode::start(name))
 }
 
-impl Node {
-    fn new(name: &str, scenario: &str) -> Node {
-        let ssh = SshNode::start(name);
-        let password = format!("pw-of-{name}-only-2718");
-        let standin = StandinNode::start(&ssh.node, scenario, &password);
-        Node {
-            standin,
-            ssh,
-            password,
-        }
+/// What these tests ask of such a node.
+trait CrossNode {
+    fn password(&self) -> &str;
+    fn env_var(&self) -> String;
+    /// Run records the node's launcher wrote.
+    fn records(&self) -> Vec<Value>;
+}
+
+impl CrossNode for Node {
+    fn password(&self) -> &str {
+        self.standin.password()
     }
 
     fn env_var(&self) -> String {
-        format!("ARCHY_PW_{}", self.ssh.name().to_uppercase())
+        format!("ARCHY_PW_{}", self.node.name().to_uppercase())
     }
 
-    /// Run records the node's launcher wrote.
     fn records(&self) -> Vec<Value> {
-        let mut out = Vec::new();
-        for workdir in ["/tmp/archy-gate", "/var/tmp/archy-gate"] {
-            for item in fs::read_dir(self.ssh.path(workdir).join("runs"))
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                let text = fs::read(item.path().join("run.json")).unwrap();
-                out.push(serde_json::from_slice(&text).unwrap());
-            }
-        }
-        out
+        self.runs()
+            .iter()
+            .map(|run| serde_json::from_slice(&fs::read(run.join("run.json")).unwrap()).unwrap())
+            .collect()
     }
 }
 
@@ -85,17 +79,17 @@ impl Fleet {
     }
 
     fn add(&mut self, node: &Node, role: &str) {
-        self.config.add(&node.ssh);
+        self.config.add(&node.node);
         let host = node.standin.host();
         self.entries.push(format!(
             "[[node]]\nname = \"{name}\"\nssh = \"{name}\"\nrole = \"{role}\"\npassword_env = \"{var}\"\nhost = \"{host}\"\npeer_host = \"{host}\"\n",
-            name = node.ssh.name(),
+            name = node.node.name(),
             var = node.env_var(),
         ));
         self.nodes.push((
-            node.ssh.name().into(),
+            node.node.name().into(),
             node.env_var(),
-            node.password.clone(),
+            node.password().to_string(),
         ));
     }
 
@@ -228,8 +222,8 @@ fn cross_result<'a>(report: &'a Value, suite: &str) -> &'a Value {
 
 #[test]
 fn a_cross_suite_runs_where_the_roster_says_with_its_peers_and_no_peer_password() {
-    let server = Node::new("n228", "healthy");
-    let client = Node::new("n198", "healthy");
+    let server = archy_node("n228", "healthy");
+    let client = archy_node("n198", "healthy");
     let mut fleet = Fleet::new();
     fleet.add(&server, "primary");
     fleet.add(&client, "fleet");
@@ -243,7 +237,7 @@ fn a_cross_suite_runs_where_the_roster_says_with_its_peers_and_no_peer_password(
         plan.stdout
     );
 
-    let mut on_client = NodeProcesses::watch(client.ssh.root());
+    let mut on_client = NodeProcesses::watch(client.node.root());
     let run = fleet.run(1);
     let processes = on_client.stop();
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
@@ -307,15 +301,18 @@ fn a_cross_suite_runs_where_the_roster_says_with_its_peers_and_no_peer_password(
     // n228's password is nowhere on n198: not in any process's environment
     // or argv there, not in any file of its whole tree.
     for (env, argv) in &processes {
-        assert!(!env.contains(&server.password), "in an environment on n198");
-        assert!(!argv.contains(&server.password), "in an argv on n198");
+        assert!(
+            !env.contains(server.password()),
+            "in an environment on n198"
+        );
+        assert!(!argv.contains(server.password()), "in an argv on n198");
     }
-    let leaked = files_holding(client.ssh.root(), &server.password);
+    let leaked = files_holding(client.node.root(), server.password());
     assert!(leaked.is_empty(), "n228's password on n198: {leaked:?}");
     // (n198's own password does reach its suite, as the gate's does.)
     assert!(processes
         .iter()
-        .any(|(env, _)| env.contains(&format!("ARCHY_PASSWORD={}", client.password))));
+        .any(|(env, _)| env.contains(&format!("ARCHY_PASSWORD={}", client.password()))));
 
     // The suite reached n228's RPC from n198, anonymously: health, never a login.
     let tap = fs::read_to_string(fleet.out().join("cross/federation/cross.tap")).unwrap();
@@ -375,15 +372,15 @@ fn a_cross_suite_runs_where_the_roster_says_with_its_peers_and_no_peer_password(
 
     // One connection per node for the whole run, gate and cross phase.
     for node in [&server, &client] {
-        assert_eq!(node.ssh.connections(), 1, "{}", node.ssh.name());
-        assert!(node.ssh.peak_sessions() <= 1, "{}", node.ssh.name());
+        assert_eq!(node.node.connections(), 1, "{}", node.node.name());
+        assert!(node.node.peak_sessions() <= 1, "{}", node.node.name());
     }
 }
 
 #[test]
 fn a_node_that_is_not_ready_skips_the_suites_that_span_it() {
-    let primary = Node::new("prim", "healthy");
-    let syncing = Node::new("syncing", "ibd");
+    let primary = archy_node("prim", "healthy");
+    let syncing = archy_node("syncing", "ibd");
     let mut fleet = Fleet::new();
     fleet.add(&primary, "primary");
     fleet.add(&syncing, "fleet");
@@ -434,8 +431,8 @@ fn set_version(node: &Node, id: &str, version: &str) {
 
 #[test]
 fn different_package_versions_fail_the_cross_suite_and_the_fleet() {
-    let a = Node::new("va", "healthy");
-    let b = Node::new("vb", "healthy");
+    let a = archy_node("va", "healthy");
+    let b = archy_node("vb", "healthy");
     set_version(&b, "lnd", "0.17.5");
     let mut fleet = Fleet::new();
     fleet.add(&a, "primary");
@@ -566,7 +563,7 @@ fn step_through(fleet: &Fleet, node: &SshNode, mut child: std::process::Child, o
 
 #[test]
 fn progress_is_live_on_a_terminal_plain_lines_otherwise_and_fleet_status_shows_it() {
-    let node = Node::new("prog", "healthy");
+    let node = archy_node("prog", "healthy");
     let mut fleet = Fleet::new();
     fleet.add(&node, "primary");
     let gate_dir = fleet.dir.path().join("gate");
@@ -581,7 +578,7 @@ fn progress_is_live_on_a_terminal_plain_lines_otherwise_and_fleet_status_shows_i
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    assert_eq!(step_through(&fleet, &node.ssh, child, &plain_out), 0);
+    assert_eq!(step_through(&fleet, &node.node, child, &plain_out), 0);
     let plain = fs::read_to_string(&plain_out).unwrap();
     assert!(
         !plain.contains('\x1b') && !plain.contains('\r'),
@@ -622,7 +619,7 @@ fn progress_is_live_on_a_terminal_plain_lines_otherwise_and_fleet_status_shows_i
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    assert_eq!(step_through(&fleet, &node.ssh, script, &tty_out), 0);
+    assert_eq!(step_through(&fleet, &node.node, script, &tty_out), 0);
     let tty = String::from_utf8_lossy(&fs::read(&tty_out).unwrap()).into_owned();
     assert!(tty.contains("\x1b["), "cursor movements: {tty:?}");
     assert!(tty.contains("prog running iteration 2/2 ["), "{tty:?}");

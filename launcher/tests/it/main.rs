@@ -27,6 +27,8 @@ mod bundle_build;
 #[cfg(feature = "host-tests")]
 mod fleet;
 #[cfg(feature = "host-tests")]
+mod fleet_cross;
+#[cfg(feature = "host-tests")]
 mod fleet_report_html;
 #[cfg(feature = "host-tests")]
 mod gate_on_node;

@@ -107,23 +107,55 @@ fn every_module_is_in_the_code_map_and_every_entry_is_a_module() {
     );
 }
 
-/// The names `gate::command` sets with `.env("NAME", …)`.
-fn gate_environment() -> BTreeSet<String> {
-    let gate = read(&src().join("gate.rs"));
-    let body = gate
-        .split("pub fn command(")
+/// The body of `fn NAME(` in `source`, up to the first line that is `}`.
+fn fn_body<'a>(source: &'a str, name: &str, file: &str) -> &'a str {
+    source
+        .split(&format!("fn {name}("))
         .nth(1)
-        .expect("gate.rs builds the gate's command in `pub fn command(`")
+        .unwrap_or_else(|| panic!("{file} has no `fn {name}(`"))
         .split("\n}\n")
         .next()
-        .unwrap();
-    body.split(".env(")
+        .unwrap()
+}
+
+/// The string literal at the start of each piece of `text` after `marker`.
+fn names_after(text: &str, marker: &str) -> Vec<String> {
+    text.split(marker)
         .skip(1)
         .filter_map(|rest| {
             let rest = rest.trim_start().strip_prefix('"')?;
             Some(rest[..rest.find('"')?].to_string())
         })
+        .filter(|name| {
+            name.starts_with(|c: char| c.is_ascii_uppercase())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
         .collect()
+}
+
+/// The variables `gate::command` gives the gate: each `.env("NAME", …)`,
+/// and each `("NAME", …)` of a `.envs(crate::MODULE::FUNCTION(…))` it calls.
+fn gate_environment() -> BTreeSet<String> {
+    let gate = read(&src().join("gate.rs"));
+    let body = fn_body(&gate, "command", "gate.rs");
+    let mut names: BTreeSet<String> = names_after(body, ".env(").into_iter().collect();
+    for call in body.split(".envs(crate::").skip(1) {
+        let path = call.split('(').next().unwrap();
+        let (module, function) = path
+            .rsplit_once("::")
+            .unwrap_or_else(|| panic!("gate.rs: .envs(crate::{path}(…)): no module"));
+        let file = format!("{}.rs", module.replace("::", "/"));
+        let source = read(&src().join(&file));
+        let found = names_after(fn_body(&source, function, &file), "(");
+        assert!(
+            !found.is_empty(),
+            "{file}: read no (\"NAME\", …) in fn {function}"
+        );
+        names.extend(found);
+    }
+    names
 }
 
 #[test]
