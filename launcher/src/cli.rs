@@ -398,14 +398,14 @@ pub struct PreflightArgs {
 /// same as ARCHY_HOST, ARCHY_SCHEME, ARCHY_ALLOW_CLEARTEXT).
 #[derive(Debug, Args, Clone)]
 pub struct NodeArgs {
-    /// The node's RPC address, with an optional port (ARCHY_HOST)
+    /// The node's RPC address, with an optional port (run: the gate's ARCHY_HOST)
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
-    /// http or https (ARCHY_SCHEME)
+    /// http or https (run: the gate's ARCHY_SCHEME)
     #[arg(long, default_value = "https")]
     pub scheme: String,
     /// Allow --scheme http to a host other than loopback: the password travels
-    /// unencrypted (the gate gets ARCHY_ALLOW_CLEARTEXT=1)
+    /// unencrypted (run: the gate gets ARCHY_ALLOW_CLEARTEXT=1)
     #[arg(long)]
     pub allow_cleartext: bool,
     /// A CA certificate (PEM) to verify the node's RPC against [default: the node's own CA if found]
