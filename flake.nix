@@ -100,16 +100,15 @@
                 "fleet::remote_dir::tests"
               ];
             };
+            # The unit tests, and the test binary without its host-tests modules: what is
+            # left (pack, verify, bad_bundles) needs no root, network or bare node.
             cargoTestFlags = [
               "-p"
               "launcher"
+              "--no-default-features"
               "--bins"
               "--test"
-              "pack"
-              "--test"
-              "verify"
-              "--test"
-              "bad_bundles"
+              "it"
             ];
           };
         }

@@ -4,7 +4,7 @@
 //! nodes at `--jobs 8` against one node (goal: at most 1.3x).
 //! Run with `cargo bench --bench fleet`; it prints wall times and ratios.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::fs;

@@ -8,12 +8,18 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "launcher",
     version,
-    about = "Packs, verifies and unpacks the archy-gate bundle: the lifecycle gate that runs on an Archy node",
+    about = "Packs, verifies, unpacks and runs the archy-gate bundle: the lifecycle gate that runs on an Archy node",
     long_about = None,
     after_help = "A bundle is one file: this launcher with the gate appended. On a node, the file\n\
-                  is both: `./archy-gate verify`, `./archy-gate inspect`.\n\n\
-                  Exit codes: 0 ok; 1 gate failed; 2 usage or configuration; 3 bundle integrity;\n\
-                  4 preflight failed; 5 environment (work dir, lock, I/O); 130 interrupted."
+                  is both: `./archy-gate verify`, `./archy-gate run`.\n\n\
+                  Exit status (every command):\n  \
+                  0    ok (run, wait: the gate passed)\n  \
+                  1    the gate ran and a test failed (rpc: the node answered an error)\n  \
+                  2    usage or configuration: the command line, a roster, a trust file, a refused host\n  \
+                  3    bundle integrity: corrupt, forged, unsigned or not the pinned artifact\n  \
+                  4    preflight failed\n  \
+                  5    environment: no usable work dir, lock held, unreachable, I/O\n  \
+                  130  interrupted"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -71,7 +77,7 @@ pub enum Command {
         DIR must not exist or be empty. The bundle is unpacked into a staging directory\n\
         beside DIR and renamed into place only when every file matched its manifest.")]
     Extract(ExtractArgs),
-    /// Run the gate on this node: verify, unpack, preflight, run, record.
+    /// Run the gate on this node: verify, work dir, lock, unpack, preflight, record, gate.
     #[command(
         after_help = "Examples:\n  ARCHY_PASSWORD=… ./archy-gate run --iterations 5 --allow-destructive\n  ./archy-gate run --password-file /root/gate.pw --detach\n  ./archy-gate run -- --filter bitcoin\n\n\
         The work dir is the first of --workdir, $ARCHY_GATE_DIR, /tmp/archy-gate,\n\
@@ -80,7 +86,8 @@ pub enum Command {
         re-check); each run is recorded in WORKDIR/runs/<run-id>/ (gate.log, run.json).\n\
         The gate gets ARCHY_HOST, ARCHY_SCHEME, ARCHY_PASSWORD, ARCHY_ALLOW_DESTRUCTIVE,\n\
         ARCHY_ALLOW_CLEARTEXT, ARCHY_ITERATIONS, ARCHY_GATE_BUNDLE_DIR, ARCHY_GATE_RUN_DIR,\n\
-        ARCHY_GATE_LAUNCHER, BATS_LIB_PATH, and the bundle's bin/ first on PATH.\n\
+        ARCHY_GATE_RUN_ID, ARCHY_GATE_LAUNCHER, BATS_LIB_PATH, and the bundle's bin/ first\n\
+        on PATH.\n\
         A pass needs at least one test result counted (TAP or JUnit): a gate that exits 0\n\
         having reported none fails with \"no test ran\", unless --allow-no-tests.\n\
         --cross SUITE --peers JSON runs a cross-node suite instead of the gate, the same way\n\
@@ -92,8 +99,15 @@ pub enum Command {
         TLS: the RPC's certificate is verified (--ca, the node's CA, or the public roots)\n\
         except on a loopback --host; --scheme http to any other host is refused unless\n\
         --allow-cleartext (see `launcher rpc --help`).\n\
-        Exit: 0 passed, 1 failed, 2 usage (a refused host or scheme), 3 bundle integrity, 4 preflight, 5 environment (lock\n\
-        held, no work dir), 130 interrupted."
+        \n\
+        Exit status:\n  \
+        0    the gate passed\n  \
+        1    the gate failed\n  \
+        2    usage: the command line, a refused host or scheme, a password with a line break\n  \
+        3    bundle integrity: not intact, not the pinned artifact, not signed by a trusted key\n  \
+        4    preflight failed (--force runs the gate anyway)\n  \
+        5    environment: lock held, no usable work dir\n  \
+        130  interrupted"
     )]
     Run(Box<RunArgs>),
     /// Check the node's preconditions for a meaningful gate.
@@ -384,14 +398,14 @@ pub struct PreflightArgs {
 /// same as ARCHY_HOST, ARCHY_SCHEME, ARCHY_ALLOW_CLEARTEXT).
 #[derive(Debug, Args, Clone)]
 pub struct NodeArgs {
-    /// The node's RPC address, with an optional port (ARCHY_HOST)
+    /// The node's RPC address, with an optional port (run: the gate's ARCHY_HOST)
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
-    /// http or https (ARCHY_SCHEME)
+    /// http or https (run: the gate's ARCHY_SCHEME)
     #[arg(long, default_value = "https")]
     pub scheme: String,
     /// Allow --scheme http to a host other than loopback: the password travels
-    /// unencrypted (the gate gets ARCHY_ALLOW_CLEARTEXT=1)
+    /// unencrypted (run: the gate gets ARCHY_ALLOW_CLEARTEXT=1)
     #[arg(long)]
     pub allow_cleartext: bool,
     /// A CA certificate (PEM) to verify the node's RPC against [default: the node's own CA if found]
@@ -447,12 +461,21 @@ pub struct FleetArgs {
 #[derive(Debug, Subcommand)]
 pub enum FleetCommand {
     /// Print what `fleet run` would do; touches no node.
+    #[command(
+        after_help = "Example:\n  launcher fleet plan --roster fleet.toml --bundle result/archy-gate"
+    )]
     Plan(FleetRunArgs),
     /// Run the gate across the roster.
+    #[command(
+        after_help = "Example:\n  launcher fleet run --roster fleet.toml --bundle result/archy-gate --jobs 4\n\n\
+        What happens on each node: `launcher fleet --help`."
+    )]
     Run(FleetRunArgs),
     /// Show the state of the current (or last) fleet run.
+    #[command(after_help = "Example:\n  launcher fleet status --roster fleet.toml --json")]
     Status(FleetReadArgs),
     /// Write report.md, report.json and junit.xml again from the state.
+    #[command(after_help = "Example:\n  launcher fleet report --roster fleet.toml")]
     Report(FleetReadArgs),
 }
 
