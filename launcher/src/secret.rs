@@ -1,9 +1,9 @@
 //! The node password, and its one home: every source (ARCHY_PASSWORD, a
 //! file, stdin, a terminal prompt, the pipe a detached supervisor reads, a
 //! roster's `password_env` or `password_file`) reads it here, under one rule
-//! (one trailing line break dropped, any other refused), and `Redactor`
-//! keeps it out of every log, record and error. It never travels on a
-//! command line.
+//! (one trailing line break dropped, any other refused); `Redactor` is
+//! what the gate's log, the run record and every error go through to keep
+//! it out. It never travels on a command line.
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 
