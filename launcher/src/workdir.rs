@@ -101,18 +101,12 @@ fn usable(dir: &Utf8Path, probe: &[u8]) -> Result<PrivateDir, String> {
         file.write_all(probe)
             .map_err(|e| format!("cannot write there: {e}"))?;
         drop(file); // a file open for writing cannot be executed
-        let status = Command::new(&probe_path)
-            .arg("--version")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::EACCES) | Some(libc::EPERM) => {
-                    "files there cannot be executed (mounted noexec?)".to_string()
-                }
-                _ => format!("cannot execute a file there: {e}"),
-            })?;
+        let status = run_probe(probe_path.as_std_path()).map_err(|e| match e.raw_os_error() {
+            Some(libc::EACCES) | Some(libc::EPERM) => {
+                "files there cannot be executed (mounted noexec?)".to_string()
+            }
+            _ => format!("cannot execute a file there: {e}"),
+        })?;
         if status.success() {
             Ok(())
         } else {
@@ -121,6 +115,30 @@ fn usable(dir: &Utf8Path, probe: &[u8]) -> Result<PrivateDir, String> {
     })();
     let _ = private.remove_all(&name);
     result.map(|()| private)
+}
+
+/// Runs the probe just written. A fork elsewhere in this process (another
+/// thread spawning a child) can hold a copy of the descriptor it was
+/// written through for a moment, and exec then fails with ETXTBSY; that
+/// passes, so it is retried briefly rather than taken for a verdict on
+/// the mount.
+fn run_probe(path: &std::path::Path) -> std::io::Result<std::process::ExitStatus> {
+    let mut attempts = 0;
+    loop {
+        let result = Command::new(path)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        match result {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempts < 50 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The smallest static executable that exits 0: one ELF header, one
@@ -212,10 +230,9 @@ mod tests {
             .unwrap();
         file.write_all(&probe).unwrap();
         drop(file);
-        let status = std::process::Command::new(&path)
-            .arg("--version")
-            .status()
-            .unwrap();
+        // Through the launcher's own runner: other tests in this process
+        // fork while this one writes (see run_probe).
+        let status = super::run_probe(&path).unwrap();
         assert!(status.success(), "{status}");
     }
 }
