@@ -2,7 +2,8 @@
 //! map (docs/ARCHITECTURE.md) names every module; `run --help` names every
 //! variable the gate gets; the exit tables in help are exit.rs's statuses;
 //! every `--help` is the one in tests/it/snapshots/ (UPDATE_SNAPSHOTS=1
-//! rewrites them); every file of this test binary is compiled into it.
+//! rewrites them); every file of this test binary is compiled into it;
+//! every `use` of the crate follows the dependency rule.
 //! Each list is read from the source, never copied into this file.
 
 use std::collections::BTreeSet;
@@ -318,4 +319,99 @@ fn every_file_of_the_test_binary_is_one_of_its_modules() {
         loose.is_empty(),
         "tests/{loose:?}.rs: move into tests/it/ (one test binary) and declare in main.rs"
     );
+}
+
+/// The layers of ARCHITECTURE.md's "Dependencies point down", as it lists
+/// them: item 3, the node's engines; item 4, the leaves.
+fn layers() -> (BTreeSet<String>, BTreeSet<String>) {
+    let doc = read(&workspace_root().join("docs/ARCHITECTURE.md"));
+    let section = doc
+        .split("\n### Dependencies point down\n")
+        .nth(1)
+        .expect("docs/ARCHITECTURE.md has a \"### Dependencies point down\" section");
+    // The numbered list: each item runs until the next, the list until a
+    // blank line.
+    let mut items: Vec<String> = Vec::new();
+    for line in section.lines().skip_while(|l| !l.starts_with("1. ")) {
+        if line.trim().is_empty() {
+            break;
+        }
+        let numbered = line
+            .split_once(". ")
+            .is_some_and(|(n, _)| n.parse::<u32>().is_ok());
+        if numbered {
+            items.push(String::new());
+        }
+        items.last_mut().unwrap().push_str(line);
+        items.last_mut().unwrap().push(' ');
+    }
+    let item = |n: usize| -> BTreeSet<String> {
+        items
+            .get(n - 1)
+            .unwrap_or_else(|| panic!("no item {n} in \"Dependencies point down\""))
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|name| name.trim_end_matches('/').to_string())
+            .collect()
+    };
+    (item(3), item(4))
+}
+
+/// Which of our modules `source` names (`crate::NAME`), `own` left out.
+fn uses(source: &str, own: &str) -> BTreeSet<String> {
+    source
+        .match_indices("crate::")
+        .map(|(at, _)| {
+            source[at + "crate::".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<String>()
+        })
+        .filter(|name| !name.is_empty() && name != own)
+        .collect()
+}
+
+/// ARCHITECTURE.md's dependency rule, checked on every `use` of the crate:
+/// nothing below `commands/` names `cli` or `commands`; only `commands/`
+/// names `fleet`; an engine names only engines and leaves; a leaf names
+/// only leaves; and every module is in one of the layers.
+#[test]
+fn dependencies_point_down() {
+    let (engines, leaves) = layers();
+    let mut modules: Vec<(String, PathBuf)> = Vec::new();
+    for stem in rust_files(&src()) {
+        modules.push((stem.clone(), src().join(format!("{stem}.rs"))));
+    }
+    for dir in module_dirs(&src()) {
+        for stem in rust_files(&src().join(&dir)) {
+            modules.push((dir.clone(), src().join(&dir).join(format!("{stem}.rs"))));
+        }
+    }
+    let top = ["main", "cli", "commands", "fleet"];
+    let mut wrong = Vec::new();
+    for (module, path) in &modules {
+        let used = uses(&read(path), module);
+        let allowed: Box<dyn Fn(&str) -> bool> = match module.as_str() {
+            "main" | "commands" => Box::new(|_| true),
+            "cli" => Box::new(|_| false),
+            "fleet" => Box::new(|m| m != "cli" && m != "commands"),
+            m if engines.contains(m) => Box::new(|m| engines.contains(m) || leaves.contains(m)),
+            m if leaves.contains(m) => Box::new(|m| leaves.contains(m)),
+            m => {
+                assert!(
+                    top.contains(&m),
+                    "module {m} is in no layer of ARCHITECTURE.md's \"Dependencies point down\""
+                );
+                continue;
+            }
+        };
+        for dep in used.iter().filter(|d| !allowed(d)) {
+            wrong.push(format!(
+                "{} uses {dep}",
+                path.strip_prefix(src()).unwrap().display()
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "dependencies pointing up: {wrong:#?}");
 }
