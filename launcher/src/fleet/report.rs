@@ -189,15 +189,88 @@ fn xml(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// One JUnit testsuite being written: its testcases and their counts.
+#[derive(Default)]
+struct Suite {
+    cases: String,
+    tests: u32,
+    failures: u32,
+    skipped: u32,
+}
+
+/// How a testcase ended, for JUnit.
+enum Case<'a> {
+    Passed,
+    Failed(&'a str),
+    Skipped(Option<&'a str>),
+}
+
+impl Suite {
+    fn case(&mut self, class: &str, name: &str, ended: Case) {
+        self.tests += 1;
+        let _ = write!(
+            self.cases,
+            "    <testcase classname=\"{}\" name=\"{}\"",
+            xml(class),
+            xml(name)
+        );
+        let _ = match ended {
+            Case::Passed => writeln!(self.cases, "/>"),
+            Case::Failed(message) => {
+                self.failures += 1;
+                writeln!(
+                    self.cases,
+                    "><failure message=\"{}\"/></testcase>",
+                    xml(message)
+                )
+            }
+            Case::Skipped(None) => {
+                self.skipped += 1;
+                writeln!(self.cases, "><skipped/></testcase>")
+            }
+            Case::Skipped(Some(message)) => {
+                self.skipped += 1;
+                writeln!(
+                    self.cases,
+                    "><skipped message=\"{}\"/></testcase>",
+                    xml(message)
+                )
+            }
+        };
+    }
+
+    /// Every test of a TAP stream, as testcases of `class`.
+    fn tap(&mut self, class: &str, tap: &str) {
+        for (name, outcome) in reports::tap_results(tap) {
+            let ended = match outcome {
+                Outcome::Passed => Case::Passed,
+                Outcome::Failed => Case::Failed("failed"),
+                Outcome::Skipped => Case::Skipped(None),
+            };
+            self.case(class, &name, ended);
+        }
+    }
+
+    fn finish(self, name: &str) -> String {
+        format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">\n{}  </testsuite>\n",
+            xml(name),
+            self.tests,
+            self.failures,
+            self.skipped,
+            self.cases
+        )
+    }
+}
+
 /// One testsuite per node: its gate's test results (from the fetched TAP),
-/// or a single testcase saying why it has none.
+/// or a single testcase saying why it has none; then one per cross suite.
 pub fn junit(dir: &Utf8Path, state: &FleetState) -> String {
     let mut out = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"archy-gate fleet\">\n",
     );
     for n in state.nodes.iter().filter(|n| n.gate) {
-        let mut cases = String::new();
-        let (mut tests, mut failures, mut skipped) = (0, 0, 0);
+        let mut suite = Suite::default();
         let node_dir = dir.join("nodes").join(&n.name);
         let mut taps: Vec<_> = std::fs::read_dir(&node_dir)
             .ok()
@@ -214,63 +287,22 @@ pub fn junit(dir: &Utf8Path, state: &FleetState) -> String {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let text = std::fs::read_to_string(tap).unwrap_or_default();
-            for (name, outcome) in reports::tap_results(&text) {
-                tests += 1;
-                let _ = write!(
-                    cases,
-                    "    <testcase classname=\"{}.{}\" name=\"{}\"",
-                    xml(&n.name),
-                    xml(&iteration),
-                    xml(&name)
-                );
-                match outcome {
-                    Outcome::Failed => {
-                        failures += 1;
-                        let _ = writeln!(cases, "><failure message=\"failed\"/></testcase>");
-                    }
-                    Outcome::Skipped => {
-                        skipped += 1;
-                        let _ = writeln!(cases, "><skipped/></testcase>");
-                    }
-                    Outcome::Passed => {
-                        let _ = writeln!(cases, "/>");
-                    }
-                }
-            }
+            suite.tap(&format!("{}.{iteration}", n.name), &text);
         }
-        if tests == 0 {
-            tests = 1;
-            let why = n.reason.clone().unwrap_or_else(|| n.phase.word());
-            let _ = write!(
-                cases,
-                "    <testcase classname=\"{}\" name=\"gate\"",
-                xml(&n.name)
+        if suite.tests == 0 {
+            let why = format!(
+                "{}: {}",
+                n.phase.word(),
+                n.reason.clone().unwrap_or_else(|| n.phase.word())
             );
-            if n.phase == Phase::Passed {
-                let _ = writeln!(cases, "/>");
-            } else if matches!(n.phase, Phase::Skipped | Phase::NotReady) {
-                skipped += 1;
-                let _ = writeln!(
-                    cases,
-                    "><skipped message=\"{}: {}\"/></testcase>",
-                    n.phase.word(),
-                    xml(&why)
-                );
-            } else {
-                failures += 1;
-                let _ = writeln!(
-                    cases,
-                    "><failure message=\"{}: {}\"/></testcase>",
-                    n.phase.word(),
-                    xml(&why)
-                );
-            }
+            let ended = match n.phase {
+                Phase::Passed => Case::Passed,
+                Phase::Skipped | Phase::NotReady => Case::Skipped(Some(&why)),
+                _ => Case::Failed(&why),
+            };
+            suite.case(&n.name, "gate", ended);
         }
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{skipped}\">\n{cases}  </testsuite>",
-            xml(&n.name)
-        );
+        out.push_str(&suite.finish(&n.name));
     }
     for c in &state.cross {
         out.push_str(&cross_junit(dir, c));
@@ -283,63 +315,90 @@ pub fn junit(dir: &Utf8Path, state: &FleetState) -> String {
 /// testcase saying why it has none.
 fn cross_junit(dir: &Utf8Path, c: &CrossResult) -> String {
     let class = format!("cross.{}", c.suite);
-    let mut cases = String::new();
-    let (mut tests, mut failures, mut skipped) = (0, 0, 0);
-    let tap = std::fs::read_to_string(dir.join("cross").join(&c.suite).join("cross.tap"))
-        .unwrap_or_default();
+    let mut suite = Suite::default();
     if c.outcome != CrossOutcome::Skipped {
-        for (name, outcome) in reports::tap_results(&tap) {
-            tests += 1;
-            let _ = write!(
-                cases,
-                "    <testcase classname=\"{}\" name=\"{}\"",
-                xml(&class),
-                xml(&name)
-            );
-            match outcome {
-                Outcome::Failed => {
-                    failures += 1;
-                    let _ = writeln!(cases, "><failure message=\"failed\"/></testcase>");
-                }
-                Outcome::Skipped => {
-                    skipped += 1;
-                    let _ = writeln!(cases, "><skipped/></testcase>");
-                }
-                Outcome::Passed => {
-                    let _ = writeln!(cases, "/>");
-                }
-            }
-        }
+        let tap = std::fs::read_to_string(dir.join("cross").join(&c.suite).join("cross.tap"))
+            .unwrap_or_default();
+        suite.tap(&class, &tap);
     }
-    if tests == 0 {
-        tests = 1;
+    if suite.tests == 0 {
         let why = c.reason.clone().unwrap_or_else(|| c.outcome.word());
-        let _ = write!(
-            cases,
-            "    <testcase classname=\"{}\" name=\"suite\"",
-            xml(&class)
-        );
-        match c.outcome {
-            CrossOutcome::Passed => {
-                let _ = writeln!(cases, "/>");
-            }
-            CrossOutcome::Skipped => {
-                skipped += 1;
-                let _ = writeln!(cases, "><skipped message=\"{}\"/></testcase>", xml(&why));
-            }
-            _ => {
-                failures += 1;
-                let _ = writeln!(
-                    cases,
-                    "><failure message=\"{}: {}\"/></testcase>",
-                    c.outcome.word(),
-                    xml(&why)
-                );
-            }
-        }
+        let failed = format!("{}: {why}", c.outcome.word());
+        let ended = match c.outcome {
+            CrossOutcome::Passed => Case::Passed,
+            CrossOutcome::Skipped => Case::Skipped(Some(&why)),
+            _ => Case::Failed(&failed),
+        };
+        suite.case(&class, "suite", ended);
     }
-    format!(
-        "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{skipped}\">\n{cases}  </testsuite>\n",
-        xml(&format!("cross/{}", c.suite))
-    )
+    suite.finish(&format!("cross/{}", c.suite))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::junit;
+    use crate::fleet::state::FleetState;
+
+    /// junit.xml pinned byte for byte: a node's TAP tests, a node with no
+    /// TAP (not ready, unreachable), a cross suite skipped and one failed
+    /// without a TAP; names escaped.
+    #[test]
+    fn junit_says_each_case_as_ci_readers_expect() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = camino::Utf8Path::from_path(dir.path()).unwrap();
+        std::fs::create_dir_all(root.join("nodes/a")).unwrap();
+        std::fs::write(
+            root.join("nodes/a/iteration-1.tap"),
+            "1..3\nok 1 up\nnot ok 2 lnd <runs>\nok 3 tor # skip no tor\n",
+        )
+        .unwrap();
+        let node = |name: &str, phase: &str, reason: Option<&str>| {
+            serde_json::json!({
+                "name": name, "role": "fleet", "gate": true, "ssh": name, "phase": phase,
+                "reason": reason, "iterations": 1, "preflight_findings": [], "connections": 1,
+            })
+        };
+        let cross = |suite: &str, outcome: &str, reason: &str| {
+            serde_json::json!({
+                "suite": suite, "nodes": ["a", "b"], "runs_on": "a", "outcome": outcome,
+                "reason": reason, "tests_passed": 0, "tests_failed": 0, "seconds": 0,
+            })
+        };
+        let state: FleetState = serde_json::from_value(serde_json::json!({
+            "roster": "fleet.toml", "bundle": "archy-gate", "bundle_sha256": "ab",
+            "bundle_size": 1, "started": "t", "updated": "t",
+            "nodes": [
+                node("a", "failed", None),
+                node("b", "not-ready", Some("bitcoin in IBD")),
+                node("c", "unreachable", Some("ssh: refused")),
+            ],
+            "cross": [
+                cross("fed", "skipped", "b not ready"),
+                cross("mesh", "failed", "the run ended error"),
+            ],
+        }))
+        .unwrap();
+        let expected = r#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites name="archy-gate fleet">
+  <testsuite name="a" tests="3" failures="1" skipped="1">
+    <testcase classname="a.iteration-1" name="up"/>
+    <testcase classname="a.iteration-1" name="lnd &lt;runs&gt;"><failure message="failed"/></testcase>
+    <testcase classname="a.iteration-1" name="tor"><skipped/></testcase>
+  </testsuite>
+  <testsuite name="b" tests="1" failures="0" skipped="1">
+    <testcase classname="b" name="gate"><skipped message="not-ready: bitcoin in IBD"/></testcase>
+  </testsuite>
+  <testsuite name="c" tests="1" failures="1" skipped="0">
+    <testcase classname="c" name="gate"><failure message="unreachable: ssh: refused"/></testcase>
+  </testsuite>
+  <testsuite name="cross/fed" tests="1" failures="0" skipped="1">
+    <testcase classname="cross.fed" name="suite"><skipped message="b not ready"/></testcase>
+  </testsuite>
+  <testsuite name="cross/mesh" tests="1" failures="1" skipped="0">
+    <testcase classname="cross.mesh" name="suite"><failure message="failed: the run ended error"/></testcase>
+  </testsuite>
+</testsuites>
+"#;
+        assert_eq!(junit(root, &state), expected);
+    }
 }
