@@ -170,11 +170,13 @@ fn a_detached_gate_outlives_its_callers_session_and_is_followed() {
     let wd = tmp.path().join("wd");
     // The caller runs in a session of its own, as an SSH login does; the
     // whole session gets SIGHUP once `run --detach` has returned.
+    let said = tmp.path().join("stderr");
     let script = format!(
-        "'{}' run --workdir '{}' --skip-preflight --detach > '{}' && kill -HUP 0; sleep 5",
+        "'{}' run --workdir '{}' --skip-preflight --detach > '{}' 2> '{}' && kill -HUP 0; sleep 5",
         bundle.display(),
         wd.display(),
-        tmp.path().join("id").display()
+        tmp.path().join("id").display(),
+        said.display()
     );
     let caller = Command::new("setsid")
         .args(["-w", "bash", "-c", &script])
@@ -183,7 +185,11 @@ fn a_detached_gate_outlives_its_callers_session_and_is_followed() {
         .stderr(Stdio::null())
         .status()
         .unwrap();
-    assert!(!caller.success(), "the caller's session was hung up");
+    assert!(
+        !caller.success(),
+        "the caller's session was not hung up: `run --detach` failed? ({caller}) it said:\n{}",
+        fs::read_to_string(&said).unwrap_or_default()
+    );
     let id = fs::read_to_string(tmp.path().join("id"))
         .unwrap()
         .trim()
