@@ -178,13 +178,24 @@ fn a_detached_gate_outlives_its_callers_session_and_is_followed() {
         tmp.path().join("id").display(),
         said.display()
     );
-    let caller = Command::new("setsid")
+    let mut caller = Command::new("setsid");
+    caller
         .args(["-w", "bash", "-c", &script])
         .env("ARCHY_PASSWORD", PASSWORD)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
+        .stderr(Stdio::null());
+    // A login's SIGHUP is the default, whatever ours is: under `nohup` (or a
+    // CI runner started so) it is inherited as ignored, and a shell that
+    // ignored it at start can never be hung up.
+    // SAFETY: signal() is async-signal-safe and touches only the child.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        caller.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let caller = caller.status().unwrap();
     assert!(
         !caller.success(),
         "the caller's session was not hung up: `run --detach` failed? ({caller}) it said:\n{}",
