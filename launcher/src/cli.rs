@@ -433,6 +433,10 @@ pub struct CheckArgs {
     /// Warn when the load per core is above this
     #[arg(long, value_name = "LOAD", default_value_t = 2.0)]
     pub max_load_per_core: f64,
+    /// Seconds a node command (podman, systemctl, bitcoin-cli) may take
+    /// before it and every process it started in its group are killed
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub command_timeout: u64,
 }
 
 /// The pin: proves a bundle is the artifact that was built.

@@ -52,5 +52,6 @@ pub fn context(
         workdir,
         bitcoin_cli: checks.bitcoin_cli.clone(),
         max_load_per_core: checks.max_load_per_core,
+        command_timeout: std::time::Duration::from_secs(checks.command_timeout),
     }
 }

@@ -35,7 +35,11 @@ fn command(
     ])
 }
 
-pub fn check(configured: Option<&str>, containers: &Result<Vec<Container>, String>) -> Check {
+pub fn check(
+    configured: Option<&str>,
+    containers: &Result<Vec<Container>, String>,
+    timeout: std::time::Duration,
+) -> Check {
     let Some(mut argv) = command(configured, containers) else {
         return Check::new(
             ID,
@@ -45,7 +49,7 @@ pub fn check(configured: Option<&str>, containers: &Result<Vec<Container>, Strin
     };
     argv.push("getblockchaininfo".into());
     let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let out = node_cmd::run(&args);
+    let out = node_cmd::run(&args, timeout);
     if !out.ok {
         return Check::new(
             ID,

@@ -16,11 +16,11 @@ pub struct Container {
 }
 
 /// `podman ps -a --format json`, or why it could not be had.
-pub fn list() -> Result<Vec<Container>, String> {
+pub fn list(timeout: std::time::Duration) -> Result<Vec<Container>, String> {
     if !node_cmd::exists("podman") {
         return Err("podman is not installed".into());
     }
-    let out = node_cmd::run(&["podman", "ps", "-a", "--format", "json"]);
+    let out = node_cmd::run(&["podman", "ps", "-a", "--format", "json"], timeout);
     if !out.ok {
         return Err(format!("`{}` failed: {}", out.shown, out.stderr.trim()));
     }

@@ -140,6 +140,8 @@ pub struct Context {
     pub bitcoin_cli: Option<String>,
     /// Load per core above which the load check warns.
     pub max_load_per_core: f64,
+    /// How long one node command (podman, systemctl, bitcoin-cli) may take.
+    pub command_timeout: Duration,
 }
 
 /// Runs every check, in an order a person reads top to bottom.
@@ -147,10 +149,15 @@ pub fn run_checks(ctx: &Context) -> Report {
     let mut checks = Vec::new();
     let (health, state) = backend(ctx);
     checks.push(health);
-    let containers = containers::list();
-    checks.push(bitcoin::check(ctx.bitcoin_cli.as_deref(), &containers));
+    let timeout = ctx.command_timeout;
+    let containers = containers::list(timeout);
+    checks.push(bitcoin::check(
+        ctx.bitcoin_cli.as_deref(),
+        &containers,
+        timeout,
+    ));
     checks.push(quadlet::orphans(&containers));
-    checks.push(quadlet::activating());
+    checks.push(quadlet::activating(timeout));
     checks.push(nginx::check());
     checks.push(containers::adopted(&containers, &state));
     checks.push(load(ctx.max_load_per_core));

@@ -142,20 +142,23 @@ pub fn orphans(containers: &Result<Vec<Container>, String>) -> Check {
     .evidence(unreadable)
 }
 
-pub fn activating() -> Check {
+pub fn activating(timeout: std::time::Duration) -> Check {
     let id = "units-activating";
     if !node_cmd::exists("systemctl") {
         return Check::new(id, Verdict::Skip, "systemctl is not installed".into());
     }
-    let out = node_cmd::run(&[
-        "systemctl",
-        "--user",
-        "list-units",
-        "--type=service",
-        "--state=activating",
-        "--no-legend",
-        "--plain",
-    ]);
+    let out = node_cmd::run(
+        &[
+            "systemctl",
+            "--user",
+            "list-units",
+            "--type=service",
+            "--state=activating",
+            "--no-legend",
+            "--plain",
+        ],
+        timeout,
+    );
     if !out.ok {
         return Check::new(
             id,

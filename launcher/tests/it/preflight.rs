@@ -478,3 +478,58 @@ fn a_fifo_among_the_app_users_units_does_not_hang_preflight() {
     );
     assert_eq!(check["verdict"], "pass", "{check}");
 }
+
+/// A wedged podman whose helpers keep its output open: one in its process
+/// group (as a forked child stays), one in a session of its own (as conmon
+/// daemonizes). Before, the timeout killed only the command it started,
+/// and then waited for the pipe to close: the helpers held it, and
+/// preflight hung until busybox's `timeout 120` ended it (seen). Now the
+/// command's group is killed and its output waited for no longer than
+/// the deadline; what escaped the group is out of reach, and said so.
+#[test]
+fn a_wedged_node_command_is_killed_with_its_group_and_its_helpers_cannot_hold_preflight() {
+    let node = Node::new("healthy");
+    let podman = node.node.path("/usr/bin/podman");
+    fs::write(
+        &podman,
+        "#!/bin/sh\nsetsid sleep 3107 &\nsleep 3106 &\nexec sleep 3105\n",
+    )
+    .unwrap();
+    let run = node.node.sh_with(
+        "",
+        &[("ARCHY_PASSWORD", PW)],
+        &format!(
+            "timeout 120 /root/archy-gate preflight --json --command-timeout 2 --host {}",
+            node.standin.host()
+        ),
+    );
+    let alive = |tag: &str| {
+        fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            fs::read(p.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c) == format!("sleep\0{tag}\0"))
+        })
+    };
+    let (in_group, foreground, escaped) = (alive("3106"), alive("3105"), alive("3107"));
+    // The escaped helper is no child of ours to wait for: end it here.
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", "^sleep 310[567]$"])
+        .status();
+    assert!(
+        run.code == 0 || run.code == 4,
+        "preflight hung or failed (exit {}): {}",
+        run.code,
+        run.stderr
+    );
+    assert!(
+        !in_group && !foreground,
+        "the command's group outlived its timeout"
+    );
+    assert!(
+        escaped,
+        "the test's escaped helper was not there to hold the pipe"
+    );
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let check = Node::check(&doc, "adopted-containers");
+    let t = text(&check);
+    assert!(t.contains("timed out after 2s"), "{t}");
+}
