@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
+use super::answer;
 use super::node::{self, Step};
 use super::progress::Progress;
 use super::roster::{Cross, Node};
@@ -157,7 +158,7 @@ pub fn run_phase(plan: &Plan, shared: &Shared, pool: &Pool, progress: &Progress)
             Ok(done) => *r = done,
             Err((_, why)) => {
                 r.outcome = CrossOutcome::Failed;
-                r.reason = Some(why);
+                r.reason = Some(answer::tame_str(&why));
                 r.seconds = crate::clock::now_unix().saturating_sub(r.started_unix.unwrap_or(0));
             }
         });
@@ -224,8 +225,9 @@ fn peer_packages(ssh: &mut Ssh, node: &Node) -> Step<Vec<PackageVersion>> {
             quote(&node.host)
         ),
         password.expose().as_bytes(),
+        answer::JSON,
     )
-    .map_err(|e| (Phase::Unreachable, format!("{}: {e}", node.name)))?;
+    .map_err(|e| e.step(&node.name))?;
     if out.code != ExitStatus::Success.code() {
         return Err((
             Phase::Error,
@@ -245,7 +247,7 @@ fn peer_packages(ssh: &mut Ssh, node: &Node) -> Step<Vec<PackageVersion>> {
         id: String,
         version: String,
     }
-    let state: State = serde_json::from_slice(&out.stdout).map_err(|e| {
+    let state: State = answer::json(&out.stdout).map_err(|e| {
         (
             Phase::Error,
             format!("{}'s server.get-state has no package list ({e})", node.name),
@@ -324,11 +326,22 @@ fn run_suite(
         );
     }
     let local = plan.dir.join("cross").join(&c.suite);
+    let started = std::time::Instant::now();
     let record = on_node(plan, shared, pool, progress, &c.runs_on, |ssh| {
-        let record = node::follow(ssh, &c.runs_on, &launcher, run_id, progress, &mut |_| {})?;
+        let record = node::follow(ssh, &c.runs_on, &launcher, run_id, 1, progress, &mut |_| {})?;
         node::fetch_run(ssh, &record, &local)?;
         Ok(record)
     })?;
+    // The node's word on how long the suite took, no longer than this host
+    // saw it run (for a resumed suite: since it was first started).
+    let seen = match shared
+        .snapshot()
+        .cross(&c.suite)
+        .and_then(|r| r.started_unix)
+    {
+        Some(first) => crate::clock::now_unix().saturating_sub(first),
+        None => started.elapsed().as_secs(),
+    };
     let mut result = shared
         .snapshot()
         .cross(&c.suite)
@@ -342,8 +355,8 @@ fn run_suite(
     result.tests_passed = tests.passed;
     result.tests_failed = tests.failed;
     result.failing = tests.failing.clone();
-    result.seconds = record.duration_secs.unwrap_or(0);
-    result.reason = match record.state {
+    result.seconds = record.duration_secs.unwrap_or(0).min(seen);
+    let reason = match record.state {
         RunState::Passed => None,
         RunState::Failed if !tests.failing.is_empty() => {
             Some(format!("failed: {}", tests.failing.join("; ")))
@@ -357,5 +370,6 @@ fn run_suite(
                 .unwrap_or_default()
         )),
     };
+    result.reason = reason.map(|r| answer::tame_str(&r));
     Ok(result)
 }

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Read as _;
 
 use camino::Utf8Path;
 
@@ -117,12 +116,10 @@ fn log_failures(log: &str) -> Vec<LogFailure> {
 }
 
 fn read_log(dir: &Utf8Path, node: &str) -> String {
-    let path = dir.join("nodes").join(node).join(crate::runs::LOG);
-    let mut bytes = Vec::new();
-    if let Ok(file) = std::fs::File::open(path) {
-        let _ = file.take(LOG_LIMIT).read_to_end(&mut bytes);
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
+    super::fetch::read_text(
+        &dir.join("nodes").join(node).join(crate::runs::LOG),
+        LOG_LIMIT,
+    )
 }
 
 fn log_href(node: &str) -> String {
@@ -154,7 +151,7 @@ fn role(n: &NodeState) -> String {
 fn tone(phase: Phase) -> &'static str {
     match phase {
         Phase::Passed => "good",
-        Phase::Failed | Phase::Error | Phase::Unreachable => "bad",
+        Phase::Failed | Phase::Error | Phase::Unreachable | Phase::Misbehaving => "bad",
         Phase::NotReady | Phase::Interrupted => "warn",
         Phase::Skipped => "quiet",
         Phase::Pending
@@ -369,7 +366,7 @@ fn order(p: Phase) -> u8 {
         Phase::Passed => 0,
         Phase::Failed => 1,
         Phase::Error => 2,
-        Phase::Unreachable => 3,
+        Phase::Unreachable | Phase::Misbehaving => 3,
         Phase::NotReady => 4,
         Phase::Interrupted => 5,
         Phase::Running => 6,
@@ -536,6 +533,15 @@ fn node_rows(out: &mut String, n: &NodeState, failures: Option<&[LogFailure]>) {
                 );
             }
             out.push_str("</li>");
+        }
+        out.push_str("</ul></td></tr>\n");
+    }
+    if !n.fetch_refused.is_empty() || n.fetch_incomplete.is_some() {
+        out.push_str(
+            "<tr class=\"detail\"><td></td><td colspan=\"6\" data-k=\"not-kept\"><span class=\"label\">not kept from its run dir</span><ul class=\"plain\">",
+        );
+        for why in n.fetch_incomplete.iter().chain(&n.fetch_refused) {
+            let _ = write!(out, "<li>{}</li>", escape(why));
         }
         out.push_str("</ul></td></tr>\n");
     }
@@ -741,6 +747,8 @@ fn timeline(out: &mut String, state: &FleetState) {
         return;
     }
     let t0 = starts;
+    // A state.json an older launcher wrote may hold a node's wild times:
+    // the axis spans what it spans, its ticks never more than a few.
     let span = (ends - t0).max(1.0);
     let _ = writeln!(
         out,
@@ -755,7 +763,7 @@ fn timeline(out: &mut String, state: &FleetState) {
         "<svg role=\"img\" aria-label=\"timeline of the fleet run\" width=\"{WIDTH}\" height=\"{height}\" viewBox=\"0 0 {WIDTH} {height}\" style=\"max-width:100%;height:auto\">"
     );
     // The axis: a grid line and a label per tick.
-    let tick = tick_step(span);
+    let tick = tick_step(span).max(span / 8.0);
     let mut t = 0.0;
     while t <= span + 1e-9 {
         let px = x(t0 + t);
@@ -935,6 +943,8 @@ mod tests {
             started_unix: Some(1_000),
             ended_unix: Some(1_030),
             steps: Vec::new(),
+            fetch_refused: Vec::new(),
+            fetch_incomplete: None,
         }
     }
 

@@ -5,12 +5,15 @@
 //! gate target passed. State and reports live in the fleet dir, so `fleet
 //! status` works mid-run and a restarted run picks up.
 
+mod answer;
 mod cross;
+mod fetch;
 mod html;
 mod node;
 pub mod progress;
 mod remote_dir;
 pub mod report;
+mod retry;
 pub mod roster;
 mod ssh;
 pub mod state;
@@ -27,6 +30,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use crate::bundle::Bundle;
 use crate::digest::to_hex;
 use crate::exit::{fail, ExitStatus};
+use crate::trust::{Create, PrivateDir};
 use progress::Progress;
 use roster::{Node, Role, Roster};
 use state::{FleetState, NodeState, Phase, Shared};
@@ -41,6 +45,23 @@ pub struct Plan {
     /// The fleet dir: state.json, reports, each node's fetched run.
     pub dir: Utf8PathBuf,
     pub jobs: usize,
+}
+
+/// The fleet dir, opened by the trust rule (trust.rs) that `run` uses for
+/// its work dir on a node: every dir on the way owned by root or us and
+/// writable by no one else unless sticky, and the dir itself ours alone
+/// (0700, made so with `Create::Yes`). A default dir relative to a shared
+/// current dir (a CI runner's /tmp) that another user made first, or made
+/// a symlink, is refused, never written through.
+pub fn private_dir(dir: &Utf8Path, create: Create) -> anyhow::Result<PrivateDir> {
+    PrivateDir::open(dir, create).map_err(|e| {
+        let what = if e.missing {
+            "start a run there with `launcher fleet run`, or name another with --out DIR"
+        } else {
+            "remove it, or name a dir of your own with --out DIR"
+        };
+        fail(ExitStatus::Environment, format!("fleet dir {e}: {what}"))
+    })
 }
 
 /// The fleet dir for a roster and bundle: stable, so a restart finds it.
@@ -255,6 +276,8 @@ impl Plan {
                     uploaded: None,
                     iteration: None,
                     steps: Vec::new(),
+                    fetch_refused: Vec::new(),
+                    fetch_incomplete: None,
                 })
                 .collect(),
             cross: self.roster.cross.iter().map(cross::pending).collect(),
@@ -264,7 +287,7 @@ impl Plan {
 
 /// Runs the plan. Returns the final state.
 pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
-    std::fs::create_dir_all(&plan.dir).with_context(|| format!("cannot create {}", plan.dir))?;
+    private_dir(&plan.dir, Create::Yes)?;
     // The ssh control sockets and master logs: a fresh 0700 dir with a name
     // nobody can guess or plant first (mkdtemp), short enough for a socket
     // path, removed when the run ends.
@@ -394,6 +417,16 @@ fn run_phase(
 /// The fleet dir to read for status and report: given; else the one of
 /// `bundle` for the roster; else the latest for the roster.
 pub fn find_dir(
+    roster: &Utf8Path,
+    out: Option<&Utf8Path>,
+    bundle: Option<&Utf8Path>,
+) -> anyhow::Result<Utf8PathBuf> {
+    let dir = find_unchecked(roster, out, bundle)?;
+    private_dir(&dir, Create::No)?;
+    Ok(dir)
+}
+
+fn find_unchecked(
     roster: &Utf8Path,
     out: Option<&Utf8Path>,
     bundle: Option<&Utf8Path>,

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use camino::Utf8Path;
 
+use super::answer;
+use super::fetch::{self, FetchError, Fetched};
 use super::progress::Progress;
+use super::retry::{self, LOST_AFTER, POLL_FIRST, POLL_MAX};
 use super::roster::Node;
 use super::ssh::{quote, Ssh, SshError};
 use super::state::{
@@ -24,12 +27,6 @@ use crate::preflight;
 use crate::reports;
 use crate::runs::{RunRecord, RunState};
 
-const POLL_FIRST: Duration = Duration::from_secs(1);
-const POLL_MAX: Duration = Duration::from_secs(15);
-/// How long a node may stay unreachable while its gate runs before we give up.
-const LOST_AFTER: Duration = Duration::from_secs(30 * 60);
-/// First connection: attempts before the node counts as unreachable.
-const CONNECT_ATTEMPTS: u32 = 3;
 /// How often the upload's progress is written to the state.
 const UPLOAD_SAVE_EVERY: Duration = Duration::from_millis(250);
 
@@ -47,7 +44,8 @@ pub fn drive(plan: &Plan, node: &Node, shared: &Shared, ssh: &mut Ssh, progress:
         n.uploaded = None;
         if let Err((phase, reason)) = outcome {
             n.phase = phase;
-            n.reason = Some(reason);
+            // It may quote what the node said: escaped and shortened.
+            n.reason = Some(answer::tame_str(&reason));
         }
     });
 }
@@ -72,17 +70,18 @@ fn steps(
     });
     connect(ssh, name, progress)?;
     // Before anything there runs: the dir it runs from must be ours alone.
-    super::remote_dir::make_private(ssh, &node.remote_path).map_err(|why| (Phase::Error, why))?;
+    super::remote_dir::make_private(ssh, &node.remote_path)?;
 
     let previous = shared.snapshot().node(name).clone();
     let launcher = quote(&node.remote_path);
 
     // A gate this fleet already started here: follow it, never start another.
     let resumed = match &previous.run_id {
-        Some(id) => remote_status(ssh, &launcher, id)
-            .ok()
-            .flatten()
-            .map(|_| id.clone()),
+        Some(id) => match remote_status(ssh, &launcher, id) {
+            Ok(found) => found.map(|_| id.clone()),
+            Err(SshError::Misbehaved(why)) => return Err((Phase::Misbehaving, why)),
+            Err(_) => None,
+        },
         None => None,
     };
     // When this fleet started the gate, on this host's clock (not known
@@ -191,9 +190,15 @@ fn steps(
         }
     };
     shared.update(name, |n| n.phase = Phase::Running);
-    let record = follow(ssh, name, &launcher, &run_id, progress, &mut |iteration| {
-        shared.update(name, |n| n.iteration = iteration)
-    })?;
+    let record = follow(
+        ssh,
+        name,
+        &launcher,
+        &run_id,
+        node.iterations,
+        progress,
+        &mut |iteration| shared.update(name, |n| n.iteration = iteration),
+    )?;
     finish(plan, node, shared, ssh, record, gate_started)
 }
 
@@ -223,61 +228,115 @@ fn remote_preflight(
             quote(&node.host)
         ),
         password.as_bytes(),
+        answer::JSON,
     )
-    .map_err(|e| (Phase::Unreachable, format!("preflight: {e}")))?;
-    serde_json::from_slice(&out.stdout).map_err(|_| {
+    .map_err(|e| e.step("preflight"))?;
+    answer::preflight(&out.stdout).map_err(|why| {
         (
             Phase::Error,
-            format!("preflight printed no report: {}", last_line(&out.stderr)),
+            format!(
+                "preflight printed no report ({why}): {}",
+                last_line(&out.stderr)
+            ),
         )
     })
 }
 
 pub fn connect(ssh: &mut Ssh, name: &str, progress: &Progress) -> Step<()> {
     let mut last = String::new();
-    for attempt in 0..CONNECT_ATTEMPTS {
+    let mut tries = retry::CONNECT.start();
+    while tries.next() {
         match ssh.connect() {
             Ok(()) => return Ok(()),
             Err(e) => {
                 last = e.to_string();
-                if attempt + 1 < CONNECT_ATTEMPTS {
+                if tries.left() {
                     progress.event(name, &format!("cannot connect ({last}); trying again"));
-                    thread::sleep(Duration::from_secs(1 << attempt));
+                    tries.pause();
                 }
             }
         }
     }
     Err((
         Phase::Unreachable,
-        format!("unreachable after {CONNECT_ATTEMPTS} attempts: {last}"),
+        format!("unreachable after {} attempts: {last}", tries.made()),
     ))
 }
 
-/// Runs a command, reconnecting with backoff while the link is down.
-pub fn retry(ssh: &mut Ssh, command: &str, input: &[u8]) -> Result<super::ssh::Output, String> {
-    let mut backoff = Duration::from_secs(1);
-    let mut last = String::new();
-    for _ in 0..6 {
-        match ssh.run(command, input) {
-            Ok(out) => return Ok(out),
-            Err(e) => last = e.to_string(),
-        }
-        thread::sleep(backoff);
-        backoff = (backoff * 2).min(POLL_MAX);
-    }
-    Err(last)
+/// Why a command got no answer: the link kept breaking, or the node's
+/// answer broke a bound (then trying again changes nothing).
+pub enum NoAnswer {
+    Link(String),
+    Misbehaved(String),
 }
 
-/// The node's record of run `id`, if that run exists there.
+impl NoAnswer {
+    /// The step's end, for `what` ("preflight").
+    pub fn step(self, what: &str) -> (Phase, String) {
+        match self {
+            NoAnswer::Link(why) => (Phase::Unreachable, format!("{what}: {why}")),
+            NoAnswer::Misbehaved(why) => (Phase::Misbehaving, format!("{what}: {why}")),
+        }
+    }
+}
+
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoAnswer::Link(why) | NoAnswer::Misbehaved(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Runs a command, its answer capped at `cap`, reconnecting with backoff
+/// while the link is down (`retry::COMMAND`).
+pub fn retry(
+    ssh: &mut Ssh,
+    command: &str,
+    input: &[u8],
+    cap: u64,
+) -> Result<super::ssh::Output, NoAnswer> {
+    let mut tries = retry::COMMAND.start();
+    let mut last = String::new();
+    while tries.next() {
+        match ssh.run_capped(command, input, cap) {
+            Ok(out) => return Ok(out),
+            Err(SshError::Misbehaved(why)) => return Err(NoAnswer::Misbehaved(why)),
+            Err(e) => last = e.to_string(),
+        }
+        if tries.left() {
+            tries.pause();
+        }
+    }
+    Err(NoAnswer::Link(last))
+}
+
+/// The node's record of run `id`, if that run exists there: read under
+/// `answer::JSON`, tamed (`answer::record`). A record that is not one is
+/// the node's misbehaviour.
 pub fn remote_status(
     ssh: &mut Ssh,
     launcher: &str,
     id: &str,
 ) -> Result<Option<RunRecord>, SshError> {
-    let out = ssh.run(&format!("{launcher} status {} --json", quote(id)), b"")?;
-    Ok((out.code == ExitStatus::Success.code())
-        .then(|| serde_json::from_slice(&out.stdout).ok())
-        .flatten())
+    let out = ssh.run_capped(
+        &format!("{launcher} status {} --json", quote(id)),
+        b"",
+        answer::JSON,
+    )?;
+    if out.code != ExitStatus::Success.code() {
+        return Ok(None);
+    }
+    match answer::record(&out.stdout) {
+        Ok((record, _)) if *record.run_id == *id => Ok(Some(record)),
+        Ok((record, _)) => Err(SshError::Misbehaved(format!(
+            "asked for run {id}, it answered with run {}",
+            record.run_id
+        ))),
+        Err(why) => Err(SshError::Misbehaved(format!(
+            "its `status {id} --json` is {why}"
+        ))),
+    }
 }
 
 /// `launcher run --detach` as the fleet starts it on `node`: pinned to the
@@ -311,13 +370,18 @@ pub fn start_detached(
     id: &str,
     password: &str,
 ) -> Step<()> {
-    let mut backoff = Duration::from_secs(1);
-    for _ in 0..6 {
+    let mut tries = retry::START.start();
+    while tries.next() {
         match ssh.run(command, password.as_bytes()) {
             Ok(out) if out.code == ExitStatus::Success.code() => return Ok(()),
+            Err(SshError::Misbehaved(why)) => {
+                return Err((Phase::Misbehaving, format!("starting the run: {why}")))
+            }
             Ok(out) => {
-                if let Ok(Some(_)) = remote_status(ssh, launcher, id) {
-                    return Ok(());
+                match remote_status(ssh, launcher, id) {
+                    Ok(Some(_)) => return Ok(()),
+                    Err(SshError::Misbehaved(why)) => return Err((Phase::Misbehaving, why)),
+                    _ => {}
                 }
                 let why = last_line(&out.stderr);
                 return Err(if out.code == ExitStatus::Preflight.code() {
@@ -328,8 +392,7 @@ pub fn start_detached(
             }
             Err(_) => {
                 // Did it start before the link broke? Then follow it.
-                thread::sleep(backoff);
-                backoff = (backoff * 2).min(POLL_MAX);
+                tries.pause();
                 if let Ok(Some(_)) = remote_status(ssh, launcher, id) {
                     return Ok(());
                 }
@@ -358,20 +421,35 @@ pub fn last_line(text: &str) -> String {
 }
 
 /// Polls run `id` until it ends, riding out broken links; tells
-/// `on_iteration` which iteration it is in as that changes.
+/// `on_iteration` which iteration it is in as that changes. A run still
+/// going after `iterations` × `retry::RUN_PER_ITERATION` is given up on:
+/// a node that answers "running" forever does not hold the fleet.
 pub fn follow(
     ssh: &mut Ssh,
     name: &str,
     launcher: &str,
     id: &str,
+    iterations: u32,
     progress: &Progress,
     on_iteration: &mut dyn FnMut(Option<u32>),
 ) -> Step<RunRecord> {
+    let longest = retry::RUN_PER_ITERATION * iterations.max(1);
+    let began = Instant::now();
     let mut wait = POLL_FIRST;
     let mut unreachable_since: Option<Instant> = None;
     let mut iteration = None;
     loop {
         thread::sleep(wait);
+        if began.elapsed() > longest {
+            return Err((
+                Phase::Error,
+                format!(
+                    "run {id} still had not ended after {} ({} per iteration): no longer followed",
+                    crate::clock::duration(longest.as_secs()),
+                    crate::clock::duration(retry::RUN_PER_ITERATION.as_secs())
+                ),
+            ));
+        }
         match remote_status(ssh, launcher, id) {
             Ok(Some(record)) => {
                 unreachable_since = None;
@@ -385,6 +463,7 @@ pub fn follow(
                 wait = (wait * 2).min(POLL_MAX);
             }
             Ok(None) => return Err((Phase::Error, format!("the node has no run {id}"))),
+            Err(SshError::Misbehaved(why)) => return Err((Phase::Misbehaving, why)),
             Err(e) => {
                 let since = *unreachable_since.get_or_insert_with(Instant::now);
                 if since.elapsed() > LOST_AFTER {
@@ -401,18 +480,19 @@ pub fn follow(
 }
 
 /// Copies a run's dir on the node (record, log, TAP, JUnit) into `local`,
-/// which is emptied first.
-pub fn fetch_run(ssh: &mut Ssh, record: &RunRecord, local: &Utf8Path) -> Step<()> {
-    let _ = std::fs::remove_dir_all(local);
-    std::fs::create_dir_all(local).map_err(|e| (Phase::Error, format!("{local}: {e}")))?;
-    let command = format!("cd {} && tar cf - .", quote(record.run_dir().as_str()));
-    if let Ok(out) = retry(ssh, &command, b"") {
-        if out.code == ExitStatus::Success.code() {
-            let mut archive = tar::Archive::new(out.stdout.as_slice());
-            let _ = archive.unpack(local);
-        }
+/// made afresh, as plain data (`fetch.rs`). A link that keeps breaking
+/// leaves it empty, and the report says so; a node whose run dir breaks a
+/// cap misbehaves.
+pub fn fetch_run(ssh: &mut Ssh, record: &RunRecord, local: &Utf8Path) -> Step<Fetched> {
+    match fetch::run_dir(ssh, record.run_dir().as_str(), local) {
+        Ok(fetched) => Ok(fetched),
+        Err(FetchError::Link(why)) => Ok(Fetched {
+            incomplete: Some(format!("the run dir could not be fetched: {why}")),
+            ..Fetched::default()
+        }),
+        Err(FetchError::Misbehaved(why)) => Err((Phase::Misbehaving, why)),
+        Err(FetchError::Local(why)) => Err((Phase::Error, why)),
     }
-    Ok(())
 }
 
 /// Fetches the gate's run dir and settles the node.
@@ -424,9 +504,22 @@ fn finish(
     record: RunRecord,
     gate_started: Option<f64>,
 ) -> Step<()> {
+    // What this host saw: when the gate was started (or, for a gate an
+    // earlier fleet run started, when this node's turn began) and when it
+    // was seen to end. The node's times are placed inside, never outside.
+    let seen_end = StepStart::now().unix();
+    let seen_start = gate_started
+        .or_else(|| {
+            shared
+                .snapshot()
+                .node(&node.name)
+                .started_unix
+                .map(|s| s as f64)
+        })
+        .unwrap_or(seen_end);
     let local = plan.dir.join("nodes").join(&node.name);
-    fetch_run(ssh, &record, &local)?;
-    let iterations = iteration_steps(&local, &record, gate_started);
+    let fetched = fetch_run(ssh, &record, &local)?;
+    let iterations = iteration_steps(&local, &fetched, &record, seen_start, seen_end);
     let iterations_passed = (!iterations.is_empty()).then(|| {
         iterations
             .iter()
@@ -450,14 +543,21 @@ fn finish(
         )),
         _ => None,
     };
+    // Only what this host verified: the roster's key, which the bundle was
+    // checked against here before upload and which the node was told to
+    // require (`run --trust`). The node's own word on its signer is not
+    // repeated as ours.
+    let verified_by = plan.roster.trust.as_ref().map(|key| key.id());
     shared.update(&node.name, |n: &mut NodeState| {
         n.phase = phase;
-        n.reason = reason;
-        n.remote_run_dir = Some(record.run_dir().to_string());
+        n.reason = reason.map(|r| answer::tame_str(&r));
+        n.remote_run_dir = Some(answer::tame_str(record.run_dir().as_str()));
         n.iterations_passed = iterations_passed;
         n.iteration = None;
         n.tests = record.tests.clone();
-        n.verified_by = record.bundle.signed_by.clone();
+        n.verified_by = verified_by;
+        n.fetch_refused = fetched.refused.clone();
+        n.fetch_incomplete = fetched.incomplete.clone();
         n.steps
             .retain(|s| !matches!(s.kind, StepKind::Iteration(_)));
         n.steps.extend(iterations);
@@ -468,39 +568,36 @@ fn finish(
 
 /// The gate's iterations, one step each, from the run dir fetched into
 /// `dir`: `iteration-N.tap` says how iteration N went (passed: no failing
-/// test, and at least one test), and its mtime (the node's clock, kept by
-/// tar) when it ended; each began when the one before ended, the first
-/// when the run did (run.json's `started_unix`). The node's clock only
-/// measures lengths: the steps are placed from `gate_started`, when this
-/// host started the gate, when known.
+/// test, and at least one test), and its time on the node (a claim, from
+/// the tar stream) when it ended; each began when the one before ended,
+/// the first when the run did (run.json's `started_unix`, the node's clock
+/// again). The node's clock only measures lengths, and those are clamped:
+/// the steps lie between `seen_start` and `seen_end`, which this host saw.
 fn iteration_steps(
     dir: &Utf8Path,
+    fetched: &Fetched,
     record: &RunRecord,
-    gate_started: Option<f64>,
+    seen_start: f64,
+    seen_end: f64,
 ) -> Vec<TimedStep> {
-    let mut taps: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|item| {
-            let name = item.file_name().to_string_lossy().into_owned();
-            let n = name.strip_prefix("iteration-")?.strip_suffix(".tap")?;
-            Some((n.parse().ok()?, item.path()))
+    let mut taps: Vec<(u32, &fetch::FetchedFile)> = fetched
+        .files
+        .iter()
+        .filter_map(|f| {
+            let n = f.path.strip_prefix("iteration-")?.strip_suffix(".tap")?;
+            Some((n.parse().ok()?, f))
         })
+        .filter(|(n, _)| (1..=record.iterations).contains(n))
         .collect();
-    taps.sort();
+    taps.sort_by_key(|(n, _)| *n);
     let run_started = record.started_unix as f64;
-    let anchor = gate_started.unwrap_or(run_started);
-    let mut began = run_started;
+    let span = (seen_end - seen_start).max(0.0);
+    let mut began = 0.0;
     let mut steps = Vec::new();
-    for (n, path) in taps {
-        let ended = std::fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(began, |d| d.as_secs_f64())
-            .max(began);
-        let counts = reports::parse_tap(&std::fs::read_to_string(&path).unwrap_or_default());
+    for (n, file) in taps {
+        let ended = answer::clamp_time(file.node_mtime as f64 - run_started, began, span);
+        let text = fetch::read_text(&dir.join(&file.path), answer::RUN_DIR_BYTES);
+        let counts = reports::parse_tap(&text);
         let outcome = if counts.failed == 0 && counts.total() > 0 {
             Verdict::Passed
         } else {
@@ -512,7 +609,7 @@ fn iteration_steps(
         }
         steps.push(TimedStep {
             kind: StepKind::Iteration(n),
-            started_unix: anchor + (began - run_started),
+            started_unix: seen_start + began,
             seconds: ended - began,
             outcome,
             detail: Some(detail),

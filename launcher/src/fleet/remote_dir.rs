@@ -11,7 +11,8 @@
 //! script (busybox ash and bash both run it), built from a path whose names
 //! the roster already restricted to a safe charset.
 
-use super::ssh::{quote, Ssh};
+use super::ssh::{quote, Ssh, SshError};
+use super::state::Phase;
 
 /// The exit status the script uses for "refused", with its reason on stdout.
 const REFUSED: i32 = 3;
@@ -53,20 +54,24 @@ echo '{OK_LINE}'
 }
 
 /// Makes the dir of `remote` (the bundle's path on the node) private, or
-/// says why it cannot be trusted. `Err` is the reason, for the report.
-pub fn make_private(ssh: &mut Ssh, remote: &str) -> Result<(), String> {
+/// says why it cannot be trusted: `Err` is where the node ends, and why.
+pub fn make_private(ssh: &mut Ssh, remote: &str) -> Result<(), (Phase, String)> {
     let dir = remote.rsplit_once('/').map_or("/", |(d, _)| d);
-    let out = ssh
-        .run(&script(dir), b"")
-        .map_err(|e| format!("cannot check the remote dir: {e}"))?;
-    let said = out.stdout_text();
+    let out = ssh.run(&script(dir), b"").map_err(|e| match e {
+        SshError::Misbehaved(why) => (Phase::Misbehaving, why),
+        e => (Phase::Error, format!("cannot check the remote dir: {e}")),
+    })?;
+    let said = crate::printable::printable(out.stdout_text().trim()).into_owned();
+    let stderr = crate::printable::printable(out.stderr.trim()).into_owned();
     match out.code {
         0 if said.contains(OK_LINE) => Ok(()),
-        REFUSED => Err(format!("refusing the node's bundle dir: {}", said.trim())),
-        code => Err(format!(
-            "checking the remote dir {dir} failed (exit {code}): {}{}",
-            said.trim(),
-            out.stderr.trim()
+        REFUSED => Err((
+            Phase::Error,
+            format!("refusing the node's bundle dir: {said}"),
+        )),
+        code => Err((
+            Phase::Error,
+            format!("checking the remote dir {dir} failed (exit {code}): {said}{stderr}"),
         )),
     }
 }

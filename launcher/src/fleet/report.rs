@@ -11,17 +11,25 @@ use camino::Utf8Path;
 use super::state::{CrossOutcome, CrossResult, FleetState, NodeState, Phase};
 use crate::printable::printable;
 use crate::reports::{self, Outcome};
+use crate::trust::Create;
 
+/// Writes every report into the fleet dir, each by temp file and rename
+/// inside it (never through a name another process left there).
 pub fn write(dir: &Utf8Path, state: &FleetState) -> anyhow::Result<()> {
-    let json = serde_json::to_vec_pretty(state)?;
-    std::fs::write(dir.join("report.json"), json)
-        .with_context(|| format!("cannot write {dir}/report.json"))?;
-    std::fs::write(dir.join("report.md"), markdown(state))
-        .with_context(|| format!("cannot write {dir}/report.md"))?;
-    std::fs::write(dir.join("report.html"), super::html::render(dir, state))
-        .with_context(|| format!("cannot write {dir}/report.html"))?;
-    std::fs::write(dir.join("junit.xml"), junit(dir, state))
-        .with_context(|| format!("cannot write {dir}/junit.xml"))?;
+    let private = super::private_dir(dir, Create::No)?;
+    let mut json = serde_json::to_vec_pretty(state)?;
+    json.push(b'\n');
+    let files = [
+        ("report.json", json),
+        ("report.md", markdown(state).into_bytes()),
+        ("report.html", super::html::render(dir, state).into_bytes()),
+        ("junit.xml", junit(dir, state).into_bytes()),
+    ];
+    for (name, bytes) in files {
+        private
+            .write_atomic(name, &bytes, 0o644)
+            .with_context(|| format!("cannot write {dir}/{name}"))?;
+    }
     Ok(())
 }
 
@@ -86,7 +94,7 @@ pub fn markdown(state: &FleetState) -> String {
             .unwrap_or_else(|| "-".into());
         let state_cell = match &n.reason {
             Some(r) if !matches!(n.phase, Phase::Passed) => {
-                format!("**{}**: {}", n.phase.word(), r)
+                format!("**{}**: {}", n.phase.word(), escape(r))
             }
             _ => format!("**{}**", n.phase.word()),
         };
@@ -95,7 +103,7 @@ pub fn markdown(state: &FleetState) -> String {
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             n.name,
             format!("{:?}", n.role).to_lowercase(),
-            escape(&state_cell),
+            state_cell,
             iterations,
             tests,
             escape(&failing),
@@ -128,7 +136,7 @@ pub fn markdown(state: &FleetState) -> String {
         let _ = writeln!(out, "|---|---|---|---|---|---|---|");
         for c in &state.cross {
             let outcome = match &c.reason {
-                Some(r) => format!("**{}**: {}", c.outcome.word(), r),
+                Some(r) => format!("**{}**: {}", c.outcome.word(), escape(r)),
                 None => format!("**{}**", c.outcome.word()),
             };
             let (tests, took) =
@@ -151,33 +159,68 @@ pub fn markdown(state: &FleetState) -> String {
                 c.suite,
                 c.nodes.join(", "),
                 c.runs_on,
-                escape(&outcome),
+                outcome,
                 tests,
                 escape(&failing),
                 took
             );
         }
     }
-    // Which key each node found the bundle signed by, when any did.
-    let signed: Vec<String> = state
+    // Which key this launcher verified the bundle's signature with, before
+    // upload, and the nodes that ran it told to require that key. (What a
+    // node says of its own check is its claim, and is not repeated here.)
+    let mut keys: Vec<&str> = state
         .nodes
         .iter()
-        .filter_map(|n| Some(format!("{} `{}`", n.name, n.verified_by.as_ref()?)))
+        .filter_map(|n| n.verified_by.as_deref())
         .collect();
-    if !signed.is_empty() {
+    keys.dedup();
+    for key in keys {
+        let nodes: Vec<&str> = state
+            .nodes
+            .iter()
+            .filter(|n| n.verified_by.as_deref() == Some(key))
+            .map(|n| n.name.as_str())
+            .collect();
         let _ = writeln!(
             out,
-            "\nSignature verified on the node by key: {}.",
-            signed.join(", ")
+            "\nSignature verified here, before upload, with trusted key `{}`; run with `--trust` that key on: {}.",
+            escape(key),
+            nodes.join(", ")
         );
+    }
+    // What the nodes sent that was not kept: a node's run dir is plain data.
+    let refused: Vec<&NodeState> = state
+        .nodes
+        .iter()
+        .filter(|n| !n.fetch_refused.is_empty() || n.fetch_incomplete.is_some())
+        .collect();
+    if !refused.is_empty() {
+        let _ = writeln!(out, "\n## Not kept from the nodes' run dirs\n");
+        for n in refused {
+            for why in n.fetch_incomplete.iter().chain(&n.fetch_refused) {
+                let _ = writeln!(out, "- {}: {}", n.name, escape(why));
+            }
+        }
     }
     out
 }
 
-/// A table cell: the nodes' strings (test names, findings) with their
-/// control characters escaped, and no `|` or line break to break the table.
+/// A node's string (a test name, a finding, a reason) in Markdown: its
+/// control characters escaped, no line break, and a backslash before each
+/// character Markdown gives a meaning that could turn it into something
+/// else than text: HTML (`<`, `>`, `&`), links and images (`[`, `]`, `!`),
+/// code (`` ` ``), emphasis (`*`, `_`, `~`) and the table's `|`.
 fn escape(cell: &str) -> String {
-    printable(&cell.replace('\n', " ")).replace('|', "\\|")
+    let text = printable(&cell.replace('\n', " ")).into_owned();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\`*_~[]<>&|!".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn xml(text: &str) -> String {

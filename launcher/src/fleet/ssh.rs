@@ -4,13 +4,16 @@
 //! (ProxyCommand `tailscale nc %h %p` and all), or a given ssh_config file.
 //! A link that drops is reopened by the next command.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use camino::Utf8Path;
+
+use super::{answer, retry};
 
 /// How long the master has to authenticate before the node counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -21,12 +24,17 @@ pub enum SshError {
     Link(String),
     /// The connection is up but sshd refused a session on it for now.
     Refused(String),
+    /// The node's answer broke a bound (too long, too slow): the node
+    /// misbehaves, and no retry will change that.
+    Misbehaved(String),
 }
 
 impl std::fmt::Display for SshError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SshError::Link(why) | SshError::Refused(why) => f.write_str(why),
+            SshError::Link(why) | SshError::Refused(why) | SshError::Misbehaved(why) => {
+                f.write_str(why)
+            }
         }
     }
 }
@@ -41,6 +49,33 @@ impl Output {
     pub fn stdout_text(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
+
+    fn with_stdout(self, stdout: Vec<u8>) -> Output {
+        Output { stdout, ..self }
+    }
+}
+
+/// Why a session was ended before it was done.
+enum Cut {
+    /// A reader met its cap.
+    Overflow,
+    /// The session outlived its deadline.
+    Deadline,
+}
+
+/// The first words of a remote command, for a verdict: which command the
+/// node answered badly, without a script's whole text.
+fn short_command(command: &str) -> String {
+    let first = command.lines().next().unwrap_or("");
+    let words: Vec<&str> = first.split_whitespace().take(3).collect();
+    let mut shown = words.join(" ");
+    if shown.len() > 60 {
+        shown = shown.chars().take(60).collect();
+    }
+    if words.len() < first.split_whitespace().count() || command.lines().nth(1).is_some() {
+        shown.push_str(" …");
+    }
+    shown
 }
 
 pub struct Ssh {
@@ -153,7 +188,10 @@ impl Ssh {
         loop {
             if let Some(child) = &mut self.master {
                 if let Ok(Some(status)) = child.try_wait() {
-                    let why = std::fs::read_to_string(&self.master_log).unwrap_or_default();
+                    // ssh's own words, with whatever the far end sent
+                    // during the handshake: capped and escaped.
+                    let why = answer::read_capped_file(&self.master_log, answer::STDERR_KEPT);
+                    let why = crate::printable::printable(&why).into_owned();
                     self.master = None;
                     let why = why.trim();
                     return Err(SshError::Link(if why.is_empty() {
@@ -196,34 +234,101 @@ impl Ssh {
         cmd
     }
 
-    /// Runs `command` on the node over the master, feeding `input` on stdin.
-    /// Exit 255 (ssh's own failure) is a link error, and drops the master
-    /// unless it is still up (then the session was refused, and is retried).
+    /// Runs `command` on the node over the master, feeding `input` on
+    /// stdin, its answer capped at `answer::SHORT` bytes. A session sshd
+    /// refused on a live master is asked for again on that master (never on
+    /// a new connection), `retry::REFUSED_SESSION` times.
     pub fn run(&mut self, command: &str, input: &[u8]) -> Result<Output, SshError> {
-        let mut refused = 0;
+        self.run_capped(command, input, answer::SHORT)
+    }
+
+    /// `run`, its answer capped at `cap` bytes.
+    pub fn run_capped(
+        &mut self,
+        command: &str,
+        input: &[u8],
+        cap: u64,
+    ) -> Result<Output, SshError> {
+        let mut tries = retry::REFUSED_SESSION.start();
         loop {
-            match self.run_once(command, input) {
-                Err(SshError::Refused(_)) if refused < 20 => {
-                    refused += 1;
-                    thread::sleep(Duration::from_millis(50 * refused));
-                }
+            let mut stdout = Vec::new();
+            let outcome = self.exchange(
+                command,
+                &mut &input[..],
+                &mut |_| {},
+                cap,
+                retry::SESSION,
+                &mut |out| {
+                    out.read_to_end(&mut stdout)?;
+                    Ok(())
+                },
+            );
+            match outcome {
+                Ok(end) => return Ok(end.with_stdout(stdout)),
+                Err(SshError::Refused(_)) if tries.next() => tries.pause(),
                 Err(SshError::Refused(why)) => return Err(SshError::Link(why)),
-                other => return other,
+                Err(other) => return Err(other),
             }
         }
     }
 
-    fn run_once(&mut self, command: &str, mut input: &[u8]) -> Result<Output, SshError> {
-        self.run_streaming(command, &mut input, &mut |_| {})
-    }
-
     /// Streams `source` to `command`'s stdin, counting the bytes handed to
-    /// ssh through `sent`.
+    /// ssh through `sent`; the command's answer is capped at `answer::SHORT`.
     pub fn run_streaming(
         &mut self,
         command: &str,
-        source: &mut dyn Read,
-        sent: &mut dyn FnMut(u64),
+        source: &mut (dyn Read + Send),
+        sent: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<Output, SshError> {
+        let mut stdout = Vec::new();
+        let end = self.exchange(
+            command,
+            source,
+            sent,
+            answer::SHORT,
+            retry::SESSION,
+            &mut |out| {
+                out.read_to_end(&mut stdout)?;
+                Ok(())
+            },
+        )?;
+        Ok(end.with_stdout(stdout))
+    }
+
+    /// Runs `command` with nothing on stdin and hands its stdout, as a
+    /// stream of at most `cap` bytes, to `sink` (the fetch of a run dir).
+    /// `Ok` holds the command's exit code and stderr; what `sink` made of
+    /// the stream is the caller's.
+    pub fn run_into(
+        &mut self,
+        command: &str,
+        cap: u64,
+        sink: &mut (dyn FnMut(&mut dyn Read) -> io::Result<()> + Send),
+    ) -> Result<Output, SshError> {
+        self.exchange(
+            command,
+            &mut io::empty(),
+            &mut |_| {},
+            cap,
+            retry::FETCH_SESSION,
+            sink,
+        )
+    }
+
+    /// One session: `source` to its stdin (on a thread of its own, so a
+    /// node that answers before it reads cannot stall us), its stdout
+    /// through `sink` capped at `cap` bytes, its stderr kept up to
+    /// `answer::STDERR_KEPT`, all within `deadline`. Whatever breaks a cap
+    /// or the deadline ends the session (the ssh client is killed; the
+    /// master stays) and is the node's misbehaviour, named.
+    fn exchange(
+        &mut self,
+        command: &str,
+        source: &mut (dyn Read + Send),
+        sent: &mut (dyn FnMut(u64) + Send),
+        cap: u64,
+        deadline: Duration,
+        sink: &mut (dyn FnMut(&mut dyn Read) -> io::Result<()> + Send),
     ) -> Result<Output, SshError> {
         self.connect()?;
         let mut child = self
@@ -234,32 +339,114 @@ impl Ssh {
             .spawn()
             .map_err(|e| SshError::Link(format!("cannot run ssh: {e}")))?;
         let mut stdin = child.stdin.take().expect("piped");
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match source.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => return Err(SshError::Link(format!("reading the bundle: {e}"))),
-            };
-            if stdin.write_all(&buf[..n]).is_err() {
-                break; // the session died; its exit status says why
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let started = Instant::now();
+        // Set by a reader that met its cap: the session is ended at once.
+        let over = AtomicBool::new(false);
+        let (fed, sunk, said, status, cut) = thread::scope(|scope| {
+            let feeder = scope.spawn(move || -> io::Result<()> {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = source.read(&mut buf)?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    if stdin.write_all(&buf[..n]).is_err() {
+                        return Ok(()); // the session ended; its exit status says why
+                    }
+                    sent(n as u64);
+                }
+            });
+            let over = &over;
+            let reader = scope.spawn(move || {
+                let mut capped = answer::Capped::new(stdout, cap);
+                let sunk = sink(&mut capped);
+                // What the sink left unread is drained, within the cap, so
+                // that ssh can exit.
+                let _ = io::copy(&mut capped, &mut io::sink());
+                if capped.overflowed() {
+                    over.store(true, Ordering::SeqCst);
+                }
+                sunk
+            });
+            let errors = scope.spawn(move || {
+                let said = answer::read_stderr(stderr);
+                if said.overflowed {
+                    over.store(true, Ordering::SeqCst);
+                }
+                said
+            });
+            let mut status = None;
+            let mut cut: Option<Cut> = None;
+            loop {
+                if status.is_none() {
+                    status = child.try_wait().ok().flatten();
+                }
+                if status.is_some() && reader.is_finished() && errors.is_finished() {
+                    break;
+                }
+                if cut.is_none() {
+                    if over.load(Ordering::SeqCst) {
+                        cut = Some(Cut::Overflow);
+                    } else if started.elapsed() > deadline {
+                        cut = Some(Cut::Deadline);
+                    }
+                    if cut.is_some() && status.is_none() {
+                        let _ = child.kill();
+                        status = child.wait().ok();
+                    }
+                }
+                thread::sleep(Duration::from_millis(5));
             }
-            sent(n as u64);
+            // A reader may have met its cap just as ssh ended by itself
+            // (the far end saw its pipe close): that is still the node's.
+            if cut.is_none() && over.load(Ordering::SeqCst) {
+                cut = Some(Cut::Overflow);
+            }
+            let fed = feeder.join().unwrap_or(Ok(()));
+            let sunk = reader
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the reader panicked")));
+            let said = errors.join().unwrap_or_default();
+            (fed, sunk, said, status, cut)
+        });
+        let shown = short_command(command);
+        match cut {
+            Some(Cut::Deadline) => {
+                return Err(SshError::Misbehaved(format!(
+                    "its answer to `{shown}` took longer than {}",
+                    crate::clock::duration(deadline.as_secs())
+                )))
+            }
+            Some(Cut::Overflow) if said.overflowed => {
+                return Err(SshError::Misbehaved(format!(
+                    "it wrote more than {} of errors for `{shown}`",
+                    crate::human::size(answer::STDERR_MAX)
+                )))
+            }
+            Some(Cut::Overflow) => {
+                return Err(SshError::Misbehaved(format!(
+                    "it answered `{shown}` with more than {}, the most the fleet reads from it",
+                    crate::human::size(cap)
+                )))
+            }
+            None => {}
         }
-        drop(stdin);
-        let out = child
-            .wait_with_output()
-            .map_err(|e| SshError::Link(e.to_string()))?;
-        self.finish(out.status.code(), out.stdout, out.stderr)
+        if let Err(e) = fed {
+            return Err(SshError::Link(format!("reading what to send: {e}")));
+        }
+        let out = self.finish(status.and_then(|s| s.code()), Vec::new(), said.text)?;
+        sunk.map_err(|e| SshError::Link(format!("reading the answer to `{shown}`: {e}")))?;
+        Ok(out)
     }
 
     fn finish(
         &mut self,
         code: Option<i32>,
         stdout: Vec<u8>,
-        stderr: Vec<u8>,
+        stderr: String,
     ) -> Result<Output, SshError> {
-        let stderr = String::from_utf8_lossy(&stderr).into_owned();
         match code {
             Some(255) if self.master_alive() => Err(SshError::Refused(format!(
                 "{} refused a session: {}",

@@ -25,6 +25,9 @@ pub enum Phase {
     /// Preflight failed: not the build's fault.
     NotReady,
     Unreachable,
+    /// Its answers broke the fleet's bounds (too long, too slow, not what
+    /// was asked): the node may be compromised, and is not followed further.
+    Misbehaving,
     /// Not run: not a gate target, or a primary did not pass.
     Skipped,
     Error,
@@ -95,6 +98,13 @@ pub struct NodeState {
     /// The node's timed steps, in the order they began: the report's timeline.
     #[serde(default)]
     pub steps: Vec<Step>,
+    /// Entries of the node's run dir that were not kept (symlinks, devices,
+    /// odd names…), each with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fetch_refused: Vec<String>,
+    /// Why the run dir was not fetched whole, when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetch_incomplete: Option<String>,
 }
 
 /// One timed step of a node's way through the fleet run.

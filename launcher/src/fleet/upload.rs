@@ -1,19 +1,20 @@
 //! Putting the bundle on a node: only when the node's copy differs by hash;
 //! into `PATH.part`, resumed from what arrived when a link breaks; renamed
-//! into place atomically once its sha256 matches.
+//! into place atomically once its sha256 matches. Every pass counts
+//! against `retry::UPLOAD`, whatever the node answers.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use camino::Utf8Path;
 
+use super::answer;
+use super::retry;
 use super::ssh::{quote, Ssh, SshError};
 use super::state::UploadStats;
 use crate::exit::ExitStatus;
 
-const ATTEMPTS: u32 = 8;
 /// The most a broken link can cost: one chunk sent again.
 const CHUNK: u64 = 256 * 1024;
 
@@ -38,7 +39,7 @@ pub fn upload(
     local: &Utf8Path,
     sha256: &str,
     remote: &str,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<UploadStats, String> {
     let started = Instant::now();
     let size = std::fs::metadata(local)
@@ -52,24 +53,28 @@ pub fn upload(
     let dir = remote
         .rsplit_once('/')
         .map_or(".", |(d, _)| if d.is_empty() { "/" } else { d });
-    let mut backoff = Duration::from_secs(1);
+    // Every pass counts: a look at the node's copy with what follows it
+    // (chunks sent, or the move into place). A node that answers "part
+    // complete, moved" but never holds the file uses them up.
+    let mut tries = retry::UPLOAD.start();
+    let mut last = String::from("the node never reported the bundle in place");
     // What was on the node at the first look (a part from an earlier run):
     // every byte past it must cross once; more than that was sent again.
     let mut first_offset: Option<u64> = None;
     loop {
-        if stats.attempts >= ATTEMPTS {
-            return Err(format!("the upload failed {ATTEMPTS} times"));
+        if !tries.next() {
+            return Err(format!(
+                "the upload failed {} times; last: {last}",
+                tries.made()
+            ));
         }
-        let facts = remote_facts(ssh, remote);
-        let (current, mut offset) = match facts {
+        stats.attempts = tries.made();
+        let (current, mut offset) = match remote_facts(ssh, remote) {
             Ok(f) => f,
+            Err(SshError::Misbehaved(why)) => return Err(why),
             Err(e) => {
-                stats.attempts += 1;
-                thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-                if stats.attempts >= ATTEMPTS {
-                    return Err(format!("cannot reach the node to upload: {e}"));
-                }
+                last = format!("cannot reach the node to upload: {e}");
+                tries.pause();
                 continue;
             }
         };
@@ -82,7 +87,7 @@ pub fn upload(
         }
         first_offset.get_or_insert(offset);
         if offset == size {
-            // Complete: check and move into place.
+            // Complete: check and move into place; the next look must see it.
             let script = format!(
                 "cd {d} && [ \"$(sha256sum {p} | cut -d' ' -f1)\" = {s} ] && chmod 755 {p} && mv -f {p} {r}",
                 d = quote(dir),
@@ -91,28 +96,29 @@ pub fn upload(
                 r = quote(remote)
             );
             match ssh.run(&script, b"") {
-                Ok(out) if out.code == ExitStatus::Success.code() => continue, // the next look sees the final file
+                Ok(out) if out.code == ExitStatus::Success.code() => {
+                    last = "the node said the bundle was moved into place, then did not have it"
+                        .into();
+                }
                 Ok(_) => {
                     // The part is corrupt: start over.
                     let _ = ssh.run(&format!("rm -f {}", quote(&part)), b"");
                     first_offset = Some(0);
-                    stats.attempts += 1;
-                    continue;
+                    last = "the uploaded copy did not match its sha256".into();
                 }
-                Err(_) => {
-                    stats.attempts += 1;
-                    thread::sleep(backoff);
-                    continue;
+                Err(SshError::Misbehaved(why)) => return Err(why),
+                Err(e) => {
+                    last = e.to_string();
+                    tries.pause();
                 }
             }
+            continue;
         }
-        stats.attempts += 1;
         let mut file = File::open(local).map_err(|e| format!("{local}: {e}"))?;
         file.seek(SeekFrom::Start(offset))
             .map_err(|e| e.to_string())?;
         // Chunk by chunk, each its own session: a broken link loses at most
         // the chunk in flight, not the SSH window's worth.
-        let mut broke = false;
         while offset < size {
             let chunk = CHUNK.min(size - offset);
             let command = format!(
@@ -122,26 +128,30 @@ pub fn upload(
                 p = quote(&part)
             );
             let mut done = offset;
+            let sent = &mut stats.sent;
             let mut on_sent = |n: u64| {
-                stats.sent += n;
+                *sent += n;
                 done += n;
                 progress(done, size);
             };
             match ssh.run_streaming(&command, &mut (&mut file).take(chunk), &mut on_sent) {
                 Ok(out) if out.code == ExitStatus::Success.code() => {
                     offset += chunk;
-                    backoff = Duration::from_secs(1);
+                    tries.progressed();
                 }
-                Ok(out) => return Err(format!("writing {part} failed: {}", out.stderr.trim())),
-                Err(_) => {
-                    broke = true;
+                Ok(out) => {
+                    return Err(format!(
+                        "writing {part} failed: {}",
+                        answer::tame_str(out.stderr.trim())
+                    ))
+                }
+                Err(SshError::Misbehaved(why)) => return Err(why),
+                Err(e) => {
+                    last = e.to_string();
+                    tries.pause();
                     break;
                 }
             }
-        }
-        if broke {
-            thread::sleep(backoff);
-            backoff = (backoff * 2).min(Duration::from_secs(30));
         }
     }
     let needed = size - first_offset.unwrap_or(0).min(size);
