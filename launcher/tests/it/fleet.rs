@@ -782,8 +782,16 @@ fn a_fleet_with_a_trusted_key_rejects_a_nodes_tampered_copy() {
         tampered.runs().is_empty(),
         "no gate ran on the tampered copy"
     );
+    // The key is the one this host verified the bundle with before upload
+    // (the node's own claim is not repeated as ours), and only the node
+    // that ran it is named.
     let md = fs::read_to_string(fleet.out().join("report.md")).unwrap();
-    assert!(md.contains(&format!("signed-ok `{key_id}`")), "{md}");
+    assert!(
+        md.contains(&format!(
+            "Signature verified here, before upload, with trusted key `{key_id}`; run with `--trust` that key on: signed-ok.\n"
+        )),
+        "{md}"
+    );
 
     // A bundle signed by another key is refused before any node is touched.
     let (other_secret, other_public) = (dir.join("other.key"), dir.join("other.pub"));

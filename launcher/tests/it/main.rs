@@ -39,6 +39,8 @@ mod lifecycle_suite;
 #[cfg(feature = "host-tests")]
 mod mutations;
 #[cfg(feature = "host-tests")]
+mod node_to_operator;
+#[cfg(feature = "host-tests")]
 mod preflight;
 #[cfg(feature = "host-tests")]
 mod run;

@@ -15,6 +15,7 @@ pub mod fixture;
 pub mod flaky_proxy;
 pub mod gate_bundle;
 pub mod help;
+pub mod hostile_node;
 pub mod lab;
 pub mod ssh_node;
 pub mod standin;
