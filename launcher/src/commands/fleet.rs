@@ -10,6 +10,7 @@ pub fn fleet(args: FleetArgs) -> anyhow::Result<ExitStatus> {
         FleetCommand::Plan(a) => {
             let plan = Plan::new(&a.roster, &bundle(&a.bundle)?, a.out.as_deref(), a.jobs)?;
             print!("{}", plan.describe());
+            print!("{}", plan.describe_ssh()?);
             Ok(ExitStatus::Success)
         }
         FleetCommand::Run(a) => {

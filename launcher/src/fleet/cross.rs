@@ -10,14 +10,14 @@
 //! just before the suite starts. A password goes only to its own node.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::answer;
 use super::node::{self, Step};
 use super::progress::Progress;
 use super::roster::{Cross, Node};
 use super::ssh::{quote, Ssh};
+use super::ssh_command::Setup;
 use super::state::{CrossOutcome, CrossResult, Phase, Shared, StepKind, StepStart, Verdict};
 use super::Plan;
 use crate::cross::{PackageVersion, Peer};
@@ -28,14 +28,14 @@ use crate::runs::RunState;
 /// node, so a node spanned by a suite is still reached on the connection
 /// its gate used.
 pub struct Pool {
-    control_dir: std::path::PathBuf,
+    setup: Arc<Setup>,
     open: Mutex<HashMap<String, Ssh>>,
 }
 
 impl Pool {
-    pub fn new(control_dir: &Path) -> Pool {
+    pub fn new(setup: Setup) -> Pool {
         Pool {
-            control_dir: control_dir.to_path_buf(),
+            setup: Arc::new(setup),
             open: Mutex::new(HashMap::new()),
         }
     }
@@ -45,17 +45,9 @@ impl Pool {
     }
 
     /// The node's connection: the one kept, or a new (not yet connected) one.
-    pub fn take(&self, plan: &Plan, node: &Node) -> Ssh {
+    pub fn take(&self, node: &Node) -> Ssh {
         let kept = self.open().remove(&node.name);
-        kept.unwrap_or_else(|| {
-            Ssh::new(
-                &node.ssh,
-                &node.ssh_options,
-                plan.roster.ssh_config.as_deref(),
-                &self.control_dir,
-                &node.name,
-            )
-        })
+        kept.unwrap_or_else(|| Ssh::new(&self.setup, &node.ssh, &node.ssh_options, &node.name))
     }
 
     pub fn put(&self, name: &str, ssh: Ssh) {
@@ -202,7 +194,7 @@ fn on_node<T>(
     work: impl FnOnce(&mut Ssh) -> Step<T>,
 ) -> Step<T> {
     let node = roster_node(plan, name);
-    let mut ssh = pool.take(plan, node);
+    let mut ssh = pool.take(node);
     let before = ssh.connections;
     let done = node::connect(&mut ssh, name, progress).and_then(|()| work(&mut ssh));
     let opened = ssh.connections - before;

@@ -16,6 +16,7 @@ pub mod report;
 mod retry;
 pub mod roster;
 mod ssh;
+mod ssh_command;
 pub mod state;
 mod upload;
 
@@ -30,6 +31,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use crate::bundle::Bundle;
 use crate::digest::to_hex;
 use crate::exit::{fail, ExitStatus};
+use crate::printable::printable;
 use crate::trust::{Create, PrivateDir};
 use progress::Progress;
 use roster::{Node, Role, Roster};
@@ -236,6 +238,60 @@ impl Plan {
         out
     }
 
+    /// How each gate node is reached: the master's ssh command line and
+    /// the options ssh resolves for it (`ssh -G`: nothing is connected),
+    /// and which config files apply, in which order.
+    pub fn describe_ssh(&self) -> anyhow::Result<String> {
+        let dir = tempfile::Builder::new()
+            .prefix("agf-")
+            .tempdir()
+            .context("cannot make a private dir for the ssh config")?;
+        let setup = ssh_command::Setup::new(
+            dir.path(),
+            self.roster.ssh_config.as_deref(),
+            self.roster.password_vars(),
+        )
+        .context("cannot write the ssh config wrapper")?;
+        let mut out = String::from(
+            "\nssh, per node (one master connection each; sessions go only through it):\n",
+        );
+        out.push_str(&match &self.roster.ssh_config {
+            Some(file) => format!(
+                "  config: {file} first (the roster's ssh_config), then ~/.ssh/config, then /etc/ssh/ssh_config\n"
+            ),
+            None => "  config: ~/.ssh/config, then /etc/ssh/ssh_config (ssh's own)\n".to_string(),
+        });
+        out.push_str(&format!(
+            "  removed from every ssh's environment: {}\n",
+            setup.scrub.join(", ")
+        ));
+        let shown_dir = dir.path().display().to_string();
+        for n in self.roster.nodes.iter().filter(|n| n.gate) {
+            let control = dir.path().join(format!("{}.sock", n.name));
+            let args: Vec<String> = setup
+                .master_args(&control, &n.ssh_options)
+                .into_iter()
+                .map(|a| a.replace(&shown_dir, "<private dir>"))
+                .collect();
+            out.push_str(&format!(
+                "  {}: ssh {} -- {}\n",
+                n.name,
+                args.join(" "),
+                n.ssh
+            ));
+            match setup.effective(&n.ssh, &n.ssh_options) {
+                Ok(options) => {
+                    for (key, value) in options {
+                        let value = value.replace(&shown_dir, "<private dir>");
+                        out.push_str(&format!("      {key} {}\n", printable(&value)));
+                    }
+                }
+                Err(why) => out.push_str(&format!("      ({})\n", printable(&why))),
+            }
+        }
+        Ok(out)
+    }
+
     fn fresh_state(&self) -> FleetState {
         let now = crate::clock::rfc3339(crate::clock::now_unix());
         FleetState {
@@ -322,7 +378,13 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
     let told = progress.clone();
     let shared = Shared::new(plan.dir.clone(), state)
         .with_listener(Arc::new(move |state: &FleetState| told.changed(state)));
-    let pool = cross::Pool::new(control.path());
+    let setup = ssh_command::Setup::new(
+        control.path(),
+        plan.roster.ssh_config.as_deref(),
+        plan.roster.password_vars(),
+    )
+    .context("cannot write the ssh config wrapper")?;
+    let pool = cross::Pool::new(setup);
     let done = AtomicBool::new(false);
 
     thread::scope(|scope| {
@@ -402,7 +464,7 @@ fn run_phase(
             scope.spawn(move || loop {
                 let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
                 let Some(node) = next else { break };
-                let mut ssh = pool.take(plan, &node);
+                let mut ssh = pool.take(&node);
                 node::drive(plan, &node, shared, &mut ssh, progress);
                 if plan.roster.cross.iter().any(|c| c.spans(&node.name)) {
                     pool.put(&node.name, ssh);

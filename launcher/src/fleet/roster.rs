@@ -38,7 +38,7 @@ pub struct Defaults {
     pub host: Option<String>,
     /// Where the bundle is put on each node (must allow executing files).
     pub remote_path: Option<String>,
-    /// An ssh_config file to use instead of ~/.ssh/config.
+    /// An ssh_config file added before ~/.ssh/config and /etc/ssh/ssh_config.
     pub ssh_config: Option<Utf8PathBuf>,
     /// The key every node must find the bundle signed by: a minisign
     /// public key (its base64 line) or a .pub file on this host.
@@ -181,6 +181,20 @@ pub struct Roster {
 }
 
 impl Roster {
+    /// The environment variables that hold the nodes' passwords (and
+    /// ARCHY_PASSWORD, the launcher's own), removed from every ssh's.
+    pub fn password_vars(&self) -> Vec<String> {
+        let mut vars = vec!["ARCHY_PASSWORD".to_string()];
+        for n in &self.nodes {
+            if let Some(PasswordSource::Env(var)) = &n.password {
+                if !vars.contains(var) {
+                    vars.push(var.clone());
+                }
+            }
+        }
+        vars
+    }
+
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
     }
@@ -316,6 +330,8 @@ impl Roster {
             })?;
             let mut ssh_options = d.ssh_options.clone();
             ssh_options.extend(n.ssh_options);
+            super::ssh_command::check_roster_options(&ssh_options)
+                .map_err(|why| bad(format!("node {}: {why}", n.name)))?;
             let host = n
                 .host
                 .or_else(|| d.host.clone())

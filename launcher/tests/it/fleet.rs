@@ -6,7 +6,7 @@
 use crate::support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -135,27 +135,6 @@ fn node_report<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{name} not in {report:#}"))
 }
 
-/// Every file below `dir`, with its text, for leak checks.
-fn all_text(dir: &Path) -> Vec<(PathBuf, String)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for item in fs::read_dir(&d).into_iter().flatten().flatten() {
-            let meta = fs::symlink_metadata(item.path()).unwrap();
-            if meta.is_dir() {
-                stack.push(item.path());
-            } else if meta.is_file() && meta.len() < 10_000_000 {
-                out.push((
-                    item.path(),
-                    String::from_utf8_lossy(&fs::read(item.path()).unwrap_or_default())
-                        .into_owned(),
-                ));
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn four_green_nodes_primary_first_one_connection_each() {
     let nodes = vec![
@@ -245,13 +224,17 @@ fn four_green_nodes_primary_first_one_connection_each() {
     assert!(!run.stdout.contains('\x1b'), "{}", run.stdout);
 
     // The password is in nothing either side wrote.
-    for (path, text) in all_text(fleet.out().as_path())
+    for (path, text) in support::all_text(fleet.out().as_path())
         .into_iter()
-        .chain(nodes.iter().flat_map(|n| all_text(&n.node.path("/tmp"))))
         .chain(
             nodes
                 .iter()
-                .flat_map(|n| all_text(&n.node.path("/var/tmp"))),
+                .flat_map(|n| support::all_text(&n.node.path("/tmp"))),
+        )
+        .chain(
+            nodes
+                .iter()
+                .flat_map(|n| support::all_text(&n.node.path("/var/tmp"))),
         )
     {
         assert!(

@@ -47,6 +47,8 @@ mod run;
 #[cfg(feature = "host-tests")]
 mod signed;
 #[cfg(feature = "host-tests")]
+mod ssh_as_configured;
+#[cfg(feature = "host-tests")]
 mod ssh_nodes;
 #[cfg(feature = "host-tests")]
 mod standin_node;

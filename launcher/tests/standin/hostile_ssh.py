@@ -9,8 +9,9 @@ upload that says "moved" but never holds the file. `scenario.json` maps each nod
 part of the ssh destination) to its scenario; a node it does not name behaves. See README.md
 beside this file.
 
-It speaks ssh's command line as the launcher uses it (fleet/ssh.rs): a master (`-M -N`,
-`ControlPath=`), `-O check`, `-O exit`, and sessions (`-- DEST COMMAND`). Each session's
+It speaks ssh's command line as the launcher uses it (fleet/ssh.rs, fleet/ssh_command.rs): a
+master (`-o ControlMaster=yes -N`, `ControlPath=`), `-O check`, `-O exit`, `-O forward` and
+`-O cancel` (the round trip between sessions), and sessions (`-- DEST COMMAND`). Each session's
 command is appended to `state/NODE/commands.log` beside this file.
 """
 
@@ -63,6 +64,8 @@ def parse(argv):
             value = argv[i + 1]
             if a == "-o" and value.startswith("ControlPath="):
                 opts["control"] = value[len("ControlPath=") :]
+            if a == "-o" and value == "ControlMaster=yes":
+                opts["master"] = True
             if a == "-O":
                 opts["op"] = value
             i += 2
@@ -281,6 +284,11 @@ def main():
     if opts["op"] == "exit":
         if control and os.path.exists(control):
             os.unlink(control)
+        return 0
+    if opts["op"] == "forward":
+        print(40000)  # the port sshd would have picked
+        return 0
+    if opts["op"] == "cancel":
         return 0
     if opts["command"] is None:
         sys.stderr.write("hostile_ssh.py: no command\n")

@@ -230,3 +230,24 @@ pub fn all_cmdlines() -> String {
     }
     all
 }
+
+/// Every file below `dir`, with its text, for leak checks.
+pub fn all_text(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for item in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let meta = fs::symlink_metadata(item.path()).unwrap();
+            if meta.is_dir() {
+                stack.push(item.path());
+            } else if meta.is_file() && meta.len() < 10_000_000 {
+                out.push((
+                    item.path(),
+                    String::from_utf8_lossy(&fs::read(item.path()).unwrap_or_default())
+                        .into_owned(),
+                ));
+            }
+        }
+    }
+    out
+}

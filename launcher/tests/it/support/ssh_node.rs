@@ -33,6 +33,7 @@ pub struct SshNodeBuilder {
     name: String,
     max_sessions: u32,
     max_startups: String,
+    accept_env: bool,
 }
 
 impl SshNodeBuilder {
@@ -46,6 +47,13 @@ impl SshNodeBuilder {
     /// sshd's MaxStartups, e.g. "1" or "2:50:4". Default "10:30:100", as sshd's.
     pub fn max_startups(mut self, spec: &str) -> Self {
         self.max_startups = spec.to_string();
+        self
+    }
+
+    /// sshd's `AcceptEnv *`: every variable a client sends is set in its
+    /// sessions (a node configured too trustingly).
+    pub fn accept_env(mut self) -> Self {
+        self.accept_env = true;
         self
     }
 
@@ -81,6 +89,7 @@ impl SshNode {
             name: name.to_string(),
             max_sessions: 10,
             max_startups: "10:30:100".to_string(),
+            accept_env: false,
         }
     }
 
@@ -149,10 +158,12 @@ impl SshNode {
                  PrintLastLog no\n\
                  LogLevel VERBOSE\n\
                  MaxSessions {sessions}\n\
-                 MaxStartups {startups}\n",
+                 MaxStartups {startups}\n\
+                 {accept}",
                 dir = dir.display(),
                 sessions = opts.max_sessions,
                 startups = opts.max_startups,
+                accept = if opts.accept_env { "AcceptEnv *\n" } else { "" },
             );
             fs::write(dir.join("sshd_config"), config).unwrap();
             let log = dir.join("sshd.log");

@@ -1,0 +1,313 @@
+//! SSH as operators really configure it: nodes reached only through a
+//! ProxyCommand (`tests/standin/relay.py`, standing in for `tailscale nc
+//! %h %p` over a cellular link: latency, and bursts, what arrives within
+//! 30 ms passed on in one write), one of them a loaded node whose sshd
+//! allows one session and one unauthenticated connection at a time
+//! (`MaxSessions 1`, `MaxStartups 1:100:1`), every node trusting whatever
+//! environment a client sends (`AcceptEnv *`), and an operator whose own
+//! ~/.ssh/config names the keys and sends every variable (`SendEnv *`).
+//!
+//! The ProxyCommand sits where operators put it: in the roster's
+//! `ssh_options` for one node, in the roster's `ssh_config` for another,
+//! in ~/.ssh/config for the third. Judged on the nodes' side: sshd's own
+//! log (connections, sessions refused), each node's processes and files.
+//! Runs in the lab (private mount namespace), with root's home bound to a
+//! dir of the test's, so ~/.ssh/config is the test's and the machine's is
+//! never touched.
+
+use crate::support;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use support::fixture::ArchyNode;
+use support::real_bundle_dir;
+use support::ssh_node::SshNode;
+
+/// Each node's password, distinct, so a leak says whose.
+const PASSWORDS: [&str; 3] = ["pw-node-one-8812", "pw-node-two-5531", "pw-node-three-7264"];
+const ITERATIONS: u32 = 5;
+
+struct Node {
+    archy: ArchyNode<SshNode>,
+    /// Its ssh destination host (an alias nothing resolves).
+    alias: &'static str,
+    password: &'static str,
+    var: &'static str,
+}
+
+/// The relay as a ProxyCommand to `node`'s sshd, logging to `log`.
+fn proxy_command(lab: &Path, node: &SshNode, log: &Path) -> String {
+    format!(
+        "python3 {} --to 127.0.0.1:{} --latency-ms 20 --burst-ms 30 --log {}",
+        lab.join("relay.py").display(),
+        node.port(),
+        log.display()
+    )
+}
+
+/// A process seen holding passwords: its root, its name, whose passwords.
+type Holder = (PathBuf, String, Vec<usize>);
+
+/// Every process's root, name and environment, now.
+fn processes() -> Vec<(u32, PathBuf, String, String)> {
+    let mut out = Vec::new();
+    for item in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = item.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let (Ok(root), Ok(env), Ok(comm)) = (
+            fs::read_link(item.path().join("root")),
+            fs::read(item.path().join("environ")),
+            fs::read_to_string(item.path().join("comm")),
+        ) else {
+            continue;
+        };
+        let env = String::from_utf8_lossy(&env).into_owned();
+        out.push((pid, root, comm.trim().to_string(), env));
+    }
+    out
+}
+
+/// Before (the launcher of the previous commit, on this lab): (1) a
+/// ProxyCommand in the roster's ssh_options came before the launcher's
+/// `-o ProxyCommand=false` on session commands, and ssh keeps the first
+/// value: with the roster's ssh_config left out (see 2), the one-session
+/// node logged 16 connections, 16 ProxyCommand runs and 15 refused
+/// sessions ("no more sessions") in one 5-iteration run; (2) with it, the
+/// roster's ssh_config became `ssh -F FILE`, which drops ~/.ssh/config:
+/// "Host key verification failed", every node unreachable; (3) every
+/// password variable was in every ssh's and ProxyCommand's environment,
+/// and `SendEnv *` with `AcceptEnv *` put all three nodes' passwords into
+/// each node's sessions, its gate and its tools (bash, jq, podman…).
+#[test]
+fn a_proxied_fleet_keeps_one_connection_and_one_session_and_leaks_no_password() {
+    let lab = support::lab::Lab::new();
+    lab.copy_in(
+        &support::workspace_root().join("launcher/tests/standin/relay.py"),
+        "relay.py",
+    );
+    lab.copy_in(&support::launcher(), "launcher");
+    lab.copy_in(&real_bundle_dir().join("archy-gate"), "archy-gate");
+    let vars = ["ARCHY_PW_ONE", "ARCHY_PW_TWO", "ARCHY_PW_THREE"];
+    let aliases = ["in-options", "in-roster-config", "in-user-config"];
+    let nodes: Vec<Node> = (0..3)
+        .map(|i| {
+            let mut ssh = SshNode::builder(aliases[i]).accept_env();
+            if i == 0 {
+                ssh = ssh.max_sessions(1).max_startups("1:100:1");
+            }
+            Node {
+                archy: ArchyNode::build("healthy", PASSWORDS[i]).over_ssh(ssh.start()),
+                alias: aliases[i],
+                password: PASSWORDS[i],
+                var: vars[i],
+            }
+        })
+        .collect();
+    let logs: Vec<PathBuf> = aliases
+        .iter()
+        .map(|a| lab.path(&format!("proxy-{a}.log")))
+        .collect();
+
+    // The operator's own ~/.ssh/config: the keys, SendEnv *, and the third
+    // node's ProxyCommand.
+    fs::create_dir_all(lab.path("roothome/.ssh")).unwrap();
+    let mut user_config = String::new();
+    for n in &nodes {
+        user_config.push_str(&format!(
+            "Host {}\n  User root\n  IdentityFile {}\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n  SendEnv *\n",
+            n.alias,
+            n.archy.node.identity_file().display()
+        ));
+    }
+    user_config.push_str(&format!(
+        "Host in-user-config\n  ProxyCommand {}\n",
+        proxy_command(&lab.dir, &nodes[2].archy.node, &logs[2])
+    ));
+    lab.write("roothome/.ssh/config", &user_config);
+    // The roster's ssh_config: the second node's ProxyCommand only.
+    lab.write(
+        "roster_ssh_config",
+        &format!(
+            "Host in-roster-config\n  ProxyCommand {}\n",
+            proxy_command(&lab.dir, &nodes[1].archy.node, &logs[1])
+        ),
+    );
+    let mut roster = format!(
+        "[defaults]\niterations = {ITERATIONS}\nssh_config = \"roster_ssh_config\"\nssh_options = [\"-o\", \"ConnectTimeout=10\"]\n"
+    );
+    for (i, n) in nodes.iter().enumerate() {
+        roster.push_str(&format!(
+            "\n[[node]]\nname = \"{}\"\nssh = \"{}\"\nrole = \"{}\"\npassword_env = \"{}\"\nhost = \"{}\"\n",
+            n.alias,
+            n.alias,
+            if i == 0 { "primary" } else { "fleet" },
+            n.var,
+            n.archy.standin.host()
+        ));
+        if i == 0 {
+            roster.push_str(&format!(
+                "ssh_options = [\"-o\", \"ProxyCommand={}\"]\n",
+                proxy_command(&lab.dir, &n.archy.node, &logs[0])
+            ));
+        }
+    }
+    lab.write("fleet.toml", &roster);
+
+    // Every process on the machine, looked at while the fleet runs: which
+    // node's passwords each holds, by its root (a node's chroot, or ours).
+    let roots: Vec<PathBuf> = nodes
+        .iter()
+        .map(|n| fs::canonicalize(n.archy.node.root()).unwrap())
+        .collect();
+    let seen: Arc<Mutex<HashMap<u32, Holder>>> = Arc::default();
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (seen, done) = (Arc::clone(&seen), Arc::clone(&done));
+        thread::spawn(move || {
+            let mut looks = 0u32;
+            while !done.load(Ordering::SeqCst) {
+                for (pid, root, comm, env) in processes() {
+                    let held: Vec<usize> = (0..3).filter(|&i| env.contains(PASSWORDS[i])).collect();
+                    if !held.is_empty() {
+                        seen.lock().unwrap().insert(pid, (root, comm, held));
+                    }
+                }
+                looks += 1;
+                thread::sleep(Duration::from_millis(10));
+            }
+            looks
+        })
+    };
+    let script = r#"
+mount --bind "$LAB/roothome" /root
+cd "$LAB"
+code=0
+./launcher fleet plan --roster fleet.toml --bundle archy-gate > plan.out 2>&1 || code=$?
+echo "plan=$code"
+code=0
+./launcher fleet run --roster fleet.toml --bundle archy-gate --jobs 3 --out "$LAB/out" > run.out 2>&1 || code=$?
+echo "run=$code"
+"#;
+    let mut env: Vec<(&str, &str)> = nodes.iter().map(|n| (n.var, n.password)).collect();
+    env.push(("HOME", "/root"));
+    let run = lab.sh(&env, script);
+    done.store(true, Ordering::SeqCst);
+    let looks = watcher.join().unwrap();
+    let said = fs::read_to_string(lab.path("run.out")).unwrap_or_default();
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(looks > 20, "the watcher looked while the fleet ran");
+
+    assert!(run.stdout.contains("run=0\n"), "{}\n{said}", run.stdout);
+    for (n, log) in nodes.iter().zip(&logs) {
+        let sshd = &n.archy.node;
+        assert_eq!(
+            sshd.connections(),
+            1,
+            "{}: one connection, by sshd's log\n{said}",
+            n.alias
+        );
+        let proxied = fs::read_to_string(log).unwrap_or_default().lines().count();
+        assert_eq!(proxied, 1, "{}: one ProxyCommand run", n.alias);
+        let log = sshd.log();
+        let refusal = log
+            .lines()
+            .position(|l| l == "no more sessions")
+            .map(|at| {
+                log.lines()
+                    .skip(at.saturating_sub(8))
+                    .take(12)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default();
+        assert_eq!(
+            (sshd.refused_sessions(), sshd.dropped_startups()),
+            (0, 0),
+            "{}: no session refused, no connection dropped, by sshd's log:\n{refusal}",
+            n.alias
+        );
+        assert!(sshd.sessions() > 10, "{}: sessions ran", n.alias);
+        assert_eq!(sshd.peak_sessions(), 1, "{}: one at a time", n.alias);
+    }
+
+    // No password in a ProxyCommand's environment.
+    for item in fs::read_dir(&lab.dir).unwrap().flatten() {
+        let name = item.file_name().to_string_lossy().into_owned();
+        if name.contains(".log.env.") {
+            let env = fs::read_to_string(item.path()).unwrap();
+            for pw in PASSWORDS {
+                assert!(!env.contains(pw), "{name} holds a password");
+            }
+        }
+    }
+    // No process held another node's password: those on a node (rooted in
+    // its chroot) only its own; ssh and its ProxyCommand none.
+    for (pid, (root, comm, held)) in seen.lock().unwrap().iter() {
+        if let Some(node) = roots.iter().position(|r| r == root) {
+            assert_eq!(
+                held,
+                &vec![node],
+                "{comm} (pid {pid}) on {} held these nodes' passwords",
+                nodes[node].alias
+            );
+        } else {
+            assert!(
+                !["ssh", "python3"].contains(&comm.as_str()),
+                "{comm} (pid {pid}) held passwords {held:?}"
+            );
+        }
+    }
+    // Nor any file on a node.
+    for (i, n) in nodes.iter().enumerate() {
+        for (path, text) in support::all_text(n.archy.node.root()) {
+            for (j, pw) in PASSWORDS.iter().enumerate() {
+                assert!(
+                    i == j || !text.contains(pw),
+                    "{} holds {}'s password",
+                    path.display(),
+                    nodes[j].alias
+                );
+            }
+        }
+        assert!(!n.archy.runs().is_empty(), "{} ran its gate", n.alias);
+    }
+
+    // `fleet plan` shows each node's effective ssh, and how configs combine.
+    let plan = fs::read_to_string(lab.path("plan.out")).unwrap();
+    assert!(run.stdout.contains("plan=0\n"), "{plan}");
+    assert!(
+        plan.contains("config: ") && plan.contains("roster_ssh_config first (the roster's ssh_config), then ~/.ssh/config, then /etc/ssh/ssh_config"),
+        "{plan}"
+    );
+    for (i, n) in nodes.iter().enumerate() {
+        // The node's line, then its indented option lines.
+        let block: String = plan
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("  {}: ssh ", n.alias)))
+            .enumerate()
+            .take_while(|(k, l)| *k == 0 || l.starts_with("      "))
+            .map(|(_, l)| format!("{l}\n"))
+            .collect();
+        assert!(
+            block.contains(&format!(
+                "proxycommand python3 {}",
+                lab.path("relay.py").display()
+            )),
+            "node {i}: {block}"
+        );
+        assert!(
+            block.contains(&format!(
+                "identityfile {}",
+                n.archy.node.identity_file().display()
+            )),
+            "the roster's config adds to ~/.ssh/config: {block}"
+        );
+    }
+}
