@@ -17,7 +17,7 @@ use serde_json::Value;
 use support::fixture::ArchyNode;
 use support::flaky_proxy::FlakyProxy;
 use support::ssh_node::{SshConfig, SshNode};
-use support::{real_bundle_dir, Run};
+use support::{node_report, real_bundle_dir, Run};
 
 const PASSWORD: &str = "fleet-secret-3141";
 
@@ -124,15 +124,6 @@ impl Fleet {
     fn report(&self) -> Value {
         serde_json::from_slice(&fs::read(self.out().join("report.json")).unwrap()).unwrap()
     }
-}
-
-fn node_report<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == name)
-        .unwrap_or_else(|| panic!("{name} not in {report:#}"))
 }
 
 #[test]

@@ -140,22 +140,11 @@ impl Fleet {
 
 /// Every regular file below `dir` that holds `needle`.
 fn files_holding(dir: &Path, needle: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for item in fs::read_dir(&d).into_iter().flatten().flatten() {
-            let meta = fs::symlink_metadata(item.path()).unwrap();
-            if meta.is_dir() {
-                stack.push(item.path());
-            } else if meta.is_file() {
-                let bytes = fs::read(item.path()).unwrap_or_default();
-                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-                    found.push(item.path());
-                }
-            }
-        }
-    }
-    found
+    support::all_text(dir)
+        .into_iter()
+        .filter(|(_, text)| text.contains(needle))
+        .map(|(path, _)| path)
+        .collect()
 }
 
 /// What the processes living in `root` (a node's chroot) held while a

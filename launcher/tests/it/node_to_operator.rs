@@ -26,7 +26,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 use support::hostile_node::HostileNodes;
-use support::{real_bundle_dir, Run};
+use support::{node_report, real_bundle_dir, Run};
 
 const PASSWORD: &str = "operator-side-secret-2718";
 /// The operator's process gets this much address space, and no more.
@@ -210,15 +210,6 @@ fn assert_no_control_bytes(what: &str, bytes: &[u8]) {
     }
 }
 
-fn node<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == name)
-        .unwrap_or_else(|| panic!("{name} not in {report:#}"))
-}
-
 fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -240,7 +231,7 @@ fn a_node_that_behaves_passes_as_before() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let report = op.report();
     for name in ["good", "also-good"] {
-        let n = node(&report, name);
+        let n = node_report(&report, name);
         assert_eq!(n["phase"], "passed", "{n:#}");
         assert_eq!(n["iterations_passed"], 2, "{n:#}");
         assert!(n["fetch_refused"].is_null(), "{n:#}");
@@ -286,7 +277,7 @@ fn a_nodes_strings_reach_no_terminal_or_report_as_codes_and_its_claims_are_not_o
     assert!(status.stdout.contains("\\x1b]0;owned"), "{}", status.stdout);
 
     let report = op.report();
-    let evil = node(&report, "evil");
+    let evil = node_report(&report, "evil");
     assert_eq!(evil["phase"], "failed", "{evil:#}");
     assert!(evil["verified_by"].is_null(), "{evil:#}");
     let md = fs::read_to_string(op.out().join("report.md")).unwrap();
@@ -341,7 +332,7 @@ fn a_run_dir_of_links_devices_and_odd_names_keeps_only_plain_files() {
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     op.assert_unharmed(&nodes);
     let report = op.report();
-    let evil = node(&report, "evil");
+    let evil = node_report(&report, "evil");
     assert_eq!(evil["phase"], "failed", "{evil:#}");
     let refused: Vec<&str> = evil["fetch_refused"]
         .as_array()
@@ -414,7 +405,7 @@ fn answers_past_the_caps_make_a_node_misbehave_within_256_mib() {
     let run = op.fleet(&nodes, "run");
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     let report = op.report();
-    assert_eq!(node(&report, "good")["phase"], "passed");
+    assert_eq!(node_report(&report, "good")["phase"], "passed");
     for (name, says) in [
         (
             "big-status",
@@ -427,7 +418,7 @@ fn answers_past_the_caps_make_a_node_misbehave_within_256_mib() {
         ),
         ("loud", "it wrote more than 16.0 MiB of errors"),
     ] {
-        let n = node(&report, name);
+        let n = node_report(&report, name);
         assert_eq!(n["phase"], "misbehaving", "{n:#}");
         let reason = n["reason"].as_str().unwrap();
         assert!(reason.contains(says), "{name}: {reason}");
@@ -466,7 +457,7 @@ fn a_file_time_from_the_far_future_is_clamped_and_reports_are_written() {
     let after = unix_now() + 1.0;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let report = op.report();
-    let evil = node(&report, "evil");
+    let evil = node_report(&report, "evil");
     for step in evil["steps"].as_array().unwrap() {
         let start = step["started_unix"].as_f64().unwrap();
         let end = start + step["seconds"].as_f64().unwrap();
@@ -498,7 +489,7 @@ fn an_upload_the_node_says_it_moved_but_never_holds_is_given_up() {
     op.roster(&[("liar", "fleet")]);
     let run = op.fleet(&nodes, "run");
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    let liar = node(&op.report(), "liar").clone();
+    let liar = node_report(&op.report(), "liar").clone();
     assert_eq!(liar["phase"], "unreachable", "{liar:#}");
     let reason = liar["reason"].as_str().unwrap();
     assert!(

@@ -251,3 +251,13 @@ pub fn all_text(dir: &Path) -> Vec<(PathBuf, String)> {
     }
     out
 }
+
+/// A node's entry in a fleet's report.json, by name.
+pub fn node_report<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {report:#}"))
+}
