@@ -1,7 +1,8 @@
 //! SSH as operators really configure it: nodes reached only through a
 //! ProxyCommand (`tests/standin/relay.py`, standing in for `tailscale nc
-//! %h %p` over a cellular link: latency, and bursts, what arrives within
-//! 30 ms passed on in one write), one of them a loaded node whose sshd
+//! %h %p` over a cellular link: latency, bursts, what arrives within 30 ms
+//! passed on in one write, and for one node a 1 MB/s cap and a cut
+//! mid-upload), one of them a loaded node whose sshd
 //! allows one session and one unauthenticated connection at a time
 //! (`MaxSessions 1`, `MaxStartups 1:100:1`), every node trusting whatever
 //! environment a client sends (`AcceptEnv *`), and an operator whose own
@@ -41,10 +42,11 @@ struct Node {
     var: &'static str,
 }
 
-/// The relay as a ProxyCommand to `node`'s sshd, logging to `log`.
-fn proxy_command(lab: &Path, node: &SshNode, log: &Path) -> String {
+/// The relay as a ProxyCommand to `node`'s sshd, logging to `log`, with
+/// `more` of its options.
+fn proxy_command(lab: &Path, node: &SshNode, log: &Path, more: &str) -> String {
     format!(
-        "python3 {} --to 127.0.0.1:{} --latency-ms 20 --burst-ms 30 --log {}",
+        "python3 {} --to 127.0.0.1:{} --latency-ms 20 --burst-ms 30 --log {}{more}",
         lab.join("relay.py").display(),
         node.port(),
         log.display()
@@ -54,22 +56,33 @@ fn proxy_command(lab: &Path, node: &SshNode, log: &Path) -> String {
 /// A process seen holding passwords: its root, its name, whose passwords.
 type Holder = (PathBuf, String, Vec<usize>);
 
-/// Every process's root, name and environment, now.
+/// Every process's root, name and environment, now. A process that execs
+/// between our reads would pair its old environment with its new name:
+/// the name is read before and after the environment, and a process whose
+/// name changed is skipped (the next look sees it whole).
 fn processes() -> Vec<(u32, PathBuf, String, String)> {
     let mut out = Vec::new();
     for item in fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = item.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        let (Ok(root), Ok(env), Ok(comm)) = (
+        let name = || fs::read_to_string(item.path().join("comm")).ok();
+        let before = name();
+        let (Ok(root), Ok(env), Ok(cmdline)) = (
             fs::read_link(item.path().join("root")),
             fs::read(item.path().join("environ")),
-            fs::read_to_string(item.path().join("comm")),
+            fs::read(item.path().join("cmdline")),
         ) else {
             continue;
         };
+        let (Some(comm), true) = (before.clone(), before == name()) else {
+            continue;
+        };
         let env = String::from_utf8_lossy(&env).into_owned();
-        out.push((pid, root, comm.trim().to_string(), env));
+        // The name, and the command line for a person reading a failure.
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let named = format!("{} [{}]", comm.trim(), cmdline.trim());
+        out.push((pid, root, named, env));
     }
     out
 }
@@ -128,7 +141,7 @@ fn a_proxied_fleet_keeps_one_connection_and_one_session_and_leaks_no_password() 
     }
     user_config.push_str(&format!(
         "Host in-user-config\n  ProxyCommand {}\n",
-        proxy_command(&lab.dir, &nodes[2].archy.node, &logs[2])
+        proxy_command(&lab.dir, &nodes[2].archy.node, &logs[2], "")
     ));
     lab.write("roothome/.ssh/config", &user_config);
     // The roster's ssh_config: the second node's ProxyCommand only.
@@ -136,7 +149,15 @@ fn a_proxied_fleet_keeps_one_connection_and_one_session_and_leaks_no_password() 
         "roster_ssh_config",
         &format!(
             "Host in-roster-config\n  ProxyCommand {}\n",
-            proxy_command(&lab.dir, &nodes[1].archy.node, &logs[1])
+            proxy_command(
+                &lab.dir,
+                &nodes[1].archy.node,
+                &logs[1],
+                &format!(
+                    " --rate 1000000 --cut-after 1500000 --cut-file {}",
+                    lab.path("cut-once").display()
+                )
+            )
         ),
     );
     let mut roster = format!(
@@ -154,7 +175,7 @@ fn a_proxied_fleet_keeps_one_connection_and_one_session_and_leaks_no_password() 
         if i == 0 {
             roster.push_str(&format!(
                 "ssh_options = [\"-o\", \"ProxyCommand={}\"]\n",
-                proxy_command(&lab.dir, &n.archy.node, &logs[0])
+                proxy_command(&lab.dir, &n.archy.node, &logs[0], "")
             ));
         }
     }
@@ -205,16 +226,27 @@ echo "run=$code"
     assert!(looks > 20, "the watcher looked while the fleet ran");
 
     assert!(run.stdout.contains("run=0\n"), "{}\n{said}", run.stdout);
-    for (n, log) in nodes.iter().zip(&logs) {
+    // The second node's link was cut once, mid-upload (1.5 of its 5 MB, at
+    // 1 MB/s): one reconnect, and the upload resumed.
+    assert!(lab.path("cut-once").exists(), "the link was cut");
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(lab.path("out/report.json")).unwrap()).unwrap();
+    let cut = support::node_report(&report, nodes[1].alias);
+    let upload = &cut["upload"];
+    assert!(
+        upload["sent"].as_u64().unwrap() < 2 * upload["size"].as_u64().unwrap(),
+        "the upload resumed, not restarted: {upload}"
+    );
+    for ((n, log), links) in nodes.iter().zip(&logs).zip([1, 2, 1]) {
         let sshd = &n.archy.node;
         assert_eq!(
             sshd.connections(),
-            1,
-            "{}: one connection, by sshd's log\n{said}",
+            links,
+            "{}: connections, by sshd's log\n{said}",
             n.alias
         );
         let proxied = fs::read_to_string(log).unwrap_or_default().lines().count();
-        assert_eq!(proxied, 1, "{}: one ProxyCommand run", n.alias);
+        assert_eq!(proxied, links, "{}: ProxyCommand runs", n.alias);
         let log = sshd.log();
         let refusal = log
             .lines()
@@ -258,8 +290,9 @@ echo "run=$code"
                 nodes[node].alias
             );
         } else {
+            let name = comm.split(' ').next().unwrap_or("");
             assert!(
-                !["ssh", "python3"].contains(&comm.as_str()),
+                !["ssh", "python3"].contains(&name),
                 "{comm} (pid {pid}) held passwords {held:?}"
             );
         }
