@@ -2,7 +2,7 @@
 //! ProxyCommand (`tests/standin/relay.py`, standing in for `tailscale nc
 //! %h %p` over a cellular link: latency, bursts, what arrives within 30 ms
 //! passed on in one write, and for one node a 1 MB/s cap and a cut
-//! mid-upload), one of them a loaded node whose sshd
+//! mid-upload), each a loaded node whose sshd
 //! allows one session and one unauthenticated connection at a time
 //! (`MaxSessions 1`, `MaxStartups 1:100:1`), every node trusting whatever
 //! environment a client sends (`AcceptEnv *`), and an operator whose own
@@ -90,8 +90,8 @@ fn processes() -> Vec<(u32, PathBuf, String, String)> {
 /// Before (the launcher of the previous commit, on this lab): (1) a
 /// ProxyCommand in the roster's ssh_options came before the launcher's
 /// `-o ProxyCommand=false` on session commands, and ssh keeps the first
-/// value: with the roster's ssh_config left out (see 2), the one-session
-/// node logged 16 connections, 16 ProxyCommand runs and 15 refused
+/// value: with the roster's ssh_config left out (see 2), the node with
+/// it there (then the only MaxSessions 1 node) logged 16 connections, 16 ProxyCommand runs and 15 refused
 /// sessions ("no more sessions") in one 5-iteration run; (2) with it, the
 /// roster's ssh_config became `ssh -F FILE`, which drops ~/.ssh/config:
 /// "Host key verification failed", every node unreachable; (3) every
@@ -111,10 +111,10 @@ fn a_proxied_fleet_keeps_one_connection_and_one_session_and_leaks_no_password() 
     let aliases = ["in-options", "in-roster-config", "in-user-config"];
     let nodes: Vec<Node> = (0..3)
         .map(|i| {
-            let mut ssh = SshNode::builder(aliases[i]).accept_env();
-            if i == 0 {
-                ssh = ssh.max_sessions(1).max_startups("1:100:1");
-            }
+            let ssh = SshNode::builder(aliases[i])
+                .accept_env()
+                .max_sessions(1)
+                .max_startups("1:100:1");
             Node {
                 archy: ArchyNode::build("healthy", PASSWORDS[i]).over_ssh(ssh.start()),
                 alias: aliases[i],
