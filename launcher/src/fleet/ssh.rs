@@ -68,6 +68,14 @@ impl Output {
     }
 }
 
+/// Ends a master connection, if there is one.
+fn drop_master(master: &mut Option<Child>) {
+    if let Some(mut child) = master.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 /// Why a session was ended before it was done.
 enum Cut {
     /// A reader met its cap.
@@ -438,9 +446,16 @@ impl Ssh {
                     } else if started.elapsed() > deadline {
                         cut = Some(Cut::Deadline);
                     }
-                    if cut.is_some() && status.is_none() {
-                        let _ = child.kill();
-                        status = child.wait().ok();
+                    if cut.is_some() {
+                        if status.is_none() {
+                            let _ = child.kill();
+                            status = child.wait().ok();
+                        }
+                        // The mux client handed our pipes to the master,
+                        // which keeps them, and the session on the node,
+                        // after the client is gone: only ending the master
+                        // ends the node's side and closes them.
+                        drop_master(&mut self.master);
                     }
                 }
                 thread::sleep(Duration::from_millis(5));
@@ -516,10 +531,7 @@ impl Ssh {
     }
 
     fn drop_master(&mut self) {
-        if let Some(mut child) = self.master.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        drop_master(&mut self.master);
     }
 
     /// Closes the master connection.

@@ -344,3 +344,66 @@ echo "run=$code"
         );
     }
 }
+
+/// A compromised node behind real sshd whose shell answers every command
+/// with output that never ends (`yes` in the background) and keeps the
+/// session open (the shell waits on): the fleet's first session reads its
+/// 64 KiB cap and ends it. The mux client hands our pipes to the master,
+/// which keeps them, and the node's session, after the client is killed:
+/// before, the fleet then waited on the session's error stream for as long
+/// as the node kept it (here for ever: `timeout 120` ended it, seen). Now
+/// the master is ended with the session (1.6 s), and the node is reported
+/// misbehaving, the cap named.
+#[test]
+fn a_node_whose_every_answer_never_ends_is_cut_off_over_real_ssh() {
+    let node = ArchyNode::build("healthy", PASSWORDS[0]).over_ssh(SshNode::start("flood"));
+    let shell = node.node.path("/bin/bash");
+    fs::remove_file(&shell).unwrap();
+    fs::write(
+        &shell,
+        "#!/bin/sh\n# every command answered without end, its errors' stream kept open\nyes archy &\nexec sleep 100000\n",
+    )
+    .unwrap();
+    fs::set_permissions(&shell, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let dir = support::lab::scratch("flood.");
+    let config = dir.path().join("ssh_config");
+    fs::write(&config, node.node.ssh_config()).unwrap();
+    let roster = dir.path().join("fleet.toml");
+    fs::write(
+        &roster,
+        format!(
+            "[defaults]\nssh_config = \"{}\"\n[[node]]\nname = \"flood\"\nssh = \"flood\"\nrole = \"fleet\"\npassword_env = \"ARCHY_PW_ONE\"\n",
+            config.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("timeout")
+        .arg("120")
+        .arg(support::launcher())
+        .args(["fleet", "run", "--roster"])
+        .arg(&roster)
+        .arg("--bundle")
+        .arg(real_bundle_dir().join("archy-gate"))
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .env("ARCHY_PW_ONE", PASSWORDS[0])
+        .output()
+        .unwrap();
+    let run = support::Run::of(out);
+    assert_eq!(
+        run.code, 1,
+        "hung (124) or failed: {}\n{}",
+        run.stdout, run.stderr
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("out/report.json")).unwrap()).unwrap();
+    let n = support::node_report(&report, "flood");
+    assert_eq!(n["phase"], "misbehaving", "{n:#}");
+    assert!(
+        n["reason"]
+            .as_str()
+            .unwrap()
+            .contains("with more than 64.0 KiB"),
+        "{n:#}"
+    );
+}
