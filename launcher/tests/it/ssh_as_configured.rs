@@ -266,7 +266,12 @@ echo "run=$code"
             n.alias
         );
         assert!(sshd.sessions() > 10, "{}: sessions ran", n.alias);
-        assert_eq!(sshd.peak_sessions(), 1, "{}: one at a time", n.alias);
+        // Across a cut, the dead connection's last session may still be
+        // closing on the node while the new connection starts: sshd's
+        // MaxSessions and the refusals above speak for that node.
+        if links == 1 {
+            assert_eq!(sshd.peak_sessions(), 1, "{}: one at a time", n.alias);
+        }
     }
 
     // No password in a ProxyCommand's environment.
