@@ -2,7 +2,7 @@
 //! the fleet's state): a fresh sibling temp file (random name, created
 //! exclusively), written, synced, then renamed over the target, so a reader
 //! sees the old file or the new one, never half of one. In a dir root shares
-//! with other uids on a node, `trust::PrivateDir::write_atomic` does the same
+//! with other uids on a node, `private_fs::PrivateDir::write_atomic` does the same
 //! by descriptor.
 
 use std::io::Write;

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::clock;
+use crate::private_fs::{Create, PrivateDir};
 use crate::reports;
 use crate::runs::{RunRecord, RunState, LOG};
 use crate::secret::{Redactor, Secret};
 use crate::signals;
-use crate::trust::{Create, PrivateDir};
 
 /// How long the gate has to end after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(10);
@@ -68,7 +68,7 @@ pub fn command(record: &RunRecord, secret: Option<&Secret>) -> Command {
         .env("ARCHY_GATE_RUN_ID", &*record.run_id)
         .env_remove(crate::lock::LOCK_FD_ENV);
     if let Some(cross) = &record.cross {
-        cmd.envs(crate::cross::environment(cross));
+        cmd.envs(crate::cross_suite::environment(cross));
     }
     if let Ok(exe) = std::env::current_exe() {
         cmd.env("ARCHY_GATE_LAUNCHER", exe);

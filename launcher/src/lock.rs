@@ -1,7 +1,7 @@
 //! The node lock: one gate at a time per work dir. An flock on
 //! `<workdir>/gate.lock`, released by the kernel when its holder dies, so a
 //! crashed run never leaves a stale lock. The file names the holding run.
-//! It is 0600 in the private work dir (trust.rs): no other uid can open it,
+//! It is 0600 in the private work dir (private_fs.rs): no other uid can open it,
 //! let alone hold it to keep every run out.
 
 use std::fs::File;
@@ -11,7 +11,7 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use anyhow::Context;
 
 use crate::exit::{fail, ExitStatus};
-use crate::trust::PrivateDir;
+use crate::private_fs::PrivateDir;
 
 /// The environment variable that hands the held lock to a detached supervisor.
 pub const LOCK_FD_ENV: &str = "ARCHY_GATE_LOCK_FD";

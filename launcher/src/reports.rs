@@ -7,6 +7,8 @@ use std::fs;
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 
+use crate::outcome::Outcome;
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TestCounts {
     pub passed: u64,
@@ -98,13 +100,6 @@ fn walk(dir: &Utf8Path, depth: usize, out: &mut Vec<Utf8PathBuf>) {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Passed,
-    Failed,
-    Skipped,
-}
-
 /// Each TAP result line as (test name, outcome):
 /// `ok N name`, `not ok N name`, `ok N name # skip reason`, `# TODO` passes.
 pub fn tap_results(text: &str) -> Vec<(String, Outcome)> {
@@ -143,7 +138,7 @@ pub fn parse_tap(text: &str) -> TestCounts {
         match outcome {
             Outcome::Passed => counts.passed += 1,
             Outcome::Skipped => counts.skipped += 1,
-            Outcome::Failed => counts.fail(&name),
+            Outcome::Failed | Outcome::Error => counts.fail(&name),
         }
     }
     counts

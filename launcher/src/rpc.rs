@@ -20,8 +20,8 @@ use anyhow::Context;
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{json, Value};
 
+use crate::private_fs::{Create, PrivateDir};
 use crate::secret::Secret;
-use crate::trust::{Create, PrivateDir};
 
 /// Where the node keeps its CA certificate, when it has one.
 pub const NODE_CA_CANDIDATES: &[&str] = &[
@@ -246,7 +246,7 @@ impl RpcClient {
 
     /// Keeps the session cookie in `path` across processes (the suite calls
     /// `launcher rpc` once per request).
-    /// Only a file in a dir the caller owns counts (trust.rs): a cookie
+    /// Only a file in a dir the caller owns counts (private_fs.rs): a cookie
     /// another user planted is never sent.
     pub fn with_session_file(mut self, path: Utf8PathBuf) -> RpcClient {
         self.cookie = session_dir(&path)

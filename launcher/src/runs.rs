@@ -3,7 +3,7 @@
 //! The record is the plan a run carries out as well as its result, so a
 //! detached supervisor needs nothing else to start the gate. Run dirs are
 //! made exclusively in the private work dir, and only records in dirs the
-//! caller owns are read back (trust.rs).
+//! caller owns are read back (private_fs.rs).
 
 use std::io::Read;
 
@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::exit::{fail, ExitStatus, WithStatus};
 use crate::host::HostFacts;
 use crate::printable::printable;
+use crate::private_fs::{Create, PrivateDir};
 use crate::reports::TestCounts;
 use crate::run_id::RunId;
-use crate::trust::{Create, PrivateDir};
 
 pub const RECORD: &str = "run.json";
 pub const LOG: &str = "gate.log";
@@ -114,7 +114,7 @@ pub struct RunRecord {
     pub message: Option<String>,
     /// A cross-node suite's run (`run --cross`): the suite, its peers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cross: Option<crate::cross::CrossRun>,
+    pub cross: Option<crate::cross_suite::CrossRun>,
     /// The iteration the gate is in (its newest `iteration-N.tap`), kept
     /// current by the supervisor while it runs: `fleet status` shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

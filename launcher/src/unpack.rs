@@ -23,8 +23,8 @@ use crate::bundle::{Bundle, Checked, Pin};
 use crate::digest::HashingWriter;
 use crate::exit::{fail, ExitStatus};
 use crate::manifest::{check_path, Entry, Manifest, MANIFEST_MAX_BYTES, MANIFEST_NAME};
+use crate::private_fs::PrivateDir;
 use crate::tar_names::{self, Named};
-use crate::trust::PrivateDir;
 
 /// What a payload held, once every entry was checked.
 pub struct Unpacked {
@@ -658,7 +658,7 @@ fn sweep_leftovers(bdir: &PrivateDir) {
 /// and writable by no one else, or another uid could change it after the
 /// check.
 pub fn check_tree(dir: &Utf8Path, manifest: &Manifest) -> Result<(), String> {
-    let me = crate::trust::my_uid();
+    let me = crate::private_fs::my_uid();
     let mut listed = std::collections::HashSet::new();
     let mut to_hash = Vec::new();
     for entry in &manifest.files {

@@ -1,5 +1,5 @@
 //! Choosing where a bundle is unpacked and runs are recorded: the first
-//! candidate that is ours alone (trust.rs: a dir another uid made, or can
+//! candidate that is ours alone (private_fs.rs: a dir another uid made, or can
 //! write, is passed over, saying which and why) and where a file really
 //! executes. A noexec mount is found by executing a probe (the launcher
 //! itself), never guessed from mount options; free space is only advice,
@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::exit::{fail, ExitStatus};
-use crate::trust::{Create, PrivateDir};
+use crate::private_fs::{Create, PrivateDir};
 
 /// A chosen work dir, and what was passed over on the way.
 pub struct WorkDir {

@@ -6,7 +6,7 @@ use crate::cli::InspectArgs;
 use crate::commands::open;
 use crate::digest::to_hex;
 use crate::printable::printable as p;
-use crate::signed::signature_of;
+use crate::trusted_keys::signature_of;
 use crate::unpack;
 
 pub fn inspect(args: InspectArgs) -> anyhow::Result<()> {

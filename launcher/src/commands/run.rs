@@ -20,7 +20,7 @@ use crate::preflight;
 use crate::run_id::RunId;
 use crate::runs::{self, BundleFacts, RunRecord, RunState};
 use crate::secret::{self, Secret};
-use crate::signed;
+use crate::trusted_keys;
 use crate::unpack::{self, Prepared};
 use crate::workdir;
 
@@ -34,13 +34,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
     let peers = args
         .peers
         .as_deref()
-        .map(crate::cross::parse_peers)
+        .map(crate::cross_suite::parse_peers)
         .transpose()?;
     let bundle = open(&args.bundle)?;
     let pin = bundle.find_pin(args.pin.sha256.as_deref())?;
-    let trust = signed::find_trust(args.trust.trust.as_deref())?;
+    let trust = trusted_keys::find_trust(args.trust.trust.as_deref())?;
     // Before anything is unpacked or executed: where the bundle came from.
-    let signature = signed::check(&bundle, trust.as_ref())?;
+    let signature = trusted_keys::check(&bundle, trust.as_ref())?;
     let checked = bundle.check_digests(pin)?;
     for line in digest_lines(&bundle, &checked) {
         eprintln!("{line}");
@@ -53,7 +53,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
 
     let manifest = unpack::read_manifest_only(&bundle)?;
     let cross = match &args.cross {
-        Some(name) => Some(crate::cross::CrossRun {
+        Some(name) => Some(crate::cross_suite::CrossRun {
             suite: name.clone(),
             entry: manifest
                 .cross_suite(name)

@@ -18,7 +18,7 @@ use crate::digest::{sha256, to_hex};
 use crate::exit::{fail, ExitStatus};
 use crate::minisig::SecretKey;
 use crate::sigblock;
-use crate::signed::signature_of;
+use crate::trusted_keys::signature_of;
 
 pub fn sign(args: SignArgs) -> anyhow::Result<()> {
     let bundle = Bundle::open(&args.bundle)?;

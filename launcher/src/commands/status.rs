@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use crate::cli::{LogsArgs, StatusArgs, WaitArgs};
 use crate::exit::{fail, ExitStatus};
 use crate::printable::printable;
+use crate::private_fs::{Create, PrivateDir};
 use crate::runs::{self, RunRecord};
-use crate::trust::{Create, PrivateDir};
 
 const POLL: Duration = Duration::from_millis(250);
 

@@ -3,15 +3,15 @@
 
 use crate::cli::VerifyArgs;
 use crate::commands::{digest_lines, open};
-use crate::signed;
+use crate::trusted_keys;
 use crate::unpack;
 
 pub fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let bundle = open(&args.bundle)?;
     let pin = bundle.find_pin(args.pin.sha256.as_deref())?;
-    let trust = signed::find_trust(args.trust.trust.as_deref())?;
+    let trust = trusted_keys::find_trust(args.trust.trust.as_deref())?;
     // The signature first: a bundle from elsewhere is refused as such.
-    let signature = signed::check(&bundle, trust.as_ref())?;
+    let signature = trusted_keys::check(&bundle, trust.as_ref())?;
     let (checked, contents) = unpack::check_and_unpack(&bundle, pin, None)?;
     println!("{}", bundle.path);
     for line in digest_lines(&bundle, &checked) {

@@ -18,7 +18,7 @@ use tar::EntryType;
 use super::answer;
 use super::retry;
 use super::ssh::{quote, Ssh, SshError};
-use crate::trust::{Create, PrivateDir};
+use crate::private_fs::{Create, PrivateDir};
 
 /// The kinds of file a run dir holds: the record, the log, TAP, JUnit, text.
 const KEPT_EXTENSIONS: &[&str] = &["json", "log", "tap", "xml", "txt"];

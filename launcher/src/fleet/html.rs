@@ -11,11 +11,11 @@ use std::fmt::Write as _;
 use camino::Utf8Path;
 
 use super::state::{
-    CrossOutcome, CrossResult, FleetState, NodeState, Phase, Step, StepKind, Verdict,
+    CrossOutcome, CrossResult, FleetState, NodeState, Outcome, Phase, Step, StepKind,
 };
 use crate::human;
 use crate::printable::printable;
-use crate::reports::{self, Outcome};
+use crate::reports;
 
 /// The most of a node's gate.log read for the failing tests' lines.
 const LOG_LIMIT: u64 = 32 << 20;
@@ -663,15 +663,15 @@ const TOP: f64 = 40.0;
 /// A step's fill: the kind when it went well, the outcome when not.
 fn fill(step: &Step) -> &'static str {
     match (&step.kind, step.outcome) {
-        (_, Verdict::Error) => "#4b5563",
-        (StepKind::Upload, Verdict::Skipped) => "#93c5fd",
+        (_, Outcome::Error) => "#4b5563",
+        (StepKind::Upload, Outcome::Skipped) => "#93c5fd",
         (StepKind::Upload, _) => "#2563eb",
-        (StepKind::Preflight, Verdict::Passed) => "#7c3aed",
+        (StepKind::Preflight, Outcome::Passed) => "#7c3aed",
         (StepKind::Preflight, _) => "#f59e0b",
-        (StepKind::Iteration(_), Verdict::Passed) => "#16a34a",
+        (StepKind::Iteration(_), Outcome::Passed) => "#16a34a",
         (StepKind::Iteration(_), _) => "#dc2626",
-        (StepKind::Cross(_), Verdict::Passed) => "#0d9488",
-        (StepKind::Cross(_), Verdict::Skipped) => "#d1d5db",
+        (StepKind::Cross(_), Outcome::Passed) => "#0d9488",
+        (StepKind::Cross(_), Outcome::Skipped) => "#d1d5db",
         (StepKind::Cross(_), _) => "#dc2626",
     }
 }
@@ -948,7 +948,7 @@ mod tests {
         }
     }
 
-    fn step(kind: StepKind, at: f64, secs: f64, outcome: Verdict) -> Step {
+    fn step(kind: StepKind, at: f64, secs: f64, outcome: Outcome) -> Step {
         Step {
             kind,
             started_unix: at,
@@ -974,15 +974,15 @@ mod tests {
             ..UploadStats::default()
         });
         prim.steps = vec![
-            step(StepKind::Upload, 1_000.5, 2.0, Verdict::Passed),
-            step(StepKind::Preflight, 1_002.5, 1.0, Verdict::Passed),
-            step(StepKind::Iteration(1), 1_004.0, 10.0, Verdict::Passed),
-            step(StepKind::Iteration(2), 1_014.0, 10.0, Verdict::Passed),
+            step(StepKind::Upload, 1_000.5, 2.0, Outcome::Passed),
+            step(StepKind::Preflight, 1_002.5, 1.0, Outcome::Passed),
+            step(StepKind::Iteration(1), 1_004.0, 10.0, Outcome::Passed),
+            step(StepKind::Iteration(2), 1_014.0, 10.0, Outcome::Passed),
             step(
                 StepKind::Cross("<pair>".into()),
                 1_040.0,
                 5.0,
-                Verdict::Failed,
+                Outcome::Failed,
             ),
         ];
         let mut bad = node("bad<script>&", Role::Fleet, Phase::Failed);
@@ -997,8 +997,8 @@ mod tests {
             sources: Vec::new(),
         });
         bad.steps = vec![
-            step(StepKind::Iteration(1), 1_031.0, 9.0, Verdict::Failed),
-            step(StepKind::Iteration(2), 1_040.0, 9.0, Verdict::Failed),
+            step(StepKind::Iteration(1), 1_031.0, 9.0, Outcome::Failed),
+            step(StepKind::Iteration(2), 1_040.0, 9.0, Outcome::Failed),
         ];
         let log_dir = dir.join("nodes").join("bad<script>&");
         std::fs::create_dir_all(&log_dir).unwrap();
@@ -1011,8 +1011,8 @@ mod tests {
         syncing.started_unix = Some(1_030);
         syncing.ended_unix = Some(1_033);
         syncing.steps = vec![
-            step(StepKind::Upload, 1_030.2, 1.5, Verdict::Skipped),
-            step(StepKind::Preflight, 1_031.7, 1.0, Verdict::Failed),
+            step(StepKind::Upload, 1_030.2, 1.5, Outcome::Skipped),
+            step(StepKind::Preflight, 1_031.7, 1.0, Outcome::Failed),
         ];
         syncing.reason = Some("bitcoin-synced: in initial block download".into());
         syncing.preflight_findings = vec!["bitcoin-synced: in initial block download".into()];

@@ -6,7 +6,7 @@
 //! status` works mid-run and a restarted run picks up.
 
 mod answer;
-mod cross;
+mod cross_phase;
 mod fetch;
 mod html;
 mod node;
@@ -32,7 +32,7 @@ use crate::bundle::Bundle;
 use crate::digest::to_hex;
 use crate::exit::{fail, ExitStatus};
 use crate::printable::printable;
-use crate::trust::{Create, PrivateDir};
+use crate::private_fs::{Create, PrivateDir};
 use progress::Progress;
 use roster::{Node, Role, Roster};
 use state::{FleetState, NodeState, Phase, Shared};
@@ -49,7 +49,7 @@ pub struct Plan {
     pub jobs: usize,
 }
 
-/// The fleet dir, opened by the trust rule (trust.rs) that `run` uses for
+/// The fleet dir, opened by the trust rule (private_fs.rs) that `run` uses for
 /// its work dir on a node: every dir on the way owned by root or us and
 /// writable by no one else unless sticky, and the dir itself ours alone
 /// (0700, made so with `Create::Yes`). A default dir relative to a shared
@@ -88,11 +88,11 @@ impl Plan {
         let checked = opened.check_digests(None)?;
         // Refused here, before any node is touched, as each node would.
         if let Some(key) = roster.trust {
-            let trust = crate::signed::Trust {
+            let trust = crate::trusted_keys::Trust {
                 keys: vec![key],
                 source: format!("{roster_path} (trust)"),
             };
-            crate::signed::check(&opened, Some(&trust))?;
+            crate::trusted_keys::check(&opened, Some(&trust))?;
         }
         // A suite the bundle lacks would fail on the node, hours in: say so now.
         if !roster.cross.is_empty() {
@@ -336,7 +336,7 @@ impl Plan {
                     fetch_incomplete: None,
                 })
                 .collect(),
-            cross: self.roster.cross.iter().map(cross::pending).collect(),
+            cross: self.roster.cross.iter().map(cross_phase::pending).collect(),
         }
     }
 }
@@ -384,7 +384,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
         plan.roster.password_vars(),
     )
     .context("cannot write the ssh config wrapper")?;
-    let pool = cross::Pool::new(setup);
+    let pool = cross_phase::Pool::new(setup);
     let done = AtomicBool::new(false);
 
     thread::scope(|scope| {
@@ -412,7 +412,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
 }
 
 /// Primaries, then the rest once they passed, then the cross suites.
-fn run_phases(plan: &Plan, shared: &Shared, pool: &cross::Pool, progress: &Progress) {
+fn run_phases(plan: &Plan, shared: &Shared, pool: &cross_phase::Pool, progress: &Progress) {
     let primaries: Vec<&Node> = plan.primaries();
     run_phase(plan, shared, &primaries, pool, progress);
     let snapshot = shared.snapshot();
@@ -438,7 +438,7 @@ fn run_phases(plan: &Plan, shared: &Shared, pool: &cross::Pool, progress: &Progr
         }
     }
     if !plan.roster.cross.is_empty() {
-        cross::run_phase(plan, shared, pool, progress);
+        cross_phase::run_phase(plan, shared, pool, progress);
     }
 }
 
@@ -448,7 +448,7 @@ fn run_phase(
     plan: &Plan,
     shared: &Shared,
     nodes: &[&Node],
-    pool: &cross::Pool,
+    pool: &cross_phase::Pool,
     progress: &Progress,
 ) {
     let snapshot = shared.snapshot();

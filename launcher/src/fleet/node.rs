@@ -18,7 +18,7 @@ use super::retry::{self, LOST_AFTER, POLL_FIRST, POLL_MAX};
 use super::roster::Node;
 use super::ssh::{quote, Ssh, SshError};
 use super::state::{
-    NodeState, Phase, Shared, Step as TimedStep, StepKind, StepStart, UploadStats, Verdict,
+    NodeState, Outcome, Phase, Shared, Step as TimedStep, StepKind, StepStart, UploadStats,
 };
 use super::upload;
 use super::Plan;
@@ -113,16 +113,16 @@ fn steps(
                 &mut on_progress,
             )
             .map_err(|e| {
-                let step = began.ended(StepKind::Upload, Verdict::Error, Some(e.clone()));
+                let step = began.ended(StepKind::Upload, Outcome::Error, Some(e.clone()));
                 shared.update(name, |n| n.steps.push(step));
                 (Phase::Unreachable, format!("upload: {e}"))
             })?;
             let step = began.ended(
                 StepKind::Upload,
                 if stats.skipped {
-                    Verdict::Skipped
+                    Outcome::Skipped
                 } else {
-                    Verdict::Passed
+                    Outcome::Passed
                 },
                 Some(upload_detail(&stats)),
             );
@@ -144,7 +144,7 @@ fn steps(
             let began = StepStart::now();
             let report = remote_preflight(ssh, &launcher, node, password.expose()).map_err(
                 |(phase, why)| {
-                    let step = began.ended(StepKind::Preflight, Verdict::Error, Some(why.clone()));
+                    let step = began.ended(StepKind::Preflight, Outcome::Error, Some(why.clone()));
                     shared.update(name, |n| n.steps.push(step));
                     (phase, why)
                 },
@@ -158,13 +158,13 @@ fn steps(
             let step = if findings.is_empty() {
                 began.ended(
                     StepKind::Preflight,
-                    Verdict::Passed,
+                    Outcome::Passed,
                     Some(format!("{checks} checks passed")),
                 )
             } else {
                 began.ended(
                     StepKind::Preflight,
-                    Verdict::Failed,
+                    Outcome::Failed,
                     Some(format!("{} of {checks} checks failed", findings.len())),
                 )
             };
@@ -523,7 +523,7 @@ fn finish(
     let iterations_passed = (!iterations.is_empty()).then(|| {
         iterations
             .iter()
-            .filter(|s| s.outcome == Verdict::Passed)
+            .filter(|s| s.outcome == Outcome::Passed)
             .count() as u32
     });
     let phase = match record.state {
@@ -599,9 +599,9 @@ fn iteration_steps(
         let text = fetch::read_text(&dir.join(&file.path), answer::RUN_DIR_BYTES);
         let counts = reports::parse_tap(&text);
         let outcome = if counts.failed == 0 && counts.total() > 0 {
-            Verdict::Passed
+            Outcome::Passed
         } else {
-            Verdict::Failed
+            Outcome::Failed
         };
         let mut detail = format!("{} passed, {} failed", counts.passed, counts.failed);
         if counts.skipped > 0 {

@@ -1,6 +1,6 @@
 //! The bundle's dir on a node, made private to the remote user before
 //! anything there is written or executed: the node-side half of the trust
-//! rule (trust.rs). Every dir on the way must be owned by root or that user
+//! rule (private_fs.rs). Every dir on the way must be owned by root or that user
 //! and writable by no one else unless sticky; the last one is made 0700, or,
 //! when it exists, must be the user's and writable by the user alone. Then
 //! no other uid on the node (the app user, its containers) can swap the

@@ -8,10 +8,10 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use camino::Utf8Path;
 
-use super::state::{CrossOutcome, CrossResult, FleetState, NodeState, Phase};
+use super::state::{CrossOutcome, CrossResult, FleetState, NodeState, Outcome, Phase};
 use crate::printable::printable;
-use crate::reports::{self, Outcome};
-use crate::trust::Create;
+use crate::private_fs::Create;
+use crate::reports;
 
 /// Writes every report into the fleet dir, each by temp file and rename
 /// inside it (never through a name another process left there).
@@ -287,7 +287,7 @@ impl Suite {
         for (name, outcome) in reports::tap_results(tap) {
             let ended = match outcome {
                 Outcome::Passed => Case::Passed,
-                Outcome::Failed => Case::Failed("failed"),
+                Outcome::Failed | Outcome::Error => Case::Failed("failed"),
                 Outcome::Skipped => Case::Skipped(None),
             };
             self.case(class, &name, ended);

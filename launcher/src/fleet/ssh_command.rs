@@ -256,7 +256,7 @@ fn guards(control: &Path) -> Vec<String> {
 
 /// The caller's home as ssh finds it (the passwd entry, not $HOME).
 fn home_dir() -> Option<PathBuf> {
-    let uid = crate::trust::my_uid();
+    let uid = crate::private_fs::my_uid();
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|line| {
         let fields: Vec<&str> = line.split(':').collect();

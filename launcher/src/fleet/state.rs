@@ -10,6 +10,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::roster::Role;
+pub use crate::outcome::Outcome;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -114,7 +115,7 @@ pub struct Step {
     /// When it began: unix seconds, with a fraction, on this host's clock.
     pub started_unix: f64,
     pub seconds: f64,
-    pub outcome: Verdict,
+    pub outcome: Outcome,
     /// What happened, in a few words ("sent 4.1 MiB", "12 passed, 1 failed").
     #[serde(default)]
     pub detail: Option<String>,
@@ -129,28 +130,6 @@ pub enum StepKind {
     Iteration(u32),
     /// A cross-node suite, by name, that this node took part in.
     Cross(String),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    Passed,
-    Failed,
-    /// Nothing to do (the bundle was already there), or not run.
-    Skipped,
-    /// It could not be carried out (a lost link, no answer).
-    Error,
-}
-
-impl Verdict {
-    pub fn word(self) -> &'static str {
-        match self {
-            Verdict::Passed => "passed",
-            Verdict::Failed => "failed",
-            Verdict::Skipped => "skipped",
-            Verdict::Error => "error",
-        }
-    }
 }
 
 /// When a step began: an `Instant` for its length, unix time for the timeline.
@@ -177,7 +156,7 @@ impl StepStart {
     }
 
     /// The step that began here and ends now.
-    pub fn ended(self, kind: StepKind, outcome: Verdict, detail: Option<String>) -> Step {
+    pub fn ended(self, kind: StepKind, outcome: Outcome, detail: Option<String>) -> Step {
         Step {
             kind,
             started_unix: self.unix,

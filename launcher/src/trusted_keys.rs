@@ -107,7 +107,7 @@ pub fn find_trust(flag: Option<&str>) -> anyhow::Result<Option<Trust>> {
 /// The node's trust file: only root (or the caller) may have written it or
 /// its dir, since whoever can write it decides what runs as root.
 fn read_trust_file(path: &str) -> anyhow::Result<Option<Trust>> {
-    let mut file = match crate::trust::open_trusted_file(camino::Utf8Path::new(path)) {
+    let mut file = match crate::private_fs::open_trusted_file(camino::Utf8Path::new(path)) {
         Ok(Some(file)) => file,
         Ok(None) => return Ok(None),
         Err(e) => {

@@ -18,9 +18,9 @@ use super::progress::Progress;
 use super::roster::{Cross, Node};
 use super::ssh::{quote, Ssh};
 use super::ssh_command::Setup;
-use super::state::{CrossOutcome, CrossResult, Phase, Shared, StepKind, StepStart, Verdict};
+use super::state::{CrossOutcome, CrossResult, Outcome, Phase, Shared, StepKind, StepStart};
 use super::Plan;
-use crate::cross::{PackageVersion, Peer};
+use crate::cross_suite::{PackageVersion, Peer};
 use crate::exit::ExitStatus;
 use crate::runs::RunState;
 
@@ -157,8 +157,8 @@ pub fn run_phase(plan: &Plan, shared: &Shared, pool: &Pool, progress: &Progress)
         // On the timeline of every node the suite spans: each took part.
         if let Some(done) = shared.snapshot().cross(&c.suite).cloned() {
             let verdict = match done.outcome {
-                CrossOutcome::Passed => Verdict::Passed,
-                _ => Verdict::Failed,
+                CrossOutcome::Passed => Outcome::Passed,
+                _ => Outcome::Failed,
             };
             let detail = match &done.reason {
                 Some(why) => why.clone(),
