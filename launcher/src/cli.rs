@@ -374,6 +374,12 @@ pub struct WaitArgs {
     /// Give up after this many seconds (exit 5)
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// Also return once the gate is past iteration N (exit 5 while it runs)
+    #[arg(long, value_name = "N")]
+    pub past_iteration: Option<u32>,
+    /// Print the run record as JSON on stdout when returning, however it returns
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

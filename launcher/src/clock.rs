@@ -3,6 +3,14 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Unix seconds with a fraction (microseconds), for times measured finer than a second.
+pub fn now_unix_f64() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 pub fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -16,7 +16,7 @@ use anyhow::Context;
 use crate::clock;
 use crate::private_fs::{Create, PrivateDir};
 use crate::reports;
-use crate::runs::{RunRecord, RunState, LOG};
+use crate::runs::{IterationTime, RunRecord, RunState, LOG};
 use crate::secret::{Redactor, Secret};
 use crate::signals;
 
@@ -24,7 +24,7 @@ use crate::signals;
 const GRACE: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(50);
 /// How often the run dir is looked at for a new iteration.
-const ITERATION_LOOK: Duration = Duration::from_secs(1);
+const ITERATION_LOOK: Duration = Duration::from_millis(100);
 
 /// Where the gate's live output goes besides gate.log.
 #[derive(Clone, Copy)]
@@ -135,8 +135,8 @@ pub fn supervise(
         if looked.elapsed() >= ITERATION_LOOK {
             looked = Instant::now();
             let now = current_iteration(&run_dir);
-            if now.is_some() && now != record.iteration {
-                record.iteration = now;
+            if now > record.iteration {
+                mark_iterations(record, now, clock::now_unix_f64());
                 let _ = record.save();
             }
         }
@@ -203,15 +203,37 @@ fn current_iteration(run_dir: &camino::Utf8Path) -> Option<u32> {
     std::fs::read_dir(run_dir)
         .ok()?
         .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_prefix("iteration-")?
-                .strip_suffix(".tap")?
-                .parse::<u32>()
-                .ok()
-        })
+        .filter_map(|e| reports::iteration_of(e.file_name().to_str()?))
         .max()
+}
+
+/// The gate moved on to iteration `now`, seen at `at`: each iteration it
+/// went through since the last look begins (and those it left end) then.
+fn mark_iterations(record: &mut RunRecord, now: Option<u32>, at: f64) {
+    let from = record.iteration.map_or(1, |n| n + 1);
+    for n in from..=now.unwrap_or(0) {
+        mark_iteration(record, Some(n), at);
+    }
+    record.iteration = now;
+}
+
+/// The iteration times as the gate moves into iteration `now` at `at`: the
+/// one before ends, `now` begins (None: the gate ended).
+fn mark_iteration(record: &mut RunRecord, now: Option<u32>, at: f64) {
+    if let Some(open) = record
+        .iteration_times
+        .last_mut()
+        .filter(|t| t.ended_unix.is_none())
+    {
+        open.ended_unix = Some(at);
+    }
+    if let Some(n) = now {
+        record.iteration_times.push(IterationTime {
+            n,
+            started_unix: at,
+            ended_unix: None,
+        });
+    }
 }
 
 fn finish(
@@ -221,6 +243,13 @@ fn finish(
     message: Option<String>,
     started: Instant,
 ) {
+    // An iteration shorter than one look is still seen: its TAP is there.
+    let at = clock::now_unix_f64();
+    let last = current_iteration(&record.run_dir());
+    if last > record.iteration {
+        mark_iterations(record, last, at);
+    }
+    mark_iteration(record, None, at);
     let now = clock::now_unix();
     record.state = state;
     record.exit_code = code;

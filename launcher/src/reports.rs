@@ -132,6 +132,25 @@ pub fn tap_results(text: &str) -> Vec<(String, Outcome)> {
     results
 }
 
+/// N of a gate's `iteration-N.tap` (run-gate.sh writes one per iteration,
+/// beginning it as the iteration begins): the one place that name is read.
+pub fn iteration_of(file_name: &str) -> Option<u32> {
+    file_name
+        .strip_prefix("iteration-")?
+        .strip_suffix(".tap")?
+        .parse()
+        .ok()
+}
+
+/// N of run-gate.sh's `# iteration N of M` line in a gate's log.
+pub fn iteration_line(line: &str) -> Option<u32> {
+    line.strip_prefix("# iteration ")?
+        .split_once(" of ")?
+        .0
+        .parse()
+        .ok()
+}
+
 pub fn parse_tap(text: &str) -> TestCounts {
     let mut counts = TestCounts::default();
     for (name, outcome) in tap_results(text) {

@@ -107,7 +107,7 @@ pub struct RunRecord {
     pub host_facts: HostFacts,
     pub tests: Option<TestCounts>,
     /// The preflight checks, as `launcher preflight --json` prints them.
-    pub preflight: Option<serde_json::Value>,
+    pub preflight: Option<crate::preflight::Report>,
     /// Preflight failed and the run went ahead with --force.
     pub forced: bool,
     /// Why the run ended as it did, when the state alone does not say.
@@ -119,6 +119,19 @@ pub struct RunRecord {
     /// current by the supervisor while it runs: `fleet status` shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iteration: Option<u32>,
+    /// When each iteration began and ended, as the supervisor saw it (to a
+    /// tenth of a second): the fleet's timeline reads these, not file times.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub iteration_times: Vec<IterationTime>,
+}
+
+/// One iteration of the gate: unix seconds with a fraction, this node's clock.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IterationTime {
+    pub n: u32,
+    pub started_unix: f64,
+    /// None while it runs.
+    pub ended_unix: Option<f64>,
 }
 
 impl RunRecord {

@@ -21,7 +21,7 @@ pub fn preflight(args: PreflightArgs) -> anyhow::Result<ExitStatus> {
     )?;
     let report = preflight::run_checks(&context(&args.node, &args.checks, password, None));
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("preflight: {}", report.counts());
         print!("{}", report.table());

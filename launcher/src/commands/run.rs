@@ -121,6 +121,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
             eprintln!("preflight:\n{}", report.table());
             if !args.force {
                 // The node's verdict, not a failure to judge it: nothing ran.
+                // The checks go to stdout too, for a caller that reads JSON
+                // (the fleet: its preflight step is this one).
+                if args.json {
+                    println!("{}", serde_json::json!({ "preflight": report }));
+                }
                 eprintln!(
                     "preflight: {failed} check(s) failed: fix the node, or run anyway with --force"
                 );
@@ -172,10 +177,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
         host_facts: host::facts(),
         tests: None,
         forced: preflight.as_ref().is_some_and(|r| !r.failed().is_empty()),
-        preflight: preflight.map(|r| r.to_json()),
+        preflight,
         message: None,
         cross,
         iteration: None,
+        iteration_times: Vec::new(),
     };
     let run_dir = runs::create_run_dir(&work.dir, &run_id)?.path().to_owned();
     record.save()?;
@@ -186,7 +192,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
         if args.json {
             println!(
                 "{}",
-                serde_json::json!({ "run_id": run_id, "run_dir": run_dir, "supervisor_pid": pid })
+                serde_json::json!({
+                    "run_id": run_id,
+                    "run_dir": run_dir,
+                    "supervisor_pid": pid,
+                    "preflight": record.preflight,
+                })
             );
         } else {
             println!("{run_id}");

@@ -13,6 +13,8 @@ use crate::private_fs::{Create, PrivateDir};
 use crate::runs::{self, RunRecord};
 
 const POLL: Duration = Duration::from_millis(250);
+/// How often `wait` reads the record: a file read, cheap enough to do often.
+const WAIT_LOOK: Duration = Duration::from_millis(100);
 
 fn find(run: &Option<String>, workdir: &Option<camino::Utf8PathBuf>) -> anyhow::Result<RunRecord> {
     runs::find(run.as_deref(), workdir.as_deref())
@@ -98,18 +100,37 @@ pub fn logs(args: LogsArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Blocks until the run ends (or, with `--past-iteration N`, moves past
+/// iteration N, or `--timeout` passes), looking at its record every
+/// `WAIT_LOOK`: the fleet follows a run with this, one session per change,
+/// and learns of the end within a look rather than a poll's backoff.
 pub fn wait(args: WaitArgs) -> anyhow::Result<ExitStatus> {
     let first = find(&args.select.run, &args.select.workdir)?;
     let deadline = args
         .timeout
         .map(|s| Instant::now() + Duration::from_secs(s));
+    let answer = |record: &RunRecord| -> anyhow::Result<()> {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(record)?);
+        }
+        Ok(())
+    };
     loop {
         let record = current(RunRecord::load(&first.run_dir())?);
         if record.state.is_final() {
             eprint!("{}", record.summary());
+            answer(&record)?;
             return Ok(record.state.exit_status());
         }
+        let moved_on = args
+            .past_iteration
+            .is_some_and(|n| record.iteration.is_some_and(|now| now > n));
+        if moved_on {
+            answer(&record)?;
+            return Ok(ExitStatus::Environment);
+        }
         if deadline.is_some_and(|d| Instant::now() > d) {
+            answer(&record)?;
             return Err(fail(
                 ExitStatus::Environment,
                 format!(
@@ -118,6 +139,6 @@ pub fn wait(args: WaitArgs) -> anyhow::Result<ExitStatus> {
                 ),
             ));
         }
-        thread::sleep(POLL);
+        thread::sleep(WAIT_LOOK);
     }
 }

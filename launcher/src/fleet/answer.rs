@@ -13,14 +13,13 @@ use std::io::{self, Read};
 
 use serde_json::Value;
 
-use crate::preflight;
 use crate::printable::printable;
 use crate::runs::RunRecord;
 
 /// The most read of a shell check's answer (the remote dir check, the
 /// upload's look at the node's copy, a chunk written).
 pub const SHORT: u64 = 64 << 10;
-/// The most read of a JSON answer (`status --json`, `preflight --json`,
+/// The most read of a JSON answer (`status --json`, `run --detach --json`,
 /// `rpc server.get-state`). A real one is a few KiB.
 pub const JSON: u64 = 1 << 20;
 /// The most of a session's stderr kept for a reason line.
@@ -161,12 +160,6 @@ pub fn record(bytes: &[u8]) -> Result<(RunRecord, Value), String> {
         serde_json::from_value(value.clone()).map_err(|e| format!("not a run record ({e})"))?;
     record.iteration = record.iteration.map(|i| i.min(record.iterations));
     Ok((record, value))
-}
-
-/// A node's `preflight --json`, parsed and tamed.
-pub fn preflight(bytes: &[u8]) -> Result<preflight::Report, String> {
-    let value = tamed_json(bytes)?;
-    serde_json::from_value(value).map_err(|e| format!("not a preflight report ({e})"))
 }
 
 /// Any other JSON answer (a peer's `server.get-state`), parsed and tamed.

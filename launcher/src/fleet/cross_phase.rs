@@ -9,58 +9,16 @@
 //! each peer over that peer's own connection with that peer's own password
 //! just before the suite starts. A password goes only to its own node.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use super::answer;
-use super::node::{self, Step};
 use super::progress::Progress;
+use super::remote_run::{self, Started, Step};
 use super::roster::{Cross, Node};
-use super::ssh::{quote, Ssh};
-use super::ssh_command::Setup;
+use super::ssh::{quote, Pool, Ssh};
 use super::state::{CrossOutcome, CrossResult, Outcome, Phase, Shared, StepKind, StepStart};
 use super::Plan;
 use crate::cross_suite::{PackageVersion, Peer};
 use crate::exit::ExitStatus;
 use crate::runs::RunState;
-
-/// The SSH connections the fleet keeps open for the cross phase, one per
-/// node, so a node spanned by a suite is still reached on the connection
-/// its gate used.
-pub struct Pool {
-    setup: Arc<Setup>,
-    open: Mutex<HashMap<String, Ssh>>,
-}
-
-impl Pool {
-    pub fn new(setup: Setup) -> Pool {
-        Pool {
-            setup: Arc::new(setup),
-            open: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<String, Ssh>> {
-        self.open.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The node's connection: the one kept, or a new (not yet connected) one.
-    pub fn take(&self, node: &Node) -> Ssh {
-        let kept = self.open().remove(&node.name);
-        kept.unwrap_or_else(|| Ssh::new(&self.setup, &node.ssh, &node.ssh_options, &node.name))
-    }
-
-    pub fn put(&self, name: &str, ssh: Ssh) {
-        self.open().insert(name.to_string(), ssh);
-    }
-
-    pub fn close_all(&self) {
-        let open: Vec<Ssh> = self.open().drain().map(|(_, ssh)| ssh).collect();
-        for mut ssh in open {
-            ssh.close();
-        }
-    }
-}
 
 /// The result a suite starts from, before anything is known.
 pub fn pending(c: &Cross) -> CrossResult {
@@ -196,7 +154,7 @@ fn on_node<T>(
     let node = roster_node(plan, name);
     let mut ssh = pool.take(node);
     let before = ssh.connections;
-    let done = node::connect(&mut ssh, name, progress).and_then(|()| work(&mut ssh));
+    let done = remote_run::connect(&mut ssh, name, progress).and_then(|()| work(&mut ssh));
     let opened = ssh.connections - before;
     if opened > 0 {
         shared.update(name, |n| n.connections += opened);
@@ -209,7 +167,7 @@ fn on_node<T>(
 /// with its own password.
 fn peer_packages(ssh: &mut Ssh, node: &Node) -> Step<Vec<PackageVersion>> {
     let password = password(node)?;
-    let out = node::retry(
+    let out = remote_run::retry(
         ssh,
         &format!(
             "{} rpc --password-stdin --host {} server.get-state",
@@ -226,7 +184,7 @@ fn peer_packages(ssh: &mut Ssh, node: &Node) -> Step<Vec<PackageVersion>> {
             format!(
                 "cannot read {}'s package versions: {}",
                 node.name,
-                node::last_line(&out.stderr)
+                remote_run::last_line(&out.stderr)
             ),
         ));
     }
@@ -275,7 +233,7 @@ fn run_suite(
     let host = roster_node(plan, &c.runs_on);
     let launcher = quote(&host.remote_path);
     let resumed = on_node(plan, shared, pool, progress, &c.runs_on, |ssh| {
-        Ok(node::remote_status(ssh, &launcher, run_id)
+        Ok(remote_run::find(ssh, &launcher, run_id)
             .ok()
             .flatten()
             .is_some())
@@ -297,7 +255,13 @@ fn run_suite(
             });
         }
         let peers = serde_json::to_string(&peers).map_err(|e| (Phase::Error, e.to_string()))?;
-        let mut command = node::run_command(plan, host, run_id, 1);
+        let mut command = remote_run::command(plan, host, run_id, 1);
+        // Its node's preflight ran once already, as its gate started in
+        // this fleet run (a suite runs only once every node it spans
+        // passed): one preflight per node.
+        if shared.snapshot().node(&c.runs_on).gate {
+            command.push_str(" --skip-preflight");
+        }
         command.push_str(&format!(
             " --cross {} --peers {} --node-name {}",
             quote(&c.suite),
@@ -309,9 +273,20 @@ fn run_suite(
             command.push_str(&format!(" --role {}", quote(role)));
         }
         let secret = password(host)?;
-        on_node(plan, shared, pool, progress, &c.runs_on, |ssh| {
-            node::start_detached(ssh, &launcher, &command, run_id, secret.expose())
-        })?;
+        on_node(
+            plan,
+            shared,
+            pool,
+            progress,
+            &c.runs_on,
+            |ssh| match remote_run::start(ssh, &launcher, &command, run_id, secret.expose())? {
+                Started::Running(_) => Ok(()),
+                Started::NotReady(report) => Err((
+                    Phase::NotReady,
+                    format!("preflight failed at start: {}", report.counts()),
+                )),
+            },
+        )?;
         progress.event(
             &c.runs_on,
             &format!("cross suite {} started: run {run_id}", c.suite),
@@ -320,8 +295,9 @@ fn run_suite(
     let local = plan.dir.join("cross").join(&c.suite);
     let started = std::time::Instant::now();
     let record = on_node(plan, shared, pool, progress, &c.runs_on, |ssh| {
-        let record = node::follow(ssh, &c.runs_on, &launcher, run_id, 1, progress, &mut |_| {})?;
-        node::fetch_run(ssh, &record, &local)?;
+        let record =
+            remote_run::follow(ssh, &c.runs_on, &launcher, run_id, 1, progress, &mut |_| {})?;
+        remote_run::fetch(ssh, &record, &local)?;
         Ok(record)
     })?;
     // The node's word on how long the suite took, no longer than this host

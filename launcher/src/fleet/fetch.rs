@@ -25,12 +25,12 @@ const KEPT_EXTENSIONS: &[&str] = &["json", "log", "tap", "xml", "txt"];
 /// Directories below the run dir (bats' `iteration-N/`), one level deep.
 const MAX_DEPTH: usize = 2;
 
-/// One file kept, with the time the node gave it (a claim).
+/// One file kept. Its time on the node is not: the timeline takes the
+/// times the node's launcher recorded, clamped to what this host saw.
 #[derive(Debug, Clone)]
 pub struct FetchedFile {
     /// Relative to the run dir, `/`-separated.
     pub path: String,
-    pub node_mtime: u64,
 }
 
 /// What a fetch kept and what it refused.
@@ -234,14 +234,12 @@ fn unpack(stream: &mut dyn Read, into: &PrivateDir) -> Result<Fetched, Unpack> {
                     }
                     Err(e) => return Err(Unpack::Local(format!("{}/{rel}: {e}", into.path()))),
                 };
-                let node_mtime = entry.header().mtime().unwrap_or(0);
                 let copied = io::copy(&mut (&mut entry).take(size), &mut file).map_err(|e| {
                     Unpack::Misbehaved(format!("its run dir's tar stream broke in {shown}: {e}"))
                 })?;
                 bytes += copied;
                 fetched.files.push(FetchedFile {
                     path: rel.to_string(),
-                    node_mtime,
                 });
             }
             other => fetched
@@ -343,7 +341,6 @@ mod tests {
         };
         let kept: Vec<&str> = fetched.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(kept, ["run.json", "iteration-1/report.xml"]);
-        assert_eq!(fetched.files[1].node_mtime, 9);
         assert_eq!(fetched.refused.len(), 4, "{:?}", fetched.refused);
         assert!(fetched.refused[0].starts_with("iteration-2.tap: a symlink"));
         assert!(fetched.refused[1].starts_with("fifo.log: a FIFO"));

@@ -12,6 +12,7 @@ mod html;
 mod node;
 pub mod progress;
 mod remote_dir;
+mod remote_run;
 pub mod report;
 mod retry;
 pub mod roster;
@@ -19,6 +20,7 @@ mod ssh;
 mod ssh_command;
 pub mod state;
 mod upload;
+mod view;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -191,7 +193,7 @@ impl Plan {
                 out.push_str(&format!(
                     "  {:<12} {:<8} ssh {}: upload to {} if it differs, preflight, then {} iteration(s){} against {}; password from {}\n",
                     n.name,
-                    format!("{:?}", n.role).to_lowercase(),
+                    n.role.word(),
                     n.ssh,
                     n.remote_path,
                     n.iterations,
@@ -331,6 +333,7 @@ impl Plan {
                     ended_unix: None,
                     uploaded: None,
                     iteration: None,
+                    iteration_results: Vec::new(),
                     steps: Vec::new(),
                     fetch_refused: Vec::new(),
                     fetch_incomplete: None,
@@ -384,7 +387,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
         plan.roster.password_vars(),
     )
     .context("cannot write the ssh config wrapper")?;
-    let pool = cross_phase::Pool::new(setup);
+    let pool = ssh::Pool::new(setup);
     let done = AtomicBool::new(false);
 
     thread::scope(|scope| {
@@ -412,7 +415,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
 }
 
 /// Primaries, then the rest once they passed, then the cross suites.
-fn run_phases(plan: &Plan, shared: &Shared, pool: &cross_phase::Pool, progress: &Progress) {
+fn run_phases(plan: &Plan, shared: &Shared, pool: &ssh::Pool, progress: &Progress) {
     let primaries: Vec<&Node> = plan.primaries();
     run_phase(plan, shared, &primaries, pool, progress);
     let snapshot = shared.snapshot();
@@ -444,13 +447,7 @@ fn run_phases(plan: &Plan, shared: &Shared, pool: &cross_phase::Pool, progress: 
 
 /// Drives `nodes` with at most `plan.jobs` at a time; settled ones are kept.
 /// A node that a cross suite spans keeps its connection for that phase.
-fn run_phase(
-    plan: &Plan,
-    shared: &Shared,
-    nodes: &[&Node],
-    pool: &cross_phase::Pool,
-    progress: &Progress,
-) {
+fn run_phase(plan: &Plan, shared: &Shared, nodes: &[&Node], pool: &ssh::Pool, progress: &Progress) {
     let snapshot = shared.snapshot();
     let queue: VecDeque<Node> = nodes
         .iter()

@@ -9,6 +9,7 @@ use anyhow::Context;
 use camino::Utf8Path;
 
 use super::state::{CrossOutcome, CrossResult, FleetState, NodeState, Outcome, Phase};
+use super::view::{self, NodeRow};
 use crate::printable::printable;
 use crate::private_fs::Create;
 use crate::reports;
@@ -33,23 +34,14 @@ pub fn write(dir: &Utf8Path, state: &FleetState) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn duration(n: &NodeState) -> String {
-    match (n.started_unix, n.ended_unix) {
-        (Some(s), Some(e)) if e >= s => crate::clock::duration(e - s),
-        _ => "-".into(),
-    }
-}
-
 /// One line per node: a verdict a person reads first.
 pub fn markdown(state: &FleetState) -> String {
     let mut out = String::new();
-    let gate: Vec<&NodeState> = state.nodes.iter().filter(|n| n.gate).collect();
-    let passed = gate.iter().filter(|n| n.phase == Phase::Passed).count();
     let _ = writeln!(out, "# archy-gate fleet report\n");
     let _ = writeln!(
         out,
-        "{passed} of {} gate nodes passed. Bundle `{}` (sha256 `{}`), roster `{}`, started {}, updated {}.\n",
-        gate.len(),
+        "{}. Bundle `{}` (sha256 `{}`), roster `{}`, started {}, updated {}.\n",
+        view::verdict(state).0,
         state.bundle,
         state.bundle_sha256,
         state.roster,
@@ -59,57 +51,33 @@ pub fn markdown(state: &FleetState) -> String {
     let _ = writeln!(out, "| node | role | state | iterations passed | tests (pass/fail/skip) | failing tests | preflight findings | duration | upload |");
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     for n in &state.nodes {
-        let tests = n
+        let row = NodeRow::of(n);
+        let tests = row
             .tests
-            .as_ref()
-            .map(|t| format!("{}/{}/{}", t.passed, t.failed, t.skipped))
+            .map(|(p, f, s)| format!("{p}/{f}/{s}"))
             .unwrap_or_else(|| "-".into());
-        let iterations = match n.iterations_passed {
-            Some(p) => format!("{p} of {}", n.iterations),
-            None => "-".into(),
+        let or_dash = |list: &[String]| match list.join("; ") {
+            joined if joined.is_empty() => "-".to_string(),
+            joined => joined,
         };
-        let failing = n
-            .tests
-            .as_ref()
-            .map(|t| t.failing.join("; "))
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "-".into());
-        let findings = if n.preflight_findings.is_empty() {
-            "-".to_string()
-        } else {
-            n.preflight_findings.join("; ")
-        };
-        let upload = n
-            .upload
-            .as_ref()
-            .map(|u| {
-                if u.skipped {
-                    "already there".into()
-                } else if u.resent > 0 {
-                    format!("resumed, {} re-sent", u.resent)
-                } else {
-                    "sent".into()
-                }
-            })
-            .unwrap_or_else(|| "-".into());
         let state_cell = match &n.reason {
             Some(r) if !matches!(n.phase, Phase::Passed) => {
-                format!("**{}**: {}", n.phase.word(), escape(r))
+                format!("**{}**: {}", row.phase, escape(r))
             }
-            _ => format!("**{}**", n.phase.word()),
+            _ => format!("**{}**", row.phase),
         };
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             n.name,
-            format!("{:?}", n.role).to_lowercase(),
+            row.role,
             state_cell,
-            iterations,
+            row.iterations,
             tests,
-            escape(&failing),
-            escape(&findings),
-            duration(n),
-            upload
+            escape(&or_dash(row.failing)),
+            escape(&or_dash(row.findings)),
+            row.duration,
+            row.upload
         );
     }
     if !state.cross.is_empty() {
@@ -248,6 +216,16 @@ enum Case<'a> {
     Skipped(Option<&'a str>),
 }
 
+impl Case<'_> {
+    fn of(outcome: Outcome) -> Case<'static> {
+        match outcome {
+            Outcome::Passed => Case::Passed,
+            Outcome::Failed | Outcome::Error => Case::Failed("failed"),
+            Outcome::Skipped => Case::Skipped(None),
+        }
+    }
+}
+
 impl Suite {
     fn case(&mut self, class: &str, name: &str, ended: Case) {
         self.tests += 1;
@@ -285,12 +263,7 @@ impl Suite {
     /// Every test of a TAP stream, as testcases of `class`.
     fn tap(&mut self, class: &str, tap: &str) {
         for (name, outcome) in reports::tap_results(tap) {
-            let ended = match outcome {
-                Outcome::Passed => Case::Passed,
-                Outcome::Failed | Outcome::Error => Case::Failed("failed"),
-                Outcome::Skipped => Case::Skipped(None),
-            };
-            self.case(class, &name, ended);
+            self.case(class, &name, Case::of(outcome));
         }
     }
 
@@ -306,31 +279,20 @@ impl Suite {
     }
 }
 
-/// One testsuite per node: its gate's test results (from the fetched TAP),
-/// or a single testcase saying why it has none; then one per cross suite.
+/// One testsuite per node: its gate's test results (each iteration's, as
+/// read from its TAP when fetched), or a single testcase saying why it has
+/// none; then one per cross suite.
 pub fn junit(dir: &Utf8Path, state: &FleetState) -> String {
     let mut out = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"archy-gate fleet\">\n",
     );
     for n in state.nodes.iter().filter(|n| n.gate) {
         let mut suite = Suite::default();
-        let node_dir = dir.join("nodes").join(&n.name);
-        let mut taps: Vec<_> = std::fs::read_dir(&node_dir)
-            .ok()
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "tap"))
-            .collect();
-        taps.sort();
-        for tap in &taps {
-            let iteration = tap
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let text = std::fs::read_to_string(tap).unwrap_or_default();
-            suite.tap(&format!("{}.{iteration}", n.name), &text);
+        for iteration in &n.iteration_results {
+            let class = format!("{}.iteration-{}", n.name, iteration.n);
+            for test in &iteration.tests {
+                suite.case(&class, &test.name, Case::of(test.outcome));
+            }
         }
         if suite.tests == 0 {
             let why = format!(
@@ -382,19 +344,13 @@ mod tests {
     use super::junit;
     use crate::fleet::state::FleetState;
 
-    /// junit.xml pinned byte for byte: a node's TAP tests, a node with no
-    /// TAP (not ready, unreachable), a cross suite skipped and one failed
+    /// junit.xml pinned byte for byte: a node's tests (as its iterations'
+    /// TAP said), a node with none (not ready, unreachable), a cross suite skipped and one failed
     /// without a TAP; names escaped.
     #[test]
     fn junit_says_each_case_as_ci_readers_expect() {
         let dir = tempfile::tempdir().unwrap();
         let root = camino::Utf8Path::from_path(dir.path()).unwrap();
-        std::fs::create_dir_all(root.join("nodes/a")).unwrap();
-        std::fs::write(
-            root.join("nodes/a/iteration-1.tap"),
-            "1..3\nok 1 up\nnot ok 2 lnd <runs>\nok 3 tor # skip no tor\n",
-        )
-        .unwrap();
         let node = |name: &str, phase: &str, reason: Option<&str>| {
             serde_json::json!({
                 "name": name, "role": "fleet", "gate": true, "ssh": name, "phase": phase,
@@ -407,11 +363,20 @@ mod tests {
                 "reason": reason, "tests_passed": 0, "tests_failed": 0, "seconds": 0,
             })
         };
+        let mut a = node("a", "failed", None);
+        a["iteration_results"] = serde_json::json!([{
+            "n": 1, "outcome": "failed",
+            "tests": [
+                { "name": "up", "outcome": "passed" },
+                { "name": "lnd <runs>", "outcome": "failed" },
+                { "name": "tor", "outcome": "skipped" },
+            ],
+        }]);
         let state: FleetState = serde_json::from_value(serde_json::json!({
             "roster": "fleet.toml", "bundle": "archy-gate", "bundle_sha256": "ab",
             "bundle_size": 1, "started": "t", "updated": "t",
             "nodes": [
-                node("a", "failed", None),
+                a,
                 node("b", "not-ready", Some("bitcoin in IBD")),
                 node("c", "unreachable", Some("ssh: refused")),
             ],

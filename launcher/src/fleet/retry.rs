@@ -51,9 +51,12 @@ pub const REFUSED_SESSION: Policy = Policy {
     max: Duration::from_secs(1),
 };
 
-/// Following a detached run: the first poll, and the most between polls.
-pub const POLL_FIRST: Duration = Duration::from_secs(1);
-pub const POLL_MAX: Duration = Duration::from_secs(15);
+/// Following a detached run: how long one `wait` on the node may block
+/// before it answers anyway (well inside `SESSION`, so a quiet gate never
+/// looks like a node that trickles), and how soon an answer without news
+/// means the node did not wait (then the fleet pauses, as `COMMAND` does).
+pub const FOLLOW_WAIT: Duration = Duration::from_secs(60);
+pub const FOLLOW_QUICK_ANSWER: Duration = Duration::from_secs(1);
 /// How long a node may stay unreachable while its gate runs.
 pub const LOST_AFTER: Duration = Duration::from_secs(30 * 60);
 /// How long a gate may keep running, per iteration, before the fleet stops

@@ -27,6 +27,18 @@ pub enum Role {
     Dev,
 }
 
+impl Role {
+    /// The role as the roster spells it, everywhere it is shown.
+    pub fn word(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Fleet => "fleet",
+            Role::Tester => "tester",
+            Role::Dev => "dev",
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Defaults {

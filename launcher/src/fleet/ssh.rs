@@ -14,14 +14,16 @@
 //! So before the next session, a round trip through the master that needs
 //! no session slot (`round_trip`) proves the slot is free.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::roster::Node;
 use super::ssh_command::Setup;
 use super::{answer, retry};
 
@@ -553,5 +555,42 @@ impl Ssh {
 impl Drop for Ssh {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// The SSH connections of a fleet run, one per node: a node's gate and the
+/// cross suites that span it are reached on the one connection.
+pub struct Pool {
+    setup: Arc<Setup>,
+    open: Mutex<HashMap<String, Ssh>>,
+}
+
+impl Pool {
+    pub fn new(setup: Setup) -> Pool {
+        Pool {
+            setup: Arc::new(setup),
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<String, Ssh>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The node's connection: the one kept, or a new (not yet connected) one.
+    pub fn take(&self, node: &Node) -> Ssh {
+        let kept = self.open().remove(&node.name);
+        kept.unwrap_or_else(|| Ssh::new(&self.setup, &node.ssh, &node.ssh_options, &node.name))
+    }
+
+    pub fn put(&self, name: &str, ssh: Ssh) {
+        self.open().insert(name.to_string(), ssh);
+    }
+
+    pub fn close_all(&self) {
+        let open: Vec<Ssh> = self.open().drain().map(|(_, ssh)| ssh).collect();
+        for mut ssh in open {
+            ssh.close();
+        }
     }
 }

@@ -64,6 +64,20 @@ pub struct UploadStats {
     pub seconds: u64,
 }
 
+impl UploadStats {
+    /// The upload in a few words, the same on every page and the timeline.
+    pub fn words(&self) -> String {
+        let size = crate::human::size;
+        if self.skipped {
+            "already there".into()
+        } else if self.resent > 0 {
+            format!("sent {}, {} re-sent", size(self.sent), size(self.resent))
+        } else {
+            format!("sent {}", size(self.sent))
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NodeState {
     pub name: String,
@@ -81,12 +95,12 @@ pub struct NodeState {
     pub upload: Option<UploadStats>,
     /// The failing preflight checks (id: reason).
     pub preflight_findings: Vec<String>,
-    pub preflight: Option<serde_json::Value>,
+    pub preflight: Option<crate::preflight::Report>,
     /// The trusted key that verified the bundle's signature on the node.
     #[serde(default)]
     pub verified_by: Option<String>,
     /// The node's run.json once the gate ended.
-    pub record: Option<serde_json::Value>,
+    pub record: Option<crate::runs::RunRecord>,
     pub connections: u32,
     pub started_unix: Option<u64>,
     pub ended_unix: Option<u64>,
@@ -106,6 +120,23 @@ pub struct NodeState {
     /// Why the run dir was not fetched whole, when it was not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fetch_incomplete: Option<String>,
+    /// Each iteration's tests, as its TAP said (read once, when fetched).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub iteration_results: Vec<IterationResult>,
+}
+
+/// One iteration of a node's gate, test by test.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IterationResult {
+    pub n: u32,
+    pub outcome: Outcome,
+    pub tests: Vec<TestResult>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestResult {
+    pub name: String,
+    pub outcome: Outcome,
 }
 
 /// One timed step of a node's way through the fleet run.

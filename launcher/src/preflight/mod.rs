@@ -49,9 +49,22 @@ pub struct Check {
     pub evidence: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// The checks of one preflight. It is written with its overall verdict
+/// (`{"verdict": "fail", "checks": […]}`, what `preflight --json` prints
+/// and run.json keeps); the verdict is read back from the checks.
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct Report {
     pub checks: Vec<Check>,
+}
+
+impl Serialize for Report {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = serializer.serialize_struct("Report", 2)?;
+        out.serialize_field("verdict", self.verdict())?;
+        out.serialize_field("checks", &self.checks)?;
+        out.end()
+    }
 }
 
 impl Report {
@@ -67,15 +80,15 @@ impl Report {
         )
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
-        let verdict = if !self.failed().is_empty() {
+    /// `fail` if any check failed, else `warn` if any warned, else `pass`.
+    pub fn verdict(&self) -> &'static str {
+        if !self.failed().is_empty() {
             "fail"
         } else if self.checks.iter().any(|c| c.verdict == Verdict::Warn) {
             "warn"
         } else {
             "pass"
-        };
-        serde_json::json!({ "verdict": verdict, "checks": self.checks })
+        }
     }
 
     pub fn failed(&self) -> Vec<&Check> {

@@ -411,7 +411,7 @@ fn answers_past_the_caps_make_a_node_misbehave_within_256_mib() {
             "big-status",
             "with more than 1.0 MiB, the most the fleet reads from it",
         ),
-        ("big-preflight", "preflight: it answered"),
+        ("big-preflight", "starting the run: it answered"),
         (
             "big-rundir",
             "its run dir holds more than 64.0 MiB, the most the fleet keeps",
@@ -435,14 +435,21 @@ fn answers_past_the_caps_make_a_node_misbehave_within_256_mib() {
 /// put on the timeline); where the whole time was kept (as the issue saw),
 /// the step was saved in state.json and every `fleet report` on that dir
 /// looped over the timeline's axis until the kernel ended it (the old
-/// launcher on the state.json below: killed at 20 CPU-seconds). Now the
-/// node's times only measure lengths, clamped to what this host saw, and
-/// the axis has a few ticks whatever a state.json holds.
+/// launcher on the state.json below: killed at 20 CPU-seconds). Now file
+/// times are not read at all, the node's recorded iteration times (here
+/// 2^62 and 0) only measure lengths, clamped to what this host saw, and the
+/// axis has a few ticks whatever a state.json holds.
 #[test]
-fn a_file_time_from_the_far_future_is_clamped_and_reports_are_written() {
+fn a_time_from_the_far_future_is_clamped_and_reports_are_written() {
     let far = 1u64 << 62;
     let nodes = HostileNodes::new(json!({
         "evil": {
+            "record": {
+                "iteration_times": [
+                    { "n": 1, "started_unix": 0.0, "ended_unix": far as f64 },
+                    { "n": 2, "started_unix": far as f64, "ended_unix": 0.0 }
+                ]
+            },
             "tar": [
                 { "name": "./", "type": "dir" },
                 { "name": "./iteration-1.tap", "data": TAP_OK, "mtime": far },

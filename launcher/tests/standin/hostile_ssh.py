@@ -4,7 +4,7 @@
 Installed as `ssh` first on the PATH of `launcher fleet`, it answers every command the fleet
 sends as a node would, from `scenario.json` beside this file, so that each answer can be made
 hostile in one way: bytes before a status's JSON, strings with terminal escapes, a run dir
-whose tar holds symlinks, devices or a file larger than any cap, a file time of 2^62, an
+whose tar holds symlinks, devices or a file larger than any cap, a time of 2^62, an
 upload that says "moved" but never holds the file. `scenario.json` maps each node (the host
 part of the ssh destination) to its scenario; a node it does not name behaves. See README.md
 beside this file.
@@ -138,6 +138,10 @@ def record(s, run_id):
         "preflight": None,
         "forced": False,
         "message": None,
+        "iteration_times": [
+            {"n": 1, "started_unix": now - 5.0, "ended_unix": now - 2.5},
+            {"n": 2, "started_unix": now - 2.5, "ended_unix": now - 0.0},
+        ],
     }
     for key, value in s.get("record", {}).items():
         if isinstance(value, dict) and isinstance(rec.get(key), dict):
@@ -148,6 +152,7 @@ def record(s, run_id):
 
 
 PREFLIGHT = {
+    "verdict": "pass",
     "checks": [
         {"id": "rpc-health", "verdict": "pass", "reason": "the RPC answers", "evidence": []}
     ]
@@ -241,19 +246,18 @@ def session(command):
     if command.startswith("rm -f "):
         set_state("part", "0")
         return 0
-    if " preflight --json" in command:
-        sys.stdin.buffer.read()
-        stream(b" ", s.get("preflight_prefix_bytes", 0))
-        out(json.dumps(PREFLIGHT).encode() + b"\n")
-        return 0
     if " run --detach" in command:
+        # The run's answer carries its preflight (launcher/src/commands/run.rs).
         sys.stdin.buffer.read()
         run_id = re.search(r"--run-id (\S+)", command).group(1)
         set_state("run_id", run_id)
-        out(json.dumps({"run_id": run_id}).encode() + b"\n")
+        stream(b" ", s.get("preflight_prefix_bytes", 0))
+        out(json.dumps({"run_id": run_id, "preflight": PREFLIGHT}).encode() + b"\n")
         return 0
-    if " status " in command and command.endswith("--json"):
-        run_id = command.split(" status ", 1)[1].split()[0]
+    status = re.match(r"\S+ (status|wait) (\S+) --json", command)
+    if status:
+        # `wait RUN --json …` answers as `status RUN --json` once the run ended.
+        run_id = status.group(2)
         if run_id != state_file("run_id"):
             sys.stderr.write("no run %s\n" % run_id)
             return 2

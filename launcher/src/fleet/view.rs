@@ -1,0 +1,159 @@
+//! What the reports show, made once from the fleet's state: the verdict
+//! line, a row per node (its words: role, phase, iterations, tests, upload,
+//! duration, why), and each failing test with where it is in the node's
+//! log. report.md, report.html, junit.xml and the progress lines render
+//! these; none of them words a node's state on its own.
+
+use camino::Utf8Path;
+
+use super::state::{CrossOutcome, FleetState, NodeState, Phase};
+use crate::outcome::Outcome;
+use crate::reports;
+
+/// The most of a node's gate.log read for the failing tests' lines.
+const LOG_LIMIT: u64 = 32 << 20;
+/// Lines of a failing test's output kept under it.
+const EXCERPT_LINES: usize = 14;
+const EXCERPT_WIDTH: usize = 240;
+
+/// "3 of 4 gate nodes passed[, 1 of 2 cross-node suites passed]", and
+/// whether that is all of them.
+pub fn verdict(state: &FleetState) -> (String, bool) {
+    let gate: Vec<&NodeState> = state.nodes.iter().filter(|n| n.gate).collect();
+    let passed = gate.iter().filter(|n| n.phase == Phase::Passed).count();
+    let cross_passed = state
+        .cross
+        .iter()
+        .filter(|c| c.outcome == CrossOutcome::Passed)
+        .count();
+    let mut text = format!("{passed} of {} gate nodes passed", gate.len());
+    if !state.cross.is_empty() {
+        text.push_str(&format!(
+            ", {cross_passed} of {} cross-node suites passed",
+            state.cross.len()
+        ));
+    }
+    let good = passed == gate.len() && cross_passed == state.cross.len();
+    (text, good)
+}
+
+/// One node as every report shows it. Strings are the node's as kept
+/// (escaped at arrival); each renderer escapes them again for its format.
+pub struct NodeRow<'a> {
+    pub role: &'static str,
+    pub phase: String,
+    /// "2 of 5", or "-" when no iteration ended.
+    pub iterations: String,
+    /// (passed, failed, skipped), when the run counted any.
+    pub tests: Option<(u64, u64, u64)>,
+    pub failing: &'a [String],
+    pub findings: &'a [String],
+    /// The upload in words ("sent 4.1 MiB"), or "-".
+    pub upload: String,
+    /// How long the node took, or "-".
+    pub duration: String,
+    /// Why the node is where it is, unless the row already says it (its
+    /// failing tests, or its preflight findings, which it then counts).
+    pub reason: Option<String>,
+}
+
+impl<'a> NodeRow<'a> {
+    pub fn of(n: &'a NodeState) -> NodeRow<'a> {
+        let failing: &[String] = n.tests.as_ref().map_or(&[], |t| t.failing.as_slice());
+        let findings = n.preflight_findings.as_slice();
+        let reason = match n.reason.as_deref() {
+            Some(_) if matches!(n.phase, Phase::Passed | Phase::Failed) && n.tests.is_some() => {
+                None
+            }
+            Some(r) if !findings.is_empty() && r == findings.join("; ") => Some(format!(
+                "{} preflight check{} failed",
+                findings.len(),
+                if findings.len() == 1 { "" } else { "s" }
+            )),
+            r => r.map(str::to_string),
+        };
+        NodeRow {
+            role: n.role.word(),
+            phase: n.phase.word(),
+            iterations: match n.iterations_passed {
+                Some(p) => format!("{p} of {}", n.iterations),
+                None => "-".into(),
+            },
+            tests: n.tests.as_ref().map(|t| (t.passed, t.failed, t.skipped)),
+            failing,
+            findings,
+            upload: n.upload.as_ref().map_or_else(|| "-".into(), |u| u.words()),
+            duration: match (n.started_unix, n.ended_unix) {
+                (Some(s), Some(e)) if e >= s => crate::clock::duration(e - s),
+                _ => "-".into(),
+            },
+            reason,
+        }
+    }
+}
+
+/// A failing test's result line in a node's gate.log.
+#[derive(Debug)]
+pub struct LogFailure {
+    pub name: String,
+    pub iteration: Option<u32>,
+    /// 1-based.
+    pub line: usize,
+    /// The result line and the diagnostics after it.
+    pub excerpt: Vec<String>,
+}
+
+/// The failing tests of the node's fetched gate.log in `dir` (the fleet
+/// dir), each where it is: one read of the log per node.
+pub fn log_failures(dir: &Utf8Path, node: &str) -> Vec<LogFailure> {
+    let log = super::fetch::read_text(
+        &dir.join("nodes").join(node).join(crate::runs::LOG),
+        LOG_LIMIT,
+    );
+    failures_in(&log)
+}
+
+/// The failing result lines of `log` (TAP `not ok`), with the iteration
+/// each fell in (run-gate.sh's `# iteration N of M` lines) and bats'
+/// diagnostic lines (`# …`) after each.
+fn failures_in(log: &str) -> Vec<LogFailure> {
+    let lines: Vec<&str> = log.lines().collect();
+    let mut iteration = None;
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(n) = reports::iteration_line(line) {
+            iteration = Some(n);
+            continue;
+        }
+        if !line.starts_with("not ok ") {
+            continue;
+        }
+        for (name, outcome) in reports::tap_results(line) {
+            if outcome != Outcome::Failed {
+                continue;
+            }
+            let mut excerpt = vec![line.to_string()];
+            for more in &lines[i + 1..] {
+                if excerpt.len() >= EXCERPT_LINES
+                    || !more.starts_with('#')
+                    || reports::iteration_line(more).is_some()
+                {
+                    break;
+                }
+                excerpt.push(more.to_string());
+            }
+            for l in &mut excerpt {
+                if l.chars().count() > EXCERPT_WIDTH {
+                    *l = l.chars().take(EXCERPT_WIDTH).collect::<String>() + "…";
+                }
+            }
+            out.push(LogFailure {
+                name,
+                iteration,
+                line: i + 1,
+                excerpt,
+            });
+        }
+    }
+    out
+}
