@@ -483,10 +483,12 @@ pub enum FleetCommand {
     Run(FleetRunArgs),
     /// Show the state of the current (or last) fleet run.
     #[command(after_help = "Example:\n  launcher fleet status --roster fleet.toml --json")]
-    Status(FleetReadArgs),
-    /// Write report.md, report.json and junit.xml again from the state.
-    #[command(after_help = "Example:\n  launcher fleet report --roster fleet.toml")]
-    Report(FleetReadArgs),
+    Status(FleetStatusArgs),
+    #[command(
+        about = format!("Write {} again from the state.", crate::fleet::report::files_in_words()),
+        after_help = "Example:\n  launcher fleet report --roster fleet.toml"
+    )]
+    Report(FleetReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -505,20 +507,33 @@ pub struct FleetRunArgs {
     pub out: Option<Utf8PathBuf>,
 }
 
+/// Which fleet run `fleet status` and `fleet report` read.
 #[derive(Debug, Args)]
-pub struct FleetReadArgs {
+pub struct FleetDirArgs {
     /// The roster (TOML)
     #[arg(long, value_name = "FILE")]
     pub roster: Utf8PathBuf,
-    /// The bundle whose fleet run to show [default: the latest run for this roster]
+    /// The bundle whose fleet run to read [default: the latest run for this roster]
     #[arg(long, value_name = "FILE")]
     pub bundle: Option<Utf8PathBuf>,
     /// The fleet dir (over --bundle) [default: the one for --bundle, else the latest for this roster]
     #[arg(long, value_name = "DIR")]
     pub out: Option<Utf8PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetStatusArgs {
+    #[command(flatten)]
+    pub dir: FleetDirArgs,
     /// Print the state as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetReportArgs {
+    #[command(flatten)]
+    pub dir: FleetDirArgs,
 }
 
 /// Which run `status`, `logs` and `wait` mean.

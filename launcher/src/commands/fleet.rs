@@ -1,6 +1,6 @@
 //! `launcher fleet plan|run|status|report --roster FILE`.
 
-use crate::cli::{FleetArgs, FleetCommand};
+use crate::cli::{FleetArgs, FleetCommand, FleetDirArgs};
 use crate::exit::{fail, ExitStatus};
 use crate::fleet::state::{CrossOutcome, FleetState, Phase};
 use crate::fleet::{self, progress, report, Plan};
@@ -18,14 +18,11 @@ pub fn fleet(args: FleetArgs) -> anyhow::Result<ExitStatus> {
             eprint!("{}", plan.describe());
             let state = fleet::run(&plan)?;
             print!("{}", report::markdown(&state));
-            println!(
-                "\nreports: {0}/report.html, {0}/report.md, {0}/report.json, {0}/junit.xml",
-                plan.dir
-            );
+            println!("\nreports: {}", report::paths(&plan.dir));
             verdict(&state)
         }
         FleetCommand::Status(a) => {
-            let dir = fleet::find_dir(&a.roster, a.out.as_deref(), a.bundle.as_deref())?;
+            let dir = find_dir(&a.dir)?;
             let state = FleetState::load(&dir)?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&state)?);
@@ -41,17 +38,18 @@ pub fn fleet(args: FleetArgs) -> anyhow::Result<ExitStatus> {
             Ok(ExitStatus::Success)
         }
         FleetCommand::Report(a) => {
-            let dir = fleet::find_dir(&a.roster, a.out.as_deref(), a.bundle.as_deref())?;
+            let dir = find_dir(&a.dir)?;
             let state = FleetState::load(&dir)?;
             report::write(&dir, &state)?;
             print!("{}", report::markdown(&state));
-            println!(
-                "\nreports: {0}/report.html, {0}/report.md, {0}/report.json, {0}/junit.xml",
-                dir
-            );
+            println!("\nreports: {}", report::paths(&dir));
             verdict(&state)
         }
     }
+}
+
+fn find_dir(a: &FleetDirArgs) -> anyhow::Result<camino::Utf8PathBuf> {
+    fleet::find_dir(&a.roster, a.out.as_deref(), a.bundle.as_deref())
 }
 
 fn bundle(arg: &Option<camino::Utf8PathBuf>) -> anyhow::Result<camino::Utf8PathBuf> {

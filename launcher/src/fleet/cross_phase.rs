@@ -34,6 +34,7 @@ pub fn pending(c: &Cross) -> CrossResult {
         run_id: None,
         failing: Vec::new(),
         started_unix: None,
+        tests: Vec::new(),
     }
 }
 
@@ -323,6 +324,8 @@ fn run_suite(
     result.tests_passed = tests.passed;
     result.tests_failed = tests.failed;
     result.failing = tests.failing.clone();
+    // The suite's own TAP (`$ARCHY_GATE_RUN_DIR/cross.tap`), read once.
+    result.tests = super::fetch::tap_tests(&local.join("cross.tap"));
     result.seconds = record.duration_secs.unwrap_or(0).min(seen);
     let reason = match record.state {
         RunState::Passed => None,

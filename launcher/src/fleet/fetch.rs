@@ -18,6 +18,7 @@ use tar::EntryType;
 use super::answer;
 use super::retry;
 use super::ssh::{quote, Ssh, SshError};
+use super::state::TestResult;
 use crate::private_fs::{Create, PrivateDir};
 
 /// The kinds of file a run dir holds: the record, the log, TAP, JUnit, text.
@@ -267,6 +268,20 @@ pub fn read_text(path: &Utf8Path, cap: u64) -> String {
     let mut bytes = Vec::new();
     let _ = file.take(cap).read_to_end(&mut bytes);
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The tests of a fetched TAP file, each name tamed, at most
+/// `answer::LIST_ITEMS` of them: the one read of a node's TAP, kept in the
+/// state for every report.
+pub fn tap_tests(path: &Utf8Path) -> Vec<TestResult> {
+    crate::reports::tap_results(&read_text(path, answer::RUN_DIR_BYTES))
+        .into_iter()
+        .take(answer::LIST_ITEMS)
+        .map(|(name, outcome)| TestResult {
+            name: answer::tame_str(&name),
+            outcome,
+        })
+        .collect()
 }
 
 #[cfg(test)]

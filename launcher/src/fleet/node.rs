@@ -17,7 +17,6 @@ use super::roster::Node;
 use super::ssh::{quote, Ssh, SshError};
 use super::state::{
     IterationResult, NodeState, Outcome, Phase, Shared, Step as TimedStep, StepKind, StepStart,
-    TestResult,
 };
 use super::upload;
 use super::Plan;
@@ -315,15 +314,7 @@ fn iterations(
         let began = place(times.map(|t| t.started_unix), earliest);
         let ended = place(times.and_then(|t| t.ended_unix), began);
         earliest = ended;
-        let text = fetch::read_text(&dir.join(&file.path), answer::RUN_DIR_BYTES);
-        let tests: Vec<TestResult> = reports::tap_results(&text)
-            .into_iter()
-            .take(answer::LIST_ITEMS)
-            .map(|(name, outcome)| TestResult {
-                name: answer::tame_str(&name),
-                outcome,
-            })
-            .collect();
+        let tests = fetch::tap_tests(&dir.join(&file.path));
         let count = |o: Outcome| tests.iter().filter(|t| t.outcome == o).count();
         let (passed, failed, skipped) = (
             count(Outcome::Passed),

@@ -13,15 +13,12 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::state::{CrossOutcome, CrossResult, FleetState, NodeState, Phase};
-use crate::human;
+use super::view;
 use crate::printable::printable;
 
 /// How often the lines are brought up to date.
 pub const REFRESH_LIVE: Duration = Duration::from_millis(200);
 pub const REFRESH_PLAIN: Duration = Duration::from_secs(1);
-
-/// The longest reason a line shows; the report has the whole of it.
-const REASON_MAX: usize = 100;
 
 fn elapsed(start: Option<u64>, end: Option<u64>, now: u64) -> String {
     match start {
@@ -30,79 +27,14 @@ fn elapsed(start: Option<u64>, end: Option<u64>, now: u64) -> String {
     }
 }
 
-fn short(text: &str) -> String {
-    let text = printable(&text.replace('\n', " ")).into_owned();
-    if text.chars().count() <= REASON_MAX {
-        text
-    } else {
-        let cut: String = text.chars().take(REASON_MAX - 1).collect();
-        format!("{cut}…")
-    }
-}
-
-/// What a node is doing, without the elapsed time: the part that, when it
-/// changes, is worth a plain line.
-fn node_detail(n: &NodeState, bundle_size: u64, cross: &[CrossResult]) -> String {
-    let mut out = n.phase.word();
-    match n.phase {
-        Phase::Uploading => out.push_str(&format!(
-            " {}/{}",
-            human::size(n.uploaded.unwrap_or(0)),
-            human::size(bundle_size)
-        )),
-        Phase::Running => match n.iteration {
-            Some(i) => out.push_str(&format!(" iteration {i}/{}", n.iterations)),
-            None => out.push_str(&format!(" ({} iteration(s))", n.iterations)),
-        },
-        Phase::Passed | Phase::Failed => {
-            if let Some(p) = n.iterations_passed {
-                out.push_str(&format!(" ({p}/{} iterations passed)", n.iterations));
-            }
-        }
-        _ => {}
-    }
-    if let Some(reason) = &n.reason {
-        if n.phase != Phase::Passed {
-            out.push_str(&format!(": {}", short(reason)));
-        }
-    }
-    for c in cross
-        .iter()
-        .filter(|c| c.runs_on == n.name && c.outcome == CrossOutcome::Running)
-    {
-        out.push_str(&format!("; running cross suite {}", c.suite));
-    }
-    out
-}
-
 /// One node's line: name, what it does, how long it has been at it.
 pub fn node_line(n: &NodeState, bundle_size: u64, cross: &[CrossResult], now: u64) -> String {
     format!(
         "{} {} [{}]",
         n.name,
-        node_detail(n, bundle_size, cross),
+        view::node_now(n, bundle_size, cross),
         elapsed(n.started_unix, n.ended_unix, now)
     )
-}
-
-fn cross_detail(c: &CrossResult) -> String {
-    let mut out = format!(
-        "cross {} ({}) on {}: {}",
-        c.suite,
-        c.nodes.join(", "),
-        c.runs_on,
-        c.outcome.word()
-    );
-    if matches!(c.outcome, CrossOutcome::Passed | CrossOutcome::Failed) {
-        out.push_str(&format!(
-            ", {} passed, {} failed",
-            c.tests_passed, c.tests_failed
-        ));
-    }
-    if let Some(reason) = &c.reason {
-        out.push_str(&format!(": {}", short(reason)));
-    }
-    out
 }
 
 /// One cross suite's line.
@@ -110,7 +42,7 @@ pub fn cross_line(c: &CrossResult, now: u64) -> String {
     let end = (c.outcome != CrossOutcome::Running).then(|| c.started_unix.map(|s| s + c.seconds));
     format!(
         "{} [{}]",
-        cross_detail(c),
+        view::cross_now(c),
         elapsed(c.started_unix, end.flatten(), now)
     )
 }
@@ -195,7 +127,7 @@ impl Progress {
                         "uploading {}",
                         n.uploaded.unwrap_or(0) * 4 / state.bundle_size.max(1)
                     ),
-                    _ => node_detail(n, state.bundle_size, &state.cross),
+                    _ => view::node_now(n, state.bundle_size, &state.cross),
                 };
                 (
                     n.name.clone(),
@@ -207,7 +139,7 @@ impl Progress {
         rows.extend(state.cross.iter().map(|c| {
             (
                 format!("cross {}", c.suite),
-                cross_detail(c),
+                view::cross_now(c),
                 cross_line(c, now),
             )
         }));

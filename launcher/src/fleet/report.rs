@@ -12,21 +12,42 @@ use super::state::{CrossOutcome, CrossResult, FleetState, NodeState, Outcome, Ph
 use super::view::{self, NodeRow};
 use crate::printable::printable;
 use crate::private_fs::Create;
-use crate::reports;
+
+/// The reports, as they are written into the fleet dir: the one list the
+/// writer, the help and the closing line take.
+pub const FILES: [&str; 4] = ["report.html", "report.md", "report.json", "junit.xml"];
+
+/// "report.html, report.md, report.json and junit.xml".
+pub fn files_in_words() -> String {
+    let (last, rest) = FILES.split_last().expect("reports");
+    format!("{} and {last}", rest.join(", "))
+}
+
+/// Each report's path in `dir`, comma-separated.
+pub fn paths(dir: &Utf8Path) -> String {
+    FILES
+        .iter()
+        .map(|f| dir.join(f).to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// Writes every report into the fleet dir, each by temp file and rename
 /// inside it (never through a name another process left there).
 pub fn write(dir: &Utf8Path, state: &FleetState) -> anyhow::Result<()> {
     let private = super::private_dir(dir, Create::No)?;
-    let mut json = serde_json::to_vec_pretty(state)?;
-    json.push(b'\n');
-    let files = [
-        ("report.json", json),
-        ("report.md", markdown(state).into_bytes()),
-        ("report.html", super::html::render(dir, state).into_bytes()),
-        ("junit.xml", junit(dir, state).into_bytes()),
-    ];
-    for (name, bytes) in files {
+    for name in FILES {
+        let bytes = match name {
+            "report.json" => {
+                let mut json = serde_json::to_vec_pretty(state)?;
+                json.push(b'\n');
+                json
+            }
+            "report.md" => markdown(state).into_bytes(),
+            "report.html" => super::html::render(dir, state).into_bytes(),
+            "junit.xml" => junit(state).into_bytes(),
+            other => unreachable!("a report without a writer: {other}"),
+        };
         private
             .write_atomic(name, &bytes, 0o644)
             .with_context(|| format!("cannot write {dir}/{name}"))?;
@@ -260,13 +281,6 @@ impl Suite {
         };
     }
 
-    /// Every test of a TAP stream, as testcases of `class`.
-    fn tap(&mut self, class: &str, tap: &str) {
-        for (name, outcome) in reports::tap_results(tap) {
-            self.case(class, &name, Case::of(outcome));
-        }
-    }
-
     fn finish(self, name: &str) -> String {
         format!(
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">\n{}  </testsuite>\n",
@@ -282,7 +296,7 @@ impl Suite {
 /// One testsuite per node: its gate's test results (each iteration's, as
 /// read from its TAP when fetched), or a single testcase saying why it has
 /// none; then one per cross suite.
-pub fn junit(dir: &Utf8Path, state: &FleetState) -> String {
+pub fn junit(state: &FleetState) -> String {
     let mut out = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"archy-gate fleet\">\n",
     );
@@ -310,21 +324,19 @@ pub fn junit(dir: &Utf8Path, state: &FleetState) -> String {
         out.push_str(&suite.finish(&n.name));
     }
     for c in &state.cross {
-        out.push_str(&cross_junit(dir, c));
+        out.push_str(&cross_junit(c));
     }
     out.push_str("</testsuites>\n");
     out
 }
 
-/// A cross suite's testsuite: its tests from the fetched TAP, or one
-/// testcase saying why it has none.
-fn cross_junit(dir: &Utf8Path, c: &CrossResult) -> String {
+/// A cross suite's testsuite: its tests (as its TAP said when fetched), or
+/// one testcase saying why it has none.
+fn cross_junit(c: &CrossResult) -> String {
     let class = format!("cross.{}", c.suite);
     let mut suite = Suite::default();
-    if c.outcome != CrossOutcome::Skipped {
-        let tap = std::fs::read_to_string(dir.join("cross").join(&c.suite).join("cross.tap"))
-            .unwrap_or_default();
-        suite.tap(&class, &tap);
+    for test in &c.tests {
+        suite.case(&class, &test.name, Case::of(test.outcome));
     }
     if suite.tests == 0 {
         let why = c.reason.clone().unwrap_or_else(|| c.outcome.word());
@@ -349,8 +361,6 @@ mod tests {
     /// without a TAP; names escaped.
     #[test]
     fn junit_says_each_case_as_ci_readers_expect() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = camino::Utf8Path::from_path(dir.path()).unwrap();
         let node = |name: &str, phase: &str, reason: Option<&str>| {
             serde_json::json!({
                 "name": name, "role": "fleet", "gate": true, "ssh": name, "phase": phase,
@@ -407,6 +417,6 @@ mod tests {
   </testsuite>
 </testsuites>
 "#;
-        assert_eq!(junit(root, &state), expected);
+        assert_eq!(junit(&state), expected);
     }
 }

@@ -71,7 +71,11 @@ impl UploadStats {
         if self.skipped {
             "already there".into()
         } else if self.resent > 0 {
-            format!("sent {}, {} re-sent", size(self.sent), size(self.resent))
+            format!(
+                "sent {}, resumed ({} re-sent)",
+                size(self.sent),
+                size(self.resent)
+            )
         } else {
             format!("sent {}", size(self.sent))
         }
@@ -238,6 +242,9 @@ pub struct CrossResult {
     pub failing: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_unix: Option<u64>,
+    /// Its tests, as its TAP said (read once, when fetched).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<TestResult>,
 }
 
 impl CrossResult {

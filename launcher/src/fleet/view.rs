@@ -1,15 +1,20 @@
 //! What the reports show, made once from the fleet's state: the verdict
 //! line, a row per node (its words: role, phase, iterations, tests, upload,
-//! duration, why), and each failing test with where it is in the node's
-//! log. report.md, report.html, junit.xml and the progress lines render
-//! these; none of them words a node's state on its own.
+//! duration, why), what a node or a cross suite is doing now (the progress
+//! lines and `fleet status`), and each failing test with where it is in the
+//! node's log. report.md, report.html and the progress lines render these;
+//! none of them words a node's state on its own.
 
 use camino::Utf8Path;
 
-use super::state::{CrossOutcome, FleetState, NodeState, Phase};
+use super::state::{CrossOutcome, CrossResult, FleetState, NodeState, Phase};
+use crate::human;
 use crate::outcome::Outcome;
+use crate::printable::printable;
 use crate::reports;
 
+/// The longest reason a progress line shows; the report has the whole of it.
+const REASON_MAX: usize = 100;
 /// The most of a node's gate.log read for the failing tests' lines.
 const LOG_LIMIT: u64 = 32 << 20;
 /// Lines of a failing test's output kept under it.
@@ -90,6 +95,72 @@ impl<'a> NodeRow<'a> {
             reason,
         }
     }
+}
+
+fn short(text: &str) -> String {
+    let text = printable(&text.replace('\n', " ")).into_owned();
+    if text.chars().count() <= REASON_MAX {
+        text
+    } else {
+        let cut: String = text.chars().take(REASON_MAX - 1).collect();
+        format!("{cut}…")
+    }
+}
+
+/// What a node is doing, without the elapsed time (the progress lines' words:
+/// the part that, when it changes, is worth a plain line).
+pub fn node_now(n: &NodeState, bundle_size: u64, cross: &[CrossResult]) -> String {
+    let mut out = n.phase.word();
+    match n.phase {
+        Phase::Uploading => out.push_str(&format!(
+            " {}/{}",
+            human::size(n.uploaded.unwrap_or(0)),
+            human::size(bundle_size)
+        )),
+        Phase::Running => match n.iteration {
+            Some(i) => out.push_str(&format!(" iteration {i}/{}", n.iterations)),
+            None => out.push_str(&format!(" ({} iteration(s))", n.iterations)),
+        },
+        Phase::Passed | Phase::Failed => {
+            if let Some(p) = n.iterations_passed {
+                out.push_str(&format!(" ({p}/{} iterations passed)", n.iterations));
+            }
+        }
+        _ => {}
+    }
+    if let Some(reason) = &n.reason {
+        if n.phase != Phase::Passed {
+            out.push_str(&format!(": {}", short(reason)));
+        }
+    }
+    for c in cross
+        .iter()
+        .filter(|c| c.runs_on == n.name && c.outcome == CrossOutcome::Running)
+    {
+        out.push_str(&format!("; running cross suite {}", c.suite));
+    }
+    out
+}
+
+/// A cross suite as it is now: the progress lines' words.
+pub fn cross_now(c: &CrossResult) -> String {
+    let mut out = format!(
+        "cross {} ({}) on {}: {}",
+        c.suite,
+        c.nodes.join(", "),
+        c.runs_on,
+        c.outcome.word()
+    );
+    if matches!(c.outcome, CrossOutcome::Passed | CrossOutcome::Failed) {
+        out.push_str(&format!(
+            ", {} passed, {} failed",
+            c.tests_passed, c.tests_failed
+        ));
+    }
+    if let Some(reason) = &c.reason {
+        out.push_str(&format!(": {}", short(reason)));
+    }
+    out
 }
 
 /// A failing test's result line in a node's gate.log.

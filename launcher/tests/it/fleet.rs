@@ -260,6 +260,13 @@ fn four_green_nodes_primary_first_one_connection_each() {
     }
 }
 
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
 #[test]
 fn a_link_that_drops_mid_upload_and_mid_run_resumes() {
     let node = archy_node("cell-1", "healthy");
@@ -277,7 +284,10 @@ fn a_link_that_drops_mid_upload_and_mid_run_resumes() {
         .len();
     proxy.cut_after(size / 2);
 
-    // Cut the link again once the gate runs.
+    // Cut the link again while the gate runs: half a second after the
+    // fleet saw its first iteration begin, when the fleet is waiting on the
+    // node (a session in flight, not between sessions, where the next one
+    // would reconnect unnoticed).
     let out = fleet.out();
     let (run, cut_mid_run) = thread::scope(|scope| {
         let cutter = scope.spawn(|| {
@@ -285,23 +295,37 @@ fn a_link_that_drops_mid_upload_and_mid_run_resumes() {
                 let state: Option<Value> = fs::read(out.join("state.json"))
                     .ok()
                     .and_then(|b| serde_json::from_slice(&b).ok());
-                if state.is_some_and(|s| s["nodes"][0]["phase"] == "running") {
-                    thread::sleep(Duration::from_millis(300));
+                if state.is_some_and(|s| s["nodes"][0]["iteration"].as_u64().is_some()) {
+                    thread::sleep(Duration::from_millis(500));
                     proxy.cut();
-                    return true;
+                    return Some(unix_now());
                 }
-                thread::sleep(Duration::from_millis(50));
+                thread::sleep(Duration::from_millis(20));
             }
-            false
+            None
         });
         let run = fleet.run(2, 1);
         (run, cutter.join().unwrap())
     });
-    assert!(cut_mid_run, "the gate was seen running");
+    let cut_at = cut_mid_run.expect("the gate was seen running");
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let report = fleet.report();
     let n = node_report(&report, "cell-1");
     assert_eq!(n["phase"], "passed", "{n:#}");
+    // The cut landed while the gate ran, by the node's own record of its
+    // iterations (the node is this machine: one clock).
+    let times = n["record"]["iteration_times"].as_array().unwrap();
+    let began = times[0]["started_unix"].as_f64().unwrap();
+    let ended = times.last().unwrap()["ended_unix"].as_f64().unwrap();
+    assert!(
+        began <= cut_at && cut_at <= ended,
+        "the link was cut at {cut_at}, outside the gate's run ({began}..{ended})"
+    );
+    assert!(
+        run.stdout.contains("cell-1: link down; reconnecting"),
+        "the cut broke the fleet's wait on the node, and it reconnected: {}",
+        run.stdout
+    );
     let upload = &n["upload"];
     let resent = upload["resent"].as_u64().unwrap();
     assert!(

@@ -591,6 +591,7 @@ mod tests {
                     run_id: Some("f-1-x-prim".into()),
                     failing: vec!["peer <b> answers".into()],
                     started_unix: Some(1_767_225_630),
+                    tests: Vec::new(),
                 },
                 CrossResult {
                     suite: "payments".into(),
@@ -604,6 +605,7 @@ mod tests {
                     run_id: None,
                     failing: Vec::new(),
                     started_unix: None,
+                    tests: Vec::new(),
                 },
             ],
         }
