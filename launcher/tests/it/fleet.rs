@@ -126,6 +126,25 @@ impl Fleet {
     }
 }
 
+/// The stand-in's log of the node's podman, systemctl and bitcoin-cli calls.
+fn calls(node: &Node) -> String {
+    fs::read_to_string(
+        node.node
+            .path(&format!("{}/calls.log", support::standin::STATE_INSIDE)),
+    )
+    .unwrap_or_default()
+}
+
+/// How many preflights ran on `node`: the launcher's own `podman ps -a`
+/// calls (one per preflight; the gate's suite calls it too, and is told
+/// apart by its environment).
+fn preflights(node: &Node) -> usize {
+    calls(node)
+        .lines()
+        .filter(|l| l.starts_with("launcher podman ps -a"))
+        .count()
+}
+
 #[test]
 fn four_green_nodes_primary_first_one_connection_each() {
     let nodes = vec![
@@ -187,6 +206,13 @@ fn four_green_nodes_primary_first_one_connection_each() {
         // last one's slot (MaxSessions 1); the fleet retries it over the same
         // connection (connections == 1 above), never opening a second.
         assert_eq!(node.runs().len(), 1, "one gate run on {}", node.node.name());
+        assert_eq!(
+            preflights(node),
+            1,
+            "one preflight on {}:\n{}",
+            node.node.name(),
+            calls(node)
+        );
     }
     // The primary ended before any other node began.
     let primary_end = node_report(&report, "n228")["ended_unix"].as_u64().unwrap();
@@ -257,6 +283,7 @@ fn four_green_nodes_primary_first_one_connection_each() {
             "no second gate on {}",
             node.node.name()
         );
+        assert_eq!(preflights(node), 1, "no second preflight");
     }
 }
 

@@ -238,6 +238,27 @@ fn a_cross_suite_runs_where_the_roster_says_with_its_peers_and_no_peer_password(
     assert_eq!(c["nodes"], json!(["n228", "n198"]), "{c:#}");
     assert_eq!(c["tests_passed"], 3, "{c:#}");
     assert_eq!(c["tests_failed"], 0, "{c:#}");
+    // Its tests, as the suite's TAP said, are kept for every report.
+    assert_eq!(c["tests"].as_array().map(Vec::len), Some(3), "{c:#}");
+    // One preflight on each node: the gate's run did it; the suite's run
+    // on the same node does not do it again.
+    for node in [&server, &client] {
+        let calls = fs::read_to_string(
+            node.node
+                .path(&format!("{}/calls.log", support::standin::STATE_INSIDE)),
+        )
+        .unwrap_or_default();
+        let preflights = calls
+            .lines()
+            .filter(|l| l.starts_with("launcher podman ps -a"))
+            .count();
+        assert_eq!(
+            preflights,
+            1,
+            "one preflight on {}:\n{calls}",
+            node.node.name()
+        );
+    }
 
     // It ran on n198 only, as its cross run, once.
     let cross_runs: Vec<Value> = client
