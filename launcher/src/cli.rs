@@ -26,6 +26,24 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The command line, parsed; `reports` names the fleet's report files
+    /// in `fleet report`'s help (the list is the report writer's, and this
+    /// module names no other of ours: main passes it).
+    pub fn parse_naming_reports(reports: &str) -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let about = format!("Write {reports} again from the state");
+        let command = Cli::command().mut_subcommand("fleet", |fleet| {
+            let after = fleet.get_after_help().map(|h| h.to_string());
+            let after = after.unwrap_or_default().replace("{reports}", reports);
+            fleet
+                .after_help(after)
+                .mut_subcommand("report", |r| r.about(about))
+        });
+        Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Pack a stage tree into a single-file bundle, its manifest and SHA256SUMS.
@@ -137,15 +155,17 @@ pub enum Command {
         after_help = "Examples:\n  launcher fleet plan --roster fleet.toml --bundle result/archy-gate\n  launcher fleet run --roster fleet.toml --bundle result/archy-gate --jobs 4\n  launcher fleet status --roster fleet.toml\n\n\
         Per node: one multiplexed SSH connection (~/.ssh/config applies), one session at a\n\
         time; the bundle is uploaded only if the node's copy differs, resumed if the link\n\
-        breaks, renamed into place; then preflight; then `run --detach` with the password\n\
-        on stdin; polled across reconnects; run.json and reports fetched. Primary nodes\n\
-        must pass before the rest start. Then, once every gate target passed, the roster's\n\
-        cross-node suites ([[cross]] suite, nodes, runs_on), one at a time, each on the node\n\
-        it names (`run --cross`), told its peers in ARCHY_PEERS (name, peer_host, role, the\n\
-        package versions the fleet read from each; never a password); a suite spanning a\n\
-        node that was not ready is skipped. Reports: report.md, report.json, junit.xml in\n\
-        the fleet dir (default archy-gate-fleet/<roster>/<bundle sha>/, so a restarted run\n\
-        picks up where it was).\n\n\
+        breaks, renamed into place; then `run --detach` with the password on stdin, whose\n\
+        own preflight is the node's one preflight; followed by a `wait` on the node that\n\
+        answers when the gate ends, asked again after a broken link; run.json and reports\n\
+        fetched. Primary nodes must pass before the rest start. Then, once every gate\n\
+        target passed, the roster's cross-node suites ([[cross]] suite, nodes, runs_on),\n\
+        one at a time, each on the node it names (`run --cross`), told its peers in\n\
+        ARCHY_PEERS (name, peer_host, role, the package versions the fleet read from each;\n\
+        never a password); a suite spanning a node that was not ready is skipped.\n\
+        Reports: {reports}, in the fleet dir\n\
+        (default archy-gate-fleet/<roster>/<bundle sha>/, so a restarted run picks up where\n\
+        it was).\n\n\
         Progress: one line per node (phase, upload bytes, iteration i/N, elapsed) and per\n\
         cross suite, redrawn in place when stdout is a terminal, else printed timestamped\n\
         when it changes; `fleet status` prints the same lines from the fleet dir's state."
@@ -484,10 +504,8 @@ pub enum FleetCommand {
     /// Show the state of the current (or last) fleet run.
     #[command(after_help = "Example:\n  launcher fleet status --roster fleet.toml --json")]
     Status(FleetStatusArgs),
-    #[command(
-        about = format!("Write {} again from the state.", crate::fleet::report::files_in_words()),
-        after_help = "Example:\n  launcher fleet report --roster fleet.toml"
-    )]
+    /// Write the reports again from the state.
+    #[command(after_help = "Example:\n  launcher fleet report --roster fleet.toml")]
     Report(FleetReportArgs),
 }
 

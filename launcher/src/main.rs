@@ -38,10 +38,8 @@ mod trusted_keys;
 mod unpack;
 mod workdir;
 
-use clap::Parser;
-
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_naming_reports(&fleet::report::files_in_words());
     let status = match commands::dispatch(cli.command) {
         // A verdict: the command printed it; only the status is left to give.
         Ok(verdict) => verdict,

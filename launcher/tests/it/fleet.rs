@@ -843,7 +843,7 @@ fn a_fleet_with_a_trusted_key_rejects_a_nodes_tampered_copy() {
 /// `fleet status --bundle OLD` reads OLD's fleet dir, not the newest one;
 /// `--jobs`, which means nothing to a reader, is refused.
 #[test]
-fn status_honours_bundle_and_refuses_jobs() {
+fn status_honours_bundle_and_refuses_jobs_and_report_refuses_json() {
     let dir = support::lab::scratch("status.");
     let roster = dir.path().join("fleet.toml");
     fs::write(
@@ -890,5 +890,19 @@ fn status_honours_bundle_and_refuses_jobs() {
         jobs.stderr.contains("unexpected argument '--jobs'"),
         "{}",
         jobs.stderr
+    );
+    // `fleet report` writes reports; it has no --json to ignore.
+    let report_json = Run::of(
+        Command::new(support::launcher())
+            .current_dir(dir.path())
+            .args(["fleet", "report", "--roster", "fleet.toml", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(report_json.code, 2, "{}", report_json.stderr);
+    assert!(
+        report_json.stderr.contains("unexpected argument '--json'"),
+        "{}",
+        report_json.stderr
     );
 }
