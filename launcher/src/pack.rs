@@ -60,7 +60,7 @@ pub struct StageDescription {
 }
 
 /// Everything `pack` will write, computed and checked before any byte is.
-pub struct Plan {
+pub struct PackPlan {
     pub manifest: Manifest,
     /// File contents by path, as read (and checked) from the stage.
     contents: HashMap<String, Vec<u8>>,
@@ -94,7 +94,7 @@ pub fn source_date_epoch() -> anyhow::Result<u64> {
 }
 
 /// Walks and checks the stage, reads the launcher, and describes the bundle.
-pub fn plan(stage: &Utf8Path, launcher: &Utf8Path, mtime: u64) -> anyhow::Result<Plan> {
+pub fn plan(stage: &Utf8Path, launcher: &Utf8Path, mtime: u64) -> anyhow::Result<PackPlan> {
     let meta = fs::metadata(stage).status(ExitStatus::Usage, || {
         format!("cannot read the stage {stage}: check the path")
     })?;
@@ -210,7 +210,7 @@ pub fn plan(stage: &Utf8Path, launcher: &Utf8Path, mtime: u64) -> anyhow::Result
             "the stage {stage} does not make a valid bundle: {e}"
         ))
     })?;
-    Ok(Plan {
+    Ok(PackPlan {
         manifest,
         contents,
         launcher_head,
@@ -455,7 +455,7 @@ fn check_description(stage: &Utf8Path, manifest: &Manifest) -> anyhow::Result<()
     Ok(())
 }
 
-impl Plan {
+impl PackPlan {
     /// Writes the gzip'd tar payload.
     pub fn write_payload<W: Write>(&self, out: W) -> io::Result<W> {
         let mtime = self.manifest.source_date_epoch;

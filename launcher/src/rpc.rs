@@ -57,7 +57,7 @@ impl std::error::Error for RpcError {}
 
 /// How the server's certificate is checked, in words for reports.
 #[derive(Debug, Clone)]
-pub enum Trust {
+pub enum TlsTrust {
     NodeCa(Utf8PathBuf),
     LoopbackUnverified,
     PublicRoots,
@@ -67,18 +67,18 @@ pub enum Trust {
     },
 }
 
-impl std::fmt::Display for Trust {
+impl std::fmt::Display for TlsTrust {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Trust::NodeCa(path) => write!(f, "verified against the node's CA {path}"),
-            Trust::LoopbackUnverified => {
+            TlsTrust::NodeCa(path) => write!(f, "verified against the node's CA {path}"),
+            TlsTrust::LoopbackUnverified => {
                 f.write_str("loopback, certificate not verified (no node CA found)")
             }
-            Trust::PublicRoots => f.write_str("verified against the public roots"),
-            Trust::Cleartext { loopback: true } => {
+            TlsTrust::PublicRoots => f.write_str("verified against the public roots"),
+            TlsTrust::Cleartext { loopback: true } => {
                 f.write_str("cleartext http on loopback: no TLS, nothing verified")
             }
-            Trust::Cleartext { loopback: false } => f.write_str(
+            TlsTrust::Cleartext { loopback: false } => f.write_str(
                 "cleartext http to another host (allowed by --allow-cleartext): no TLS, \
                  nothing verified, the password readable on the network",
             ),
@@ -92,7 +92,7 @@ pub struct RpcClient {
     password: Option<Secret>,
     cookie: Option<String>,
     session_file: Option<Utf8PathBuf>,
-    pub trust: Trust,
+    pub trust: TlsTrust,
     next_id: u64,
 }
 
@@ -197,7 +197,7 @@ impl RpcClient {
         let (tls, trust) = match (&ca, loopback) {
             _ if scheme == "http" => (
                 ureq::tls::TlsConfig::default(),
-                Trust::Cleartext { loopback },
+                TlsTrust::Cleartext { loopback },
             ),
             (Some(path), _) => {
                 let pem = fs::read(path).with_context(|| format!("cannot read the CA {path}"))?;
@@ -207,16 +207,16 @@ impl RpcClient {
                     ureq::tls::TlsConfig::builder()
                         .root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]))
                         .build(),
-                    Trust::NodeCa(path.clone()),
+                    TlsTrust::NodeCa(path.clone()),
                 )
             }
             (None, true) => (
                 ureq::tls::TlsConfig::builder()
                     .disable_verification(true)
                     .build(),
-                Trust::LoopbackUnverified,
+                TlsTrust::LoopbackUnverified,
             ),
-            (None, false) => (ureq::tls::TlsConfig::default(), Trust::PublicRoots),
+            (None, false) => (ureq::tls::TlsConfig::default(), TlsTrust::PublicRoots),
         };
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .tls_config(tls)

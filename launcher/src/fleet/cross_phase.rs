@@ -11,7 +11,7 @@
 
 use super::answer;
 use super::progress::Progress;
-use super::remote_run::{self, Started, Step};
+use super::remote_run::{self, Started, StepResult};
 use super::roster::{Cross, Node};
 use super::ssh::{quote, Pool, Ssh};
 use super::state::{CrossOutcome, CrossResult, Outcome, Phase, Shared, StepKind, StepStart};
@@ -150,8 +150,8 @@ fn on_node<T>(
     pool: &Pool,
     progress: &Progress,
     name: &str,
-    work: impl FnOnce(&mut Ssh) -> Step<T>,
-) -> Step<T> {
+    work: impl FnOnce(&mut Ssh) -> StepResult<T>,
+) -> StepResult<T> {
     let node = roster_node(plan, name);
     let mut ssh = pool.take(node);
     let before = ssh.connections;
@@ -166,7 +166,7 @@ fn on_node<T>(
 
 /// The packages and versions a peer's RPC lists, read on the peer itself
 /// with its own password.
-fn peer_packages(ssh: &mut Ssh, node: &Node) -> Step<Vec<PackageVersion>> {
+fn peer_packages(ssh: &mut Ssh, node: &Node) -> StepResult<Vec<PackageVersion>> {
     let password = password(node)?;
     let out = remote_run::retry(
         ssh,
@@ -214,7 +214,7 @@ fn peer_packages(ssh: &mut Ssh, node: &Node) -> Step<Vec<PackageVersion>> {
         .collect())
 }
 
-fn password(node: &Node) -> Step<crate::secret::Secret> {
+fn password(node: &Node) -> StepResult<crate::secret::Secret> {
     node.password
         .as_ref()
         .ok_or((Phase::Error, format!("{}: no password source", node.name)))?
@@ -230,7 +230,7 @@ fn run_suite(
     progress: &Progress,
     c: &Cross,
     run_id: &str,
-) -> Step<CrossResult> {
+) -> StepResult<CrossResult> {
     let host = roster_node(plan, &c.runs_on);
     let launcher = quote(&host.remote_path);
     let resumed = on_node(plan, shared, pool, progress, &c.runs_on, |ssh| {

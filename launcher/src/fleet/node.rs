@@ -12,7 +12,7 @@ use camino::Utf8Path;
 use super::answer;
 use super::fetch::{self, Fetched};
 use super::progress::Progress;
-use super::remote_run::{self, Started, Step};
+use super::remote_run::{self, Started, StepResult};
 use super::roster::Node;
 use super::ssh::{quote, Ssh, SshError};
 use super::state::{
@@ -49,7 +49,7 @@ fn steps(
     shared: &Shared,
     ssh: &mut Ssh,
     progress: &Progress,
-) -> Step<()> {
+) -> StepResult<()> {
     let name = &node.name;
     let password = node
         .password
@@ -209,7 +209,7 @@ fn finish(
     ssh: &mut Ssh,
     record: RunRecord,
     gate_started: Option<f64>,
-) -> Step<()> {
+) -> StepResult<()> {
     // What this host saw: when the gate was started (or, for a gate an
     // earlier fleet run started, when this node's turn began) and when it
     // was seen to end. The node's times are placed inside, never outside.

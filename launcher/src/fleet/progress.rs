@@ -59,7 +59,7 @@ pub fn lines(state: &FleetState, now: u64) -> Vec<String> {
     out
 }
 
-enum Mode {
+enum Drawing {
     /// Redrawn in place on the terminal.
     Live {
         multi: MultiProgress,
@@ -73,19 +73,19 @@ enum Mode {
 /// worker for `event`; `refresh` redraws from the state.
 #[derive(Clone)]
 pub struct Progress {
-    mode: Arc<Mutex<Mode>>,
+    mode: Arc<Mutex<Drawing>>,
 }
 
 impl Progress {
     /// Live when stdout is a terminal, plain lines otherwise.
     pub fn new() -> Progress {
         let mode = if std::io::stdout().is_terminal() {
-            Mode::Live {
+            Drawing::Live {
                 multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
                 bars: HashMap::new(),
             }
         } else {
-            Mode::Plain {
+            Drawing::Plain {
                 last: HashMap::new(),
             }
         };
@@ -95,10 +95,10 @@ impl Progress {
     }
 
     pub fn is_live(&self) -> bool {
-        matches!(*self.lock(), Mode::Live { .. })
+        matches!(*self.lock(), Drawing::Live { .. })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Mode> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Drawing> {
         self.mode.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -106,10 +106,10 @@ impl Progress {
     pub fn event(&self, node: &str, message: &str) {
         let line = format!("{node}: {}", printable(message));
         match &*self.lock() {
-            Mode::Live { multi, .. } => {
+            Drawing::Live { multi, .. } => {
                 let _ = multi.println(line);
             }
-            Mode::Plain { .. } => plain(&line),
+            Drawing::Plain { .. } => plain(&line),
         }
     }
 
@@ -144,7 +144,7 @@ impl Progress {
             )
         }));
         match &mut *self.lock() {
-            Mode::Live { multi, bars } => {
+            Drawing::Live { multi, bars } => {
                 for (key, _, line) in rows {
                     let bar = bars.entry(key).or_insert_with(|| {
                         let bar = multi.add(ProgressBar::new_spinner());
@@ -158,7 +158,7 @@ impl Progress {
                     bar.tick();
                 }
             }
-            Mode::Plain { last } => {
+            Drawing::Plain { last } => {
                 for (key, change, line) in rows {
                     if last.get(&key) != Some(&change) {
                         last.insert(key, change);
@@ -180,7 +180,7 @@ impl Progress {
     /// The last lines stay on the terminal; nothing more is drawn.
     pub fn finish(&self, state: &FleetState) {
         self.refresh(state);
-        if let Mode::Live { bars, .. } = &*self.lock() {
+        if let Drawing::Live { bars, .. } = &*self.lock() {
             for bar in bars.values() {
                 bar.finish();
             }

@@ -19,7 +19,7 @@ use super::fetch::{self, FetchError, Fetched};
 use super::progress::Progress;
 use super::retry::{self, FOLLOW_QUICK_ANSWER, FOLLOW_WAIT, LOST_AFTER};
 use super::roster::Node;
-use super::ssh::{quote, Output, Ssh, SshError};
+use super::ssh::{quote, SessionOutput, Ssh, SshError};
 use super::state::Phase;
 use super::Plan;
 use crate::exit::ExitStatus;
@@ -27,9 +27,9 @@ use crate::preflight;
 use crate::runs::RunRecord;
 
 /// Where a step stopped: the phase the node ends in, and why.
-pub type Step<T> = Result<T, (Phase, String)>;
+pub type StepResult<T> = Result<T, (Phase, String)>;
 
-pub fn connect(ssh: &mut Ssh, name: &str, progress: &Progress) -> Step<()> {
+pub fn connect(ssh: &mut Ssh, name: &str, progress: &Progress) -> StepResult<()> {
     let mut last = String::new();
     let mut tries = retry::CONNECT.start();
     while tries.next() {
@@ -69,7 +69,12 @@ impl NoAnswer {
 
 /// Runs a command, its answer capped at `cap`, reconnecting with backoff
 /// while the link is down (`retry::COMMAND`).
-pub fn retry(ssh: &mut Ssh, command: &str, input: &[u8], cap: u64) -> Result<Output, NoAnswer> {
+pub fn retry(
+    ssh: &mut Ssh,
+    command: &str,
+    input: &[u8],
+    cap: u64,
+) -> Result<SessionOutput, NoAnswer> {
     let mut tries = retry::COMMAND.start();
     let mut last = String::new();
     while tries.next() {
@@ -167,9 +172,9 @@ pub fn start(
     command: &str,
     id: &str,
     password: &str,
-) -> Step<Started> {
+) -> StepResult<Started> {
     // A start whose answer was lost: the run's record has its preflight.
-    let already = |ssh: &mut Ssh| -> Step<Option<Started>> {
+    let already = |ssh: &mut Ssh| -> StepResult<Option<Started>> {
         match find(ssh, launcher, id) {
             Ok(Some(record)) => Ok(Some(Started::Running(record.preflight))),
             Err(SshError::Misbehaved(why)) => Err((Phase::Misbehaving, why)),
@@ -219,7 +224,7 @@ pub fn start(
 }
 
 /// The `preflight` member of `run --detach --json`'s answer, tamed.
-fn started_preflight(stdout: &[u8]) -> Step<Option<preflight::Report>> {
+fn started_preflight(stdout: &[u8]) -> StepResult<Option<preflight::Report>> {
     #[derive(serde::Deserialize)]
     struct Answer {
         #[serde(default)]
@@ -247,7 +252,7 @@ pub fn follow(
     iterations: u32,
     progress: &Progress,
     on_iteration: &mut dyn FnMut(Option<u32>),
-) -> Step<RunRecord> {
+) -> StepResult<RunRecord> {
     let longest = retry::RUN_PER_ITERATION * iterations.max(1);
     let began = Instant::now();
     let mut unreachable_since: Option<Instant> = None;
@@ -315,7 +320,7 @@ pub fn follow(
 /// made afresh, as plain data (`fetch.rs`). A link that keeps breaking
 /// leaves it empty, and the report says so; a node whose run dir breaks a
 /// cap misbehaves.
-pub fn fetch(ssh: &mut Ssh, record: &RunRecord, local: &Utf8Path) -> Step<Fetched> {
+pub fn fetch(ssh: &mut Ssh, record: &RunRecord, local: &Utf8Path) -> StepResult<Fetched> {
     match fetch::run_dir(ssh, record.run_dir().as_str(), local) {
         Ok(fetched) => Ok(fetched),
         Err(FetchError::Link(why)) => Ok(Fetched {

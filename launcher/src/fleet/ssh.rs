@@ -54,19 +54,19 @@ impl std::fmt::Display for SshError {
     }
 }
 
-pub struct Output {
+pub struct SessionOutput {
     pub code: i32,
     pub stdout: Vec<u8>,
     pub stderr: String,
 }
 
-impl Output {
+impl SessionOutput {
     pub fn stdout_text(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
 
-    fn with_stdout(self, stdout: Vec<u8>) -> Output {
-        Output { stdout, ..self }
+    fn with_stdout(self, stdout: Vec<u8>) -> SessionOutput {
+        SessionOutput { stdout, ..self }
     }
 }
 
@@ -294,7 +294,7 @@ impl Ssh {
     /// stdin, its answer capped at `answer::SHORT` bytes. A session sshd
     /// refused on a live master is asked for again on that master (never on
     /// a new connection), `retry::REFUSED_SESSION` times.
-    pub fn run(&mut self, command: &str, input: &[u8]) -> Result<Output, SshError> {
+    pub fn run(&mut self, command: &str, input: &[u8]) -> Result<SessionOutput, SshError> {
         self.run_capped(command, input, answer::SHORT)
     }
 
@@ -304,7 +304,7 @@ impl Ssh {
         command: &str,
         input: &[u8],
         cap: u64,
-    ) -> Result<Output, SshError> {
+    ) -> Result<SessionOutput, SshError> {
         let mut tries = retry::REFUSED_SESSION.start();
         loop {
             let mut stdout = Vec::new();
@@ -335,7 +335,7 @@ impl Ssh {
         command: &str,
         source: &mut (dyn Read + Send),
         sent: &mut (dyn FnMut(u64) + Send),
-    ) -> Result<Output, SshError> {
+    ) -> Result<SessionOutput, SshError> {
         let mut stdout = Vec::new();
         let end = self.exchange(
             command,
@@ -360,7 +360,7 @@ impl Ssh {
         command: &str,
         cap: u64,
         sink: &mut (dyn FnMut(&mut dyn Read) -> io::Result<()> + Send),
-    ) -> Result<Output, SshError> {
+    ) -> Result<SessionOutput, SshError> {
         self.exchange(
             command,
             &mut io::empty(),
@@ -385,7 +385,7 @@ impl Ssh {
         cap: u64,
         deadline: Duration,
         sink: &mut (dyn FnMut(&mut dyn Read) -> io::Result<()> + Send),
-    ) -> Result<Output, SshError> {
+    ) -> Result<SessionOutput, SshError> {
         self.connect()?;
         let mut child = self
             .session(command)
@@ -509,7 +509,7 @@ impl Ssh {
         code: Option<i32>,
         stdout: Vec<u8>,
         stderr: String,
-    ) -> Result<Output, SshError> {
+    ) -> Result<SessionOutput, SshError> {
         match code {
             Some(255) if self.master_alive() => Err(SshError::Refused(format!(
                 "{} refused a session: {}",
@@ -524,7 +524,7 @@ impl Ssh {
                     stderr.trim()
                 )))
             }
-            Some(code) => Ok(Output {
+            Some(code) => Ok(SessionOutput {
                 code,
                 stdout,
                 stderr,
