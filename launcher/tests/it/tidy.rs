@@ -415,3 +415,51 @@ fn dependencies_point_down() {
     }
     assert!(wrong.is_empty(), "dependencies pointing up: {wrong:#?}");
 }
+
+/// Every struct, enum and type alias of the launcher has a name of its own:
+/// two `Verdict`s (a preflight check's and a fleet step's) or two `Trust`s
+/// (the signing keys and the RPC's TLS) had a reader guess which was meant.
+#[test]
+fn no_two_types_share_a_name() {
+    let mut files: Vec<PathBuf> = rust_files(&src())
+        .iter()
+        .map(|stem| src().join(format!("{stem}.rs")))
+        .collect();
+    for dir in module_dirs(&src()) {
+        for stem in rust_files(&src().join(&dir)) {
+            files.push(src().join(&dir).join(format!("{stem}.rs")));
+        }
+    }
+    let mut seen: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for path in &files {
+        let text = read(path);
+        // Test modules may name their helpers freely.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for line in code.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let at = words
+                .iter()
+                .position(|w| matches!(*w, "struct" | "enum" | "type"));
+            let Some(name) = at.and_then(|i| words.get(i + 1)) else {
+                continue;
+            };
+            let name: String = name
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let is_item = words[..at.unwrap()]
+                .iter()
+                .all(|w| *w == "pub" || w.starts_with("pub("));
+            if is_item && name.starts_with(|c: char| c.is_ascii_uppercase()) {
+                let place = path.strip_prefix(src()).unwrap().display().to_string();
+                seen.entry(name).or_default().push(place);
+            }
+        }
+    }
+    let twins: Vec<String> = seen
+        .into_iter()
+        .filter(|(_, places)| places.len() > 1)
+        .map(|(name, places)| format!("{name}: {}", places.join(", ")))
+        .collect();
+    assert!(twins.is_empty(), "types that share a name: {twins:#?}");
+}
