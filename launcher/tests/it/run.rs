@@ -88,6 +88,48 @@ fn a_passing_gate_gets_its_environment_and_a_record() {
     assert!(log.contains("ok 1 the node answers"), "{log}");
 }
 
+/// Each iteration's start and end, as the supervisor saw run-gate.sh begin
+/// its `iteration-N.tap`, to a tenth of a second: what the fleet's
+/// timeline shows (file times have a second's resolution and are the
+/// node's to set).
+#[test]
+fn the_record_times_each_iteration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = bundle_with_gate(
+        tmp.path(),
+        r#"set -eu
+for i in 1 2 3; do
+  echo "1..1" > "$ARCHY_GATE_RUN_DIR/iteration-$i.tap"
+  sleep 0.6
+  echo "ok 1 step $i" >> "$ARCHY_GATE_RUN_DIR/iteration-$i.tap"
+done
+"#,
+    );
+    let wd = tmp.path().join("wd");
+    let run = Run::of(gate(&bundle, &wd, &["--json"]).output().unwrap()).expect(0);
+    let rec: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let times = rec["iteration_times"].as_array().expect("iteration times");
+    assert_eq!(times.len(), 3, "{rec:#}");
+    let mut last_end = 0.0;
+    for (i, t) in times.iter().enumerate() {
+        assert_eq!(t["n"], i as u64 + 1, "{t}");
+        let (start, end) = (
+            t["started_unix"].as_f64().unwrap(),
+            t["ended_unix"].as_f64().unwrap(),
+        );
+        let took = end - start;
+        // Each took 0.6 s: seen to within two looks (0.1 s each) and the
+        // machine's load, never rounded to whole seconds.
+        assert!(
+            (0.4..1.5).contains(&took),
+            "iteration {} took {took} s",
+            i + 1
+        );
+        assert!(start >= last_end, "{times:#?}");
+        last_end = end;
+    }
+}
+
 #[test]
 fn a_failing_gate_says_what_failed_and_where_the_log_is() {
     let tmp = tempfile::tempdir().unwrap();
