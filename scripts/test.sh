@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 # jq: Debian's dynamic one, which the bare-node test shows failing; busybox-static:
 # the bare node; binutils: readelf, an independent judge of static linking;
-# chromium: the browser the fleet's report.html is rendered in, headless.
-ensure_debian_packages musl-tools jq shellcheck busybox-static binutils openssh-server openssh-client bash-static minisign chromium
+# chromium: the browser the fleet's report.html is rendered in, headless;
+# strace: sees every exec, however short-lived, for the password checks.
+ensure_debian_packages musl-tools jq shellcheck busybox-static binutils openssh-server openssh-client bash-static minisign chromium strace
 ensure_rust_target x86_64-unknown-linux-musl
 
 step "format and lints"
