@@ -55,7 +55,11 @@ mod tests {
 
     #[test]
     fn a_missing_dir_is_named() {
-        let err = super::write("/nonexistent-archy/x".into(), b"", 0o644).unwrap_err();
-        assert!(format!("{err:#}").contains("/nonexistent-archy"), "{err:#}");
+        // Missing below a temp dir: were it ever made, it is made there.
+        let dir = tempfile::tempdir().unwrap();
+        let missing = camino::Utf8PathBuf::from_path_buf(dir.path().join("missing")).unwrap();
+        let err = super::write(&missing.join("x"), b"", 0o644).unwrap_err();
+        assert!(format!("{err:#}").contains(missing.as_str()), "{err:#}");
+        assert!(!missing.exists());
     }
 }

@@ -1,66 +1,77 @@
 //! The example lifecycle suite (bundle/lifecycle/) as the real bundle carries
-//! it, run on a bare node against the stand-in Archy node (tests/standin/):
-//! `run-gate.sh` with the bundle's bash, `launcher rpc` as its only JSON-RPC
-//! client (a bare node has no curl), the stand-in's podman, systemctl and
-//! bitcoin-cli shims. Each scenario's fault must fail the test that looks for
-//! it, naming the culprit, and nothing else.
+//! it, run on a bare node against the stand-in Archy node (tests/standin/)
+//! by `launcher run`, as an operator starts it: `run-gate.sh` with the
+//! bundle's bash and the environment gate.rs builds, `launcher rpc` as its
+//! only JSON-RPC client (a bare node has no curl), the stand-in's podman,
+//! systemctl and bitcoin-cli shims. Each scenario's fault must fail the
+//! test that looks for it, naming the culprit, and nothing else.
+//!
+//! Before: these tests ran run-gate.sh themselves with a hand-copied
+//! environment, so a variable gate.rs stopped setting (or set wrong) went
+//! unseen here.
 
 use crate::support;
 
 use std::fs;
+use std::path::PathBuf;
 
 use support::fixture::ArchyNode;
 use support::Run;
 
 const PW: &str = "gate-test-password";
+/// `run`'s work dir on the node; each run's files are in runs/<id>/.
+const WORKDIR: &str = "/root/work";
 
-/// A bare node with the real bundle unpacked at /opt/gate and the single
-/// file at /root/archy-gate, faking `scenario`.
+/// A bare node with the real bundle as /root/archy-gate, faking `scenario`.
 fn gate_on(scenario: &str) -> ArchyNode {
-    ArchyNode::build(scenario, PW).bundle().unpacked().bare()
+    ArchyNode::build(scenario, PW).bundle().bare()
 }
 
 /// What these tests do with such a node.
 trait Gate {
-    fn run(&self, extra: &[(&str, &str)]) -> Run;
+    fn run(&self, flags: &str) -> Run;
+    fn run_with_password(&self, flags: &str, password: &str) -> Run;
+    /// The run dir of the node's latest run.
+    fn run_dir(&self) -> PathBuf;
     fn tap(&self, iteration: u32) -> String;
     fn junit(&self, iteration: u32) -> String;
 }
 
 impl Gate for ArchyNode {
-    /// run-gate.sh as `launcher run` starts it, twice over, plus `extra` env.
-    fn run(&self, extra: &[(&str, &str)]) -> Run {
+    /// `./archy-gate run --iterations 2` plus `flags`, with the node's
+    /// password; preflight is skipped, the suite is what is under test.
+    fn run(&self, flags: &str) -> Run {
+        self.run_with_password(flags, PW)
+    }
+
+    fn run_with_password(&self, flags: &str, password: &str) -> Run {
+        let n = fs::read_dir(self.node.path(&format!("{WORKDIR}/runs"))).map_or(0, |d| d.count());
         let host = self.standin.host();
-        let mut env = vec![
-            ("PATH", "/opt/gate/bin:/bin:/usr/bin"),
-            ("BATS_LIB_PATH", "/opt/gate/lib"),
-            ("ARCHY_HOST", host.as_str()),
-            ("ARCHY_SCHEME", "https"),
-            ("ARCHY_PASSWORD", PW),
-            ("ARCHY_ITERATIONS", "2"),
-            ("ARCHY_GATE_RUN_DIR", "/root/run"),
-            ("ARCHY_GATE_LAUNCHER", "/root/archy-gate"),
-        ];
-        env.extend_from_slice(extra);
         self.node.sh_with(
             "",
-            &env,
-            "cd /opt/gate && /opt/gate/bin/bash /opt/gate/lifecycle/run-gate.sh",
+            &[("ARCHY_PASSWORD", password)],
+            &format!(
+                "cd /root && ./archy-gate run --iterations 2 --host {host} --skip-preflight \
+                 --workdir {WORKDIR} --run-id suite-{} {flags}",
+                n + 1
+            ),
         )
     }
 
+    fn run_dir(&self) -> PathBuf {
+        let runs = self.node.path(&format!("{WORKDIR}/runs"));
+        let n = fs::read_dir(&runs).unwrap().count();
+        runs.join(format!("suite-{n}"))
+    }
+
     fn tap(&self, iteration: u32) -> String {
-        fs::read_to_string(
-            self.node
-                .path(&format!("/root/run/iteration-{iteration}.tap")),
-        )
-        .unwrap()
+        fs::read_to_string(self.run_dir().join(format!("iteration-{iteration}.tap"))).unwrap()
     }
 
     fn junit(&self, iteration: u32) -> String {
         fs::read_to_string(
-            self.node
-                .path(&format!("/root/run/iteration-{iteration}/report.xml")),
+            self.run_dir()
+                .join(format!("iteration-{iteration}/report.xml")),
         )
         .unwrap()
     }
@@ -147,7 +158,7 @@ fn assert_only(gate: &ArchyNode, fails: &[&str], skips: &[&str]) {
 #[test]
 fn a_healthy_node_passes_both_iterations_with_tap_and_junit() {
     let gate = gate_on("healthy");
-    let run = gate.run(&[]).expect(0);
+    let run = gate.run("").expect(0);
     assert!(
         run.stdout.starts_with("# iteration 1 of 2\n1..12\n"),
         "{}",
@@ -180,13 +191,13 @@ fn a_healthy_node_passes_both_iterations_with_tap_and_junit() {
         "{requests:?}"
     );
     // The session is kept in the run dir, as the contract says.
-    assert!(gate.node.path("/root/run/.rpc-session").exists());
+    assert!(gate.run_dir().join(".rpc-session").exists());
 }
 
 #[test]
 fn a_stopped_package_fails_the_package_tests_naming_lnd() {
     let gate = gate_on("package-down");
-    let run = gate.run(&[]).expect(1);
+    let run = gate.run("").expect(1);
     assert!(
         run.stdout.contains("# 0 of 2 iterations passed"),
         "{}",
@@ -220,7 +231,7 @@ fn a_stopped_package_fails_the_package_tests_naming_lnd() {
 #[test]
 fn bitcoin_in_initial_block_download_fails_the_sync_test() {
     let gate = gate_on("ibd");
-    gate.run(&[]).expect(1);
+    gate.run("").expect(1);
     assert_only(&gate, &[ALL[7]], &DESTRUCTIVE);
     let why = diagnostics(&gate.tap(1), ALL[7]);
     assert!(
@@ -234,7 +245,7 @@ fn bitcoin_in_initial_block_download_fails_the_sync_test() {
 #[test]
 fn a_pruned_bitcoin_fails_the_archival_test() {
     let gate = gate_on("pruned");
-    gate.run(&[]).expect(1);
+    gate.run("").expect(1);
     assert_only(&gate, &[ALL[8]], &DESTRUCTIVE);
     assert!(diagnostics(&gate.tap(1), ALL[8]).contains("bitcoin is pruned"));
 }
@@ -242,7 +253,7 @@ fn a_pruned_bitcoin_fails_the_archival_test() {
 #[test]
 fn without_bitcoin_the_bitcoin_tests_skip_and_the_gate_passes() {
     let gate = gate_on("no-bitcoin");
-    gate.run(&[]).expect(0);
+    gate.run("").expect(0);
     let skips = [ALL[7], ALL[8], ALL[9], ALL[10], ALL[11]];
     assert_only(&gate, &[], &skips);
     let tap = gate.tap(1);
@@ -256,7 +267,7 @@ fn without_bitcoin_the_bitcoin_tests_skip_and_the_gate_passes() {
 #[test]
 fn a_container_no_package_owns_is_named() {
     let gate = gate_on("adopted-container");
-    gate.run(&[]).expect(1);
+    gate.run("").expect(1);
     assert_only(&gate, &[ALL[6]], &DESTRUCTIVE);
     let why = diagnostics(&gate.tap(1), ALL[6]);
     assert!(
@@ -268,7 +279,7 @@ fn a_container_no_package_owns_is_named() {
 #[test]
 fn a_unit_stuck_activating_is_named() {
     let gate = gate_on("unit-activating");
-    gate.run(&[]).expect(1);
+    gate.run("").expect(1);
     assert_only(&gate, &[ALL[3], ALL[5]], &DESTRUCTIVE);
     let tap = gate.tap(1);
     let why = diagnostics(&tap, ALL[5]);
@@ -286,7 +297,7 @@ fn a_unit_stuck_activating_is_named() {
 #[test]
 fn destructive_tests_skip_unless_allowed_and_then_stop_and_start_lnd() {
     let gate = gate_on("healthy");
-    let run = gate.run(&[("ARCHY_ALLOW_DESTRUCTIVE", "0")]).expect(0);
+    let run = gate.run("").expect(0);
     let tap = gate.tap(1);
     for name in DESTRUCTIVE {
         let line = result_line(&tap, name);
@@ -302,7 +313,7 @@ fn destructive_tests_skip_unless_allowed_and_then_stop_and_start_lnd() {
         .iter()
         .any(|r| r.starts_with("package.")));
 
-    gate.run(&[("ARCHY_ALLOW_DESTRUCTIVE", "1")]).expect(0);
+    gate.run("--allow-destructive").expect(0);
     assert_only(&gate, &[], &[]);
     let lifecycle: Vec<String> = gate
         .standin
@@ -335,7 +346,7 @@ fn destructive_tests_skip_unless_allowed_and_then_stop_and_start_lnd() {
 fn a_wrong_password_fails_the_gate_and_is_never_printed() {
     let gate = gate_on("healthy");
     let wrong = "not-the-password";
-    let run = gate.run(&[("ARCHY_PASSWORD", wrong)]).expect(1);
+    let run = gate.run_with_password("", wrong).expect(1);
     let tap = gate.tap(1);
     assert!(failed(&tap, ALL[1]), "{tap}");
     assert!(failed(&tap, ALL[3]), "{tap}");

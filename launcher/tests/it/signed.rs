@@ -7,6 +7,7 @@ use crate::support;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use support::bare_node::BareNode;
 use support::{launch, Run, Stage};
@@ -367,9 +368,96 @@ fn with_a_trusted_key_bad_bundles_exit_3_and_say_why() {
     check("moved", &moved, "made for another bundle");
 }
 
-/// A launcher from before signed bundles sees the block as bytes appended
-/// after its trailer, and refuses. The code path it takes is the one ours
-/// takes for a block whose magic is unknown: the same refusal.
+/// The last commit before signed bundles (the next one, "Signed bundles:
+/// sign, keygen, …", added them): its launcher stands for a release that
+/// knows nothing of signatures.
+const BEFORE_SIGNING: &str = "a0650a58380a5677c72243b3e54ea274d42a8be3";
+
+/// The launcher of [`BEFORE_SIGNING`], exported from this checkout's git
+/// history and built once (offline, from cargo's cache) into
+/// target/launcher-before-signing/, where later runs find it.
+fn launcher_before_signing() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = support::workspace_root();
+            let dir = root.join("target/launcher-before-signing");
+            let src = dir.join("src");
+            if !src.exists() {
+                // Exported whole, then renamed: a cut export is never taken.
+                let part = dir.join("src.part");
+                let _ = fs::remove_dir_all(&part);
+                fs::create_dir_all(&part).unwrap();
+                let export = Command::new("sh")
+                    .args(["-c", "git -C \"$1\" archive \"$2\" | tar -x -C \"$3\""])
+                    .arg("sh")
+                    .args([root.as_os_str(), BEFORE_SIGNING.as_ref(), part.as_os_str()])
+                    .output()
+                    .unwrap();
+                assert!(
+                    export.status.success(),
+                    "cannot export commit {BEFORE_SIGNING} from git history (a shallow clone? \
+                     `git fetch --unshallow`): {}",
+                    String::from_utf8_lossy(&export.stderr)
+                );
+                fs::rename(&part, &src).unwrap();
+            }
+            let build = support::outside_cargo(Command::new("cargo"))
+                .current_dir(&src)
+                .args([
+                    "build",
+                    "--offline",
+                    "--locked",
+                    "--quiet",
+                    "-p",
+                    "launcher",
+                ])
+                .env("CARGO_TARGET_DIR", dir.join("target"))
+                .output()
+                .unwrap();
+            assert!(
+                build.status.success(),
+                "building the launcher of {BEFORE_SIGNING} failed:\n{}",
+                String::from_utf8_lossy(&build.stderr)
+            );
+            dir.join("target/debug/launcher")
+        })
+        .clone()
+}
+
+/// A launcher from before signed bundles (built from the commit before
+/// them) sees the block as bytes appended after its trailer, and refuses;
+/// the same bundle unsigned it verifies, so the refusal is the block's.
+#[test]
+fn a_launcher_from_before_signing_refuses_a_signed_bundle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (sec, _) = minisign_keys(tmp.path(), "k");
+    let bundle = packed(tmp.path(), "a", b"a\n");
+    let signed = tmp.path().join("signed");
+    sign(&bundle, &sec, &signed).expect(0);
+    let older = launcher_before_signing();
+    let verify = |file: &Path| {
+        Run::of(
+            Command::new(&older)
+                .arg("verify")
+                .arg(file)
+                .output()
+                .unwrap(),
+        )
+    };
+    verify(&bundle).expect(0);
+    let run = verify(&signed).expect(3);
+    assert!(
+        run.stderr
+            .contains("bytes appended after its bundle trailer"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A signature block whose magic this launcher does not know (today's
+/// launcher, the block's last bytes changed) is refused as bytes appended
+/// after the trailer, as the launcher before signing refuses every block.
 #[test]
 fn an_unknown_block_is_refused_as_appended_bytes() {
     let tmp = tempfile::tempdir().unwrap();

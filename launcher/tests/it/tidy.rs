@@ -3,7 +3,8 @@
 //! variable the gate gets; the exit tables in help are exit.rs's statuses;
 //! every `--help` is the one in tests/it/snapshots/ (UPDATE_SNAPSHOTS=1
 //! rewrites them); every file of this test binary is compiled into it;
-//! every `use` of the crate follows the dependency rule.
+//! every `use` of the crate follows the dependency rule; test code names
+//! no absolute path outside temp dirs and nodes.
 //! Each list is read from the source, never copied into this file.
 
 use std::collections::BTreeSet;
@@ -462,4 +463,213 @@ fn no_two_types_share_a_name() {
         .map(|(name, places)| format!("{name}: {}", places.join(", ")))
         .collect();
     assert!(twins.is_empty(), "types that share a name: {twins:#?}");
+}
+
+/// Where an absolute path in test code may point (the dir or below it),
+/// and why no test writes there on the host. The rule: a test writes only
+/// below a temp dir or inside a node's root (a chroot: `BareNode::path`,
+/// `put`, `sh`); every other absolute path it names is only read.
+/// Anything else, e.g. "/nonexistent/x" handed to code that creates its
+/// parents, lands in the real `/` when the tests run as root.
+const ABSOLUTE_PATHS_ALLOWED: &[(&str, &str)] = &[
+    ("/proc/", "the kernel's, read"),
+    (
+        "/dev/",
+        "device nodes, read or written as sinks (/dev/null)",
+    ),
+    ("/bin/", "the host's programs, run"),
+    ("/usr/", "the host's programs, run"),
+    ("/etc/passwd", "read, or named as a path a check refuses"),
+    ("/tmp", "a temp dir (on the host, or a node's own)"),
+    ("/var/tmp", "a temp dir (on the host, or a node's own)"),
+    ("/root", "inside a node: root's home there"),
+    ("/opt/gate", "inside a node: the unpacked bundle"),
+    ("/etc/archy-gate/", "inside a node: its trusted keys"),
+    ("/etc/nginx/", "inside a node: the config preflight reads"),
+    (
+        "/etc/containers/",
+        "inside a node: the units preflight reads",
+    ),
+    (
+        "/etc/victim",
+        "inside a node: a file a hostile link aims at",
+    ),
+    ("/home/archipelago/", "inside a node: the app user's units"),
+    (
+        "/var/lib/archipelago",
+        "an Archy node's app user's home, parsed",
+    ),
+    (
+        "/var/lib/archy-standin",
+        "inside a node: the stand-in's state",
+    ),
+    (
+        "/var/lib/archy-gate-tests/",
+        "the host, on purpose: sshd chroots only below root-owned dirs, not /tmp; removed on drop",
+    ),
+    (
+        "/run/sshd",
+        "the host: sshd's privilege separation dir, as Debian's unit makes it",
+    ),
+];
+
+/// One literal, where the allowlist cannot tell from its prefix: a file
+/// (from launcher/) and the literal, and why.
+const ABSOLUTE_LITERALS_ALLOWED: &[(&str, &str, &str)] = &[
+    (
+        "tests/it/fleet_report_html.rs",
+        "/report.html",
+        "a suffix looked for in output, not a path",
+    ),
+    (
+        "tests/it/standin_node.rs",
+        "/nowhere",
+        "a state file inside a node that must be missing: read, never made",
+    ),
+];
+
+/// The `"..."` string literals of Rust `source` that are one absolute path
+/// (a `/`, then no whitespace and no `:`, so not a command line, a PATH
+/// or a message), with their line numbers. Byte strings are content, not
+/// places: left out. Comments, char literals and raw strings are skipped
+/// over so that a quote inside them starts nothing.
+fn absolute_path_literals(source: &str) -> Vec<(usize, String)> {
+    let bytes = source.as_bytes();
+    let line_of = |at: usize| 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i = source[i..].find('\n').map_or(bytes.len(), |n| i + n);
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i = source[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |n| i + 2 + n + 2);
+            }
+            b'\'' => {
+                // A char literal ('"', '\'', '\u{..}') or a lifetime ('a).
+                if bytes.get(i + 1) == Some(&b'\\') {
+                    i += 2 + source[i + 2..].find('\'').map_or(bytes.len(), |n| n + 1);
+                } else if bytes.get(i + 2) == Some(&b'\'') {
+                    i += 3;
+                } else {
+                    i += 1;
+                }
+            }
+            b'r' if matches!(bytes.get(i + 1), Some(b'"' | b'#'))
+                && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_')) =>
+            {
+                let hashes = bytes[i + 1..].iter().take_while(|&&b| b == b'#').count();
+                let open = i + 1 + hashes;
+                if bytes.get(open) != Some(&b'"') {
+                    i += 1;
+                    continue;
+                }
+                let close = format!("\"{}", "#".repeat(hashes));
+                i = source[open + 1..]
+                    .find(&close)
+                    .map_or(bytes.len(), |n| open + 1 + n + close.len());
+            }
+            b'"' => {
+                let byte_string = i > 0 && bytes[i - 1] == b'b';
+                let start = i + 1;
+                let mut end = start;
+                while end < bytes.len() && bytes[end] != b'"' {
+                    end += if bytes[end] == b'\\' { 2 } else { 1 };
+                }
+                let text = &source[start..end.min(bytes.len())];
+                let one_path = text.starts_with('/')
+                    && text[1..].starts_with(|c: char| c.is_ascii_alphanumeric())
+                    && !text.contains(|c: char| c.is_whitespace() || c == ':' || c == '\\');
+                if one_path && !byte_string {
+                    out.push((line_of(i), text.to_string()));
+                }
+                i = end + 1;
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+/// Whether `path` is `dir` or below it (`/tmp` holds `/tmp/x`, not `/tmpx`).
+fn below(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    path == dir
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Every `.rs` file below `dir`, sorted.
+fn rust_files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Test code names no absolute path outside temp dirs and nodes: the
+/// `#[cfg(test)]` module of every file in launcher/src (it is each file's
+/// last item, so the scan runs from it to the end) and all of
+/// launcher/tests. Each offence is reported as `file:line: "literal"`.
+#[test]
+fn test_code_writes_no_absolute_path_outside_temp_dirs_and_nodes() {
+    let launcher = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut offences = Vec::new();
+    let sources = rust_files_below(&launcher.join("src"))
+        .into_iter()
+        .chain(rust_files_below(&launcher.join("tests")));
+    for path in sources {
+        let file = path
+            .strip_prefix(launcher)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if file == "tests/it/tidy.rs" {
+            continue; // its allowlists name the paths they allow
+        }
+        let source = read(&path);
+        let (skipped_lines, tested) = if file.starts_with("src/") {
+            match source.find("#[cfg(test)]") {
+                Some(at) => (source[..at].lines().count(), &source[at..]),
+                None => continue,
+            }
+        } else {
+            (0, source.as_str())
+        };
+        for (line, literal) in absolute_path_literals(tested) {
+            let allowed = ABSOLUTE_PATHS_ALLOWED
+                .iter()
+                .any(|(prefix, _)| below(&literal, prefix))
+                || ABSOLUTE_LITERALS_ALLOWED
+                    .iter()
+                    .any(|(f, l, _)| *f == file && *l == literal);
+            if !allowed {
+                offences.push(format!(
+                    "launcher/{file}:{}: {literal:?}",
+                    skipped_lines + line
+                ));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "test code names absolute paths outside temp dirs and nodes; use a tempdir, \
+         or add the path to ABSOLUTE_PATHS_ALLOWED in tests/it/tidy.rs with why no \
+         test writes there:\n  {}",
+        offences.join("\n  ")
+    );
 }

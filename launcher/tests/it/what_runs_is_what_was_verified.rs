@@ -1,12 +1,20 @@
 //! What `run` verified is what it runs: a bundle rewritten after its pin
 //! was checked (here, while `run` waits for the password on a FIFO) never
 //! has its new bytes unpacked or run, and neither does a running
-//! executable rewritten under it.
+//! executable replaced at its path under it.
+//!
+//! A running executable cannot be rewritten in place here: the kernel says
+//! ETXTBSY, nothing changes, and a test that tried proved nothing. What can
+//! happen to it is what an updater or an attacker with the directory does:
+//! a new file renamed over its path. The launcher must read its payload from
+//! the running file (`/proc/self/exe`, or the descriptor it opened), never
+//! again from the path, which now names the new bytes.
 
 use crate::support;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -144,8 +152,12 @@ fn a_bundle_rewritten_after_its_pin_was_checked_never_runs() {
     assert!(!stdout.contains("REWRITTN"), "{stdout}");
 }
 
+/// Before: this test rewrote the running file in place, which the kernel
+/// refuses (ETXTBSY), so it passed whatever the launcher read. Now the path
+/// is given new bytes by rename, which the kernel allows: a launcher that
+/// opened the path again after its pin check would run them.
 #[test]
-fn a_running_executable_rewritten_under_it_never_runs_the_new_bytes() {
+fn a_running_executable_replaced_at_its_path_never_runs_the_new_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let Setup {
         bundle,
@@ -153,6 +165,7 @@ fn a_running_executable_rewritten_under_it_never_runs_the_new_bytes() {
         pin,
         fifo,
     } = setup(tmp.path());
+    let running = fs::metadata(&bundle).unwrap().ino();
 
     // The single file runs itself: its payload is read via /proc/self/exe.
     let mut cmd = Command::new(&bundle);
@@ -162,18 +175,14 @@ fn a_running_executable_rewritten_under_it_never_runs_the_new_bytes() {
         .arg("--workdir")
         .arg(tmp.path().join("wd"));
     let (child, rx) = start_and_wait_for_pin(cmd);
-    // Rewrite the payload in place (the launcher head is the same bytes).
-    // Kernels that still refuse writes to a running executable say
-    // ETXTBSY: then nothing changed, and the run must still be the pinned one.
-    let rewrite = fs::OpenOptions::new()
-        .write(true)
-        .open(&bundle)
-        .and_then(|mut f| f.write_all(&fs::read(&rewritten).unwrap()));
-    match &rewrite {
-        Ok(()) => assert_eq!(fs::read(&bundle).unwrap(), fs::read(&rewritten).unwrap()),
-        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ETXTBSY), "{e}"),
-    }
-    eprintln!("rewriting the running executable: {rewrite:?}");
+    // A new file, renamed over the running one's path: the path now names
+    // the rewritten bytes, the running process keeps its own inode.
+    let next = tmp.path().join("archy-gate.next");
+    fs::copy(&rewritten, &next).unwrap();
+    fs::set_permissions(&next, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::rename(&next, &bundle).unwrap();
+    assert_eq!(fs::read(&bundle).unwrap(), fs::read(&rewritten).unwrap());
+    assert_ne!(fs::metadata(&bundle).unwrap().ino(), running);
     let (code, stdout, stderr) = give_password_and_finish(child, &fifo, rx);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("ok 1 the verified bytes ran"), "{stdout}");

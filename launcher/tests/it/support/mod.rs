@@ -19,6 +19,7 @@ pub mod hostile_node;
 pub mod lab;
 pub mod ssh_node;
 pub mod standin;
+pub mod strace;
 
 /// The launcher under test, as cargo built it for this test run.
 pub fn launcher() -> PathBuf {
