@@ -274,20 +274,17 @@ fn run_suite(
             command.push_str(&format!(" --role {}", quote(role)));
         }
         let secret = password(host)?;
-        on_node(
-            plan,
-            shared,
-            pool,
-            progress,
-            &c.runs_on,
-            |ssh| match remote_run::start(ssh, &launcher, &command, run_id, secret.expose())? {
+        on_node(plan, shared, pool, progress, &c.runs_on, |ssh| {
+            let started = remote_run::start(ssh, &launcher, &command, run_id, secret.expose())
+                .map_err(|(phase, why)| (phase, format!("starting suite {}: {why}", c.suite)))?;
+            match started {
                 Started::Running(_) => Ok(()),
                 Started::NotReady(report) => Err((
                     Phase::NotReady,
                     format!("preflight failed at start: {}", report.counts()),
                 )),
-            },
-        )?;
+            }
+        })?;
         progress.event(
             &c.runs_on,
             &format!("cross suite {} started: run {run_id}", c.suite),

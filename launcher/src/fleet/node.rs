@@ -144,6 +144,8 @@ fn steps(
             gate_started = Some(began.unix());
             let started = remote_run::start(ssh, &launcher, &command, &id, password.expose())
                 .map_err(|(phase, why)| {
+                    // The start is the node's preflight step.
+                    let why = format!("preflight: {why}");
                     let step = began.ended(StepKind::Preflight, Outcome::Error, Some(why.clone()));
                     shared.update(name, |n| n.steps.push(step));
                     (phase, why)

@@ -163,7 +163,8 @@ pub enum Started {
 }
 
 /// Starts run `id` with `command`, the password on its stdin, and reads the
-/// run's preflight from its answer. A run that an earlier attempt started
+/// run's preflight from its answer (the caller says what was started in
+/// the reason of an error). A run that an earlier attempt started
 /// (its answer lost with the link) is followed, never started twice:
 /// whatever the node answers, if it has run `id`, it is ours.
 pub fn start(
@@ -187,9 +188,7 @@ pub fn start(
             Ok(out) if out.code == ExitStatus::Success.code() => {
                 return Ok(Started::Running(started_preflight(&out.stdout)?));
             }
-            Err(SshError::Misbehaved(why)) => {
-                return Err((Phase::Misbehaving, format!("starting the run: {why}")))
-            }
+            Err(SshError::Misbehaved(why)) => return Err((Phase::Misbehaving, why)),
             Ok(out) if out.code == ExitStatus::Preflight.code() => {
                 return match started_preflight(&out.stdout)? {
                     Some(report) => Ok(Started::NotReady(report)),

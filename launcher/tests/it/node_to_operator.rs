@@ -411,7 +411,7 @@ fn answers_past_the_caps_make_a_node_misbehave_within_256_mib() {
             "big-status",
             "with more than 1.0 MiB, the most the fleet reads from it",
         ),
-        ("big-preflight", "starting the run: it answered"),
+        ("big-preflight", "preflight: it answered"),
         (
             "big-rundir",
             "its run dir holds more than 64.0 MiB, the most the fleet keeps",
