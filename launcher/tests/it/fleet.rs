@@ -1,15 +1,13 @@
 //! `launcher fleet` against real sshd "nodes" on loopback ports, each a
 //! chroot with its own root and /tmp faking an Archy node with the stand-in
 //! (tests/standin). What the sshd side saw (connections, sessions) is
-//! counted from its own log.
+//! counted from its own log; what ran on either side, from strace.
 
 use crate::support;
 
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -17,6 +15,7 @@ use serde_json::Value;
 use support::fixture::ArchyNode;
 use support::flaky_proxy::FlakyProxy;
 use support::ssh_node::{SshConfig, SshNode};
+use support::strace::{self, Trace};
 use support::{node_report, real_bundle_dir, Run};
 
 const PASSWORD: &str = "fleet-secret-3141";
@@ -147,12 +146,12 @@ fn preflights(node: &Node) -> usize {
 
 #[test]
 fn four_green_nodes_primary_first_one_connection_each() {
-    let nodes = vec![
-        archy_node("n228", "healthy"),
-        archy_node("n101", "healthy"),
-        archy_node("n102", "healthy"),
+    let mut nodes = vec![
+        on_ssh(SshNode::builder("n228").traced().start(), "healthy"),
+        on_ssh(SshNode::builder("n101").traced().start(), "healthy"),
+        on_ssh(SshNode::builder("n102").traced().start(), "healthy"),
         on_ssh(
-            SshNode::builder("x250-a").max_sessions(1).start(),
+            SshNode::builder("x250-a").max_sessions(1).traced().start(),
             "healthy",
         ),
     ];
@@ -161,27 +160,31 @@ fn four_green_nodes_primary_first_one_connection_each() {
         fleet.add(node, role);
     }
 
-    // Watch every process's argv while the fleet runs.
-    let done = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let done = Arc::clone(&done);
-        thread::spawn(move || {
-            let mut looks = 0;
-            while !done.load(Ordering::SeqCst) {
-                let all = support::all_cmdlines();
-                if let Some(line) = all.lines().find(|l| l.contains(PASSWORD)) {
-                    panic!("the password is in a process's argv: {line:?}");
-                }
-                looks += 1;
-                thread::sleep(Duration::from_millis(25));
-            }
-            looks
-        })
-    };
-    let run = fleet.run(2, 4);
-    done.store(true, Ordering::SeqCst);
-    let looks = watcher.join().expect("no password in any argv");
-    assert!(looks > 10, "the watcher looked while the fleet ran");
+    // Every exec of the fleet's run here, however short-lived: the
+    // launcher's and all it starts (the nodes are traced from their start).
+    let here = fleet.dir.path().join("execs");
+    let run = Run::of(
+        strace::traced(&fleet.command("run", 2, 4), &here)
+            .output()
+            .unwrap(),
+    );
+    // Here the password is in no argv, and in no environment but the
+    // launcher's own, where the test put it: it goes to the nodes on stdin,
+    // and the fleet's ssh processes have no password variable at all.
+    let here = Trace::read(&here);
+    let launcher = &here.execs[0];
+    assert_eq!(launcher.path, support::launcher().to_str().unwrap());
+    assert!(
+        here.execs
+            .iter()
+            .any(|e| e.argv.first().is_some_and(|a| a == "ssh")),
+        "strace saw the fleet's ssh: {:#?}",
+        here.execs
+    );
+    let leaks = here.leaks(PASSWORD, |e| {
+        std::ptr::eq(e, launcher).then(|| format!("ARCHY_PW_TEST={PASSWORD}"))
+    });
+    assert!(leaks.is_empty(), "the password, on this host: {leaks:#?}");
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
 
     let report = fleet.report();
@@ -284,6 +287,28 @@ fn four_green_nodes_primary_first_one_connection_each() {
             node.node.name()
         );
         assert_eq!(preflights(node), 1, "no second preflight");
+    }
+
+    // On each node, over both runs, the password was in no argv, and in an
+    // environment only as the gate's ARCHY_PASSWORD.
+    for node in &mut nodes {
+        let name = node.node.name().to_string();
+        let trace = node.node.stop_traced();
+        let gate_has_it = trace.execs.iter().any(|e| {
+            e.argv.iter().any(|a| a.ends_with("lifecycle/run-gate.sh"))
+                && e.env.contains(&format!("ARCHY_PASSWORD={PASSWORD}"))
+        });
+        assert!(
+            gate_has_it,
+            "strace saw the gate start on {name}, given the password: {:#?}",
+            trace.execs
+        );
+        let leaks = trace.leaks(PASSWORD, |e| {
+            trace
+                .in_gate(e)
+                .then(|| format!("ARCHY_PASSWORD={PASSWORD}"))
+        });
+        assert!(leaks.is_empty(), "the password, on {name}: {leaks:#?}");
     }
 }
 

@@ -11,8 +11,6 @@ use crate::support;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -21,6 +19,7 @@ use support::chromium::{probe, section, Chromium};
 use support::fixture::ArchyNode;
 use support::ssh_node::{SshConfig, SshNode};
 use support::standin::StandinNode;
+use support::strace::{self, Trace};
 use support::{real_bundle_dir, Run};
 
 /// An SSH node faking an Archy node (support::fixture), with a password of
@@ -28,8 +27,13 @@ use support::{real_bundle_dir, Run};
 type Node = ArchyNode<SshNode>;
 
 fn archy_node(name: &str, scenario: &str) -> Node {
-    let password = format!("pw-of-{name}-only-2718");
-    ArchyNode::build(scenario, &password).over_ssh(SshNode::start(name))
+    on_ssh(SshNode::start(name), scenario)
+}
+
+/// `ssh`, faking `scenario`, with a password of its own.
+fn on_ssh(ssh: SshNode, scenario: &str) -> Node {
+    let password = format!("pw-of-{}-only-2718", ssh.name());
+    ArchyNode::build(scenario, &password).over_ssh(ssh)
 }
 
 /// What these tests ask of such a node.
@@ -147,59 +151,6 @@ fn files_holding(dir: &Path, needle: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// What the processes living in `root` (a node's chroot) held while a
-/// fleet ran: each one's environment and argv, as /proc shows them.
-struct NodeProcesses {
-    seen: Arc<Mutex<Vec<(String, String)>>>,
-    done: Arc<AtomicBool>,
-    watcher: Option<thread::JoinHandle<()>>,
-}
-
-impl NodeProcesses {
-    fn watch(root: &Path) -> NodeProcesses {
-        let root = fs::canonicalize(root).unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let done = Arc::new(AtomicBool::new(false));
-        let watcher = {
-            let (seen, done) = (Arc::clone(&seen), Arc::clone(&done));
-            thread::spawn(move || {
-                while !done.load(Ordering::SeqCst) {
-                    for item in fs::read_dir("/proc").unwrap().flatten() {
-                        let in_node = fs::read_link(item.path().join("root"))
-                            .is_ok_and(|r| r.starts_with(&root));
-                        if !in_node {
-                            continue;
-                        }
-                        let read = |f: &str| {
-                            String::from_utf8_lossy(
-                                &fs::read(item.path().join(f)).unwrap_or_default(),
-                            )
-                            .replace('\0', "\n")
-                        };
-                        let entry = (read("environ"), read("cmdline"));
-                        let mut seen = seen.lock().unwrap();
-                        if !seen.contains(&entry) {
-                            seen.push(entry);
-                        }
-                    }
-                    thread::sleep(Duration::from_millis(20));
-                }
-            })
-        };
-        NodeProcesses {
-            seen,
-            done,
-            watcher: Some(watcher),
-        }
-    }
-
-    fn stop(&mut self) -> Vec<(String, String)> {
-        self.done.store(true, Ordering::SeqCst);
-        self.watcher.take().unwrap().join().unwrap();
-        self.seen.lock().unwrap().clone()
-    }
-}
-
 fn cross_result<'a>(report: &'a Value, suite: &str) -> &'a Value {
     report["cross"]
         .as_array()
@@ -211,8 +162,8 @@ fn cross_result<'a>(report: &'a Value, suite: &str) -> &'a Value {
 
 #[test]
 fn a_cross_suite_runs_where_the_roster_says_with_its_peers_and_no_peer_password() {
-    let server = archy_node("n228", "healthy");
-    let client = archy_node("n198", "healthy");
+    let mut server = on_ssh(SshNode::builder("n228").traced().start(), "healthy");
+    let mut client = on_ssh(SshNode::builder("n198").traced().start(), "healthy");
     let mut fleet = Fleet::new();
     fleet.add(&server, "primary");
     fleet.add(&client, "fleet");
@@ -226,9 +177,14 @@ fn a_cross_suite_runs_where_the_roster_says_with_its_peers_and_no_peer_password(
         plan.stdout
     );
 
-    let mut on_client = NodeProcesses::watch(client.node.root());
-    let run = fleet.run(1);
-    let processes = on_client.stop();
+    // Every exec, however short-lived: of the fleet's run here, and of
+    // each node since it started (until it is stopped below).
+    let here = fleet.dir.path().join("execs");
+    let run = Run::of(
+        strace::traced(&fleet.command("run", 1), &here)
+            .output()
+            .unwrap(),
+    );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
 
     let report = fleet.report();
@@ -277,16 +233,70 @@ fn a_cross_suite_runs_where_the_roster_says_with_its_peers_and_no_peer_password(
     assert_eq!(record["cross"]["node"], "n198");
     assert_eq!(record["cross"]["role"], "client");
 
+    // Here no password is in any argv, nor in any environment but the
+    // launcher's, as its roster's variable: each goes to its node on stdin.
+    let here = Trace::read(&here);
+    let launcher = &here.execs[0];
+    assert_eq!(launcher.path, support::launcher().to_str().unwrap());
+    for node in [&server, &client] {
+        let leaks = here.leaks(node.password(), |e| {
+            std::ptr::eq(e, launcher).then(|| format!("{}={}", node.env_var(), node.password()))
+        });
+        assert!(
+            leaks.is_empty(),
+            "{}'s password, here: {leaks:#?}",
+            node.node.name()
+        );
+    }
+    // On each node, its own password is in no argv, and in an environment
+    // only as the gate's or the suite's ARCHY_PASSWORD; the other node's is
+    // nowhere: not in any process's environment or argv, not in any file
+    // of its whole tree.
+    let on_server = server.node.stop_traced();
+    let on_client = client.node.stop_traced();
+    for (node, trace, other) in [
+        (&server, &on_server, &client),
+        (&client, &on_client, &server),
+    ] {
+        let name = node.node.name();
+        let own = trace.leaks(node.password(), |e| {
+            trace
+                .in_gate(e)
+                .then(|| format!("ARCHY_PASSWORD={}", node.password()))
+        });
+        assert!(own.is_empty(), "{name}'s password, on {name}: {own:#?}");
+        let other_name = other.node.name();
+        let theirs = trace.leaks(other.password(), |_| None);
+        assert!(
+            theirs.is_empty(),
+            "{other_name}'s password, on {name}: {theirs:#?}"
+        );
+        let leaked = files_holding(node.node.root(), other.password());
+        assert!(
+            leaked.is_empty(),
+            "{other_name}'s password on {name}: {leaked:?}"
+        );
+    }
+    // (n198's own password does reach its suite, as the gate's does.)
+    let suite = |e: &&strace::Exec| e.env.iter().any(|v| v == "ARCHY_CROSS_ROLE=client");
+    assert!(
+        on_client.execs.iter().filter(suite).any(|e| e
+            .env
+            .contains(&format!("ARCHY_PASSWORD={}", client.password()))),
+        "strace saw the suite start on n198, given n198's password"
+    );
+
     // ARCHY_PEERS as the suite's own processes on n198 had it: n228, its
     // RPC as n198 reaches it, its role, and the versions n228 runs.
-    let peers_env: Vec<&str> = processes
+    let peers_env: Vec<&str> = on_client
+        .execs
         .iter()
-        .flat_map(|(env, _)| env.lines())
+        .flat_map(|e| &e.env)
         .filter_map(|l| l.strip_prefix("ARCHY_PEERS="))
         .collect();
     assert!(
         !peers_env.is_empty(),
-        "the watcher saw the suite's environment on n198"
+        "strace saw the suite's environment on n198"
     );
     let expected_packages: Vec<Value> = server.standin.scenario()["packages"]
         .as_array()
@@ -304,25 +314,6 @@ fn a_cross_suite_runs_where_the_roster_says_with_its_peers_and_no_peer_password(
         let peers: Value = serde_json::from_str(text).unwrap();
         assert_eq!(peers, expected);
     }
-    assert!(processes
-        .iter()
-        .any(|(env, _)| env.lines().any(|l| l == "ARCHY_CROSS_ROLE=client")));
-
-    // n228's password is nowhere on n198: not in any process's environment
-    // or argv there, not in any file of its whole tree.
-    for (env, argv) in &processes {
-        assert!(
-            !env.contains(server.password()),
-            "in an environment on n198"
-        );
-        assert!(!argv.contains(server.password()), "in an argv on n198");
-    }
-    let leaked = files_holding(client.node.root(), server.password());
-    assert!(leaked.is_empty(), "n228's password on n198: {leaked:?}");
-    // (n198's own password does reach its suite, as the gate's does.)
-    assert!(processes
-        .iter()
-        .any(|(env, _)| env.contains(&format!("ARCHY_PASSWORD={}", client.password()))));
 
     // The suite reached n228's RPC from n198, anonymously: health, never a login.
     let tap = fs::read_to_string(fleet.out().join("cross/federation/cross.tap")).unwrap();

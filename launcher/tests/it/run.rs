@@ -396,7 +396,7 @@ fn the_password_stays_out_of_argv_logs_records_and_errors() {
         }
         // Every exec under the launcher, however short-lived, as strace saw it.
         let trace = tmp.path().join(format!("execs-{how}"));
-        let mut child = support::strace::traced(&cmd, &[], &trace)
+        let mut child = support::strace::traced(&cmd, &trace)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

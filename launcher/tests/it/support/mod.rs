@@ -220,18 +220,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Every process's command line, one per line: tests look for the password.
-pub fn all_cmdlines() -> String {
-    let mut all = String::new();
-    for item in fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(bytes) = fs::read(item.path().join("cmdline")) {
-            all.push_str(&String::from_utf8_lossy(&bytes).replace('\0', " "));
-            all.push('\n');
-        }
-    }
-    all
-}
-
 /// Every file below `dir`, with its text, for leak checks.
 pub fn all_text(dir: &Path) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();

@@ -34,6 +34,7 @@ pub struct SshNodeBuilder {
     max_sessions: u32,
     max_startups: String,
     accept_env: bool,
+    traced: bool,
 }
 
 impl SshNodeBuilder {
@@ -57,6 +58,14 @@ impl SshNodeBuilder {
         self
     }
 
+    /// The node run under strace (support::strace), from outside its
+    /// namespaces: every program any of its processes starts is recorded,
+    /// and sshd is still the init of the node; `SshNode::stop_traced`.
+    pub fn traced(mut self) -> Self {
+        self.traced = true;
+        self
+    }
+
     pub fn start(self) -> SshNode {
         SshNode::start_with(self)
     }
@@ -71,8 +80,10 @@ pub struct SshNode {
     /// sshd_config, host and client keys, authorized_keys, sshd.log, and
     /// `root/`, the chroot.
     dir: PathBuf,
-    /// `unshare`, whose only child is sshd.
+    /// `unshare`, whose only child is sshd; or strace, whose only child
+    /// is that `unshare`.
     unshare: Option<Child>,
+    traced: bool,
     /// sshd, as the host sees it: the init of the node's pid namespace.
     sshd_pid: u32,
     _dir: tempfile::TempDir,
@@ -90,6 +101,7 @@ impl SshNode {
             max_sessions: 10,
             max_startups: "10:30:100".to_string(),
             accept_env: false,
+            traced: false,
         }
     }
 
@@ -171,13 +183,18 @@ impl SshNode {
             // unshare blocks SIGTERM and waits for its child; the node's sshd
             // is that child, the init of the new pid namespace.
             let outer = r#"mount -t proc proc "$1/proc" && exec "$2" -D -f "$3" -E "$4""#;
-            let mut unshare = Command::new("unshare")
+            let mut unshare = Command::new("unshare");
+            unshare
                 .args(["--mount", "--propagation", "private", "--pid", "--fork"])
                 .args(["--kill-child", "--", "sh", "-c", outer, "sh"])
                 .arg(dir.join("root"))
                 .arg(SSHD)
                 .arg(dir.join("sshd_config"))
-                .arg(&log)
+                .arg(&log);
+            if opts.traced {
+                unshare = super::strace::traced(&unshare, &dir.join("execs"));
+            }
+            let mut unshare = unshare
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(fs::File::create(dir.join("unshare.err")).unwrap())
@@ -188,13 +205,17 @@ impl SshNode {
             loop {
                 last_log = fs::read_to_string(&log).unwrap_or_default();
                 if last_log.contains(&listening) {
-                    let sshd_pid = only_child(unshare.id());
+                    let mut sshd_pid = only_child(unshare.id());
+                    if opts.traced {
+                        sshd_pid = only_child(sshd_pid);
+                    }
                     return SshNode {
                         node,
                         name: opts.name,
                         port,
                         dir,
                         unshare: Some(unshare),
+                        traced: opts.traced,
                         sshd_pid,
                         _dir: tmp,
                     };
@@ -353,6 +374,14 @@ impl SshNode {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Powers a `traced` node off and reads its trace: every exec of its
+    /// processes since sshd started, whole now that strace has ended.
+    pub fn stop_traced(&mut self) -> super::strace::Trace {
+        assert!(self.traced, "{} was not started traced", self.name);
+        self.stop();
+        super::strace::Trace::read(&self.dir.join("execs"))
     }
 }
 
