@@ -5,7 +5,9 @@
 //!
 //! Two tiers. The default tier is everything `cargo test` runs. The slow
 //! tier is the tests marked `#[ignore = "slow tier: ..."]` (rebuilds from
-//! scratch, the long tail of the mutation run): cargo reports them ignored,
+//! scratch, the mutation runs, and the labs that drive whole fleets under
+//! strace, through a proxy or against the hostile stand-in, each 20-70 s):
+//! cargo reports them ignored,
 //! never passed, and `scripts/test.sh` (CI) runs them with
 //! `cargo test -- --include-ignored`.
 //!
