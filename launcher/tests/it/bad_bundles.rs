@@ -426,31 +426,11 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(launcher());
     cmd.current_dir(cwd)
         .args(args)
         .env_remove("SOURCE_DATE_EPOCH");
-    // SAFETY: setrlimit is async-signal-safe and touches only the child.
-    unsafe {
-        cmd.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: MEMORY_LIMIT,
-                rlim_max: MEMORY_LIMIT,
-            };
-            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let cpu = libc::rlimit {
-                rlim_cur: CPU_SECONDS,
-                rlim_max: CPU_SECONDS + 1,
-            };
-            if libc::setrlimit(libc::RLIMIT_CPU, &cpu) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    support::limit(&mut cmd, MEMORY_LIMIT, CPU_SECONDS);
     Run::of(cmd.output().expect("launcher runs"))
 }
 

@@ -478,33 +478,13 @@ struct Tally {
 /// Runs the launcher with a memory and a CPU-time limit; kills it if it
 /// is still there at BLOCKED.
 fn run(cwd: &Path, args: &[&std::ffi::OsStr]) -> Result<(i32, String), String> {
-    use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(launcher());
     cmd.current_dir(cwd)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    // SAFETY: setrlimit is async-signal-safe and touches only the child.
-    unsafe {
-        cmd.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: MEMORY_LIMIT,
-                rlim_max: MEMORY_LIMIT,
-            };
-            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let cpu = libc::rlimit {
-                rlim_cur: CPU_SECONDS,
-                rlim_max: CPU_SECONDS + 1,
-            };
-            if libc::setrlimit(libc::RLIMIT_CPU, &cpu) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    support::limit(&mut cmd, MEMORY_LIMIT, CPU_SECONDS);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot run the launcher: {e}"))?;

@@ -20,7 +20,6 @@ use crate::support;
 
 use std::fs;
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -173,24 +172,7 @@ impl Operator {
 /// RLIMIT_AS and RLIMIT_CPU for the operator's process (and so for the
 /// stand-in `ssh` it starts, which streams its answers and needs little).
 fn limit(cmd: &mut Command) {
-    // SAFETY: setrlimit is async-signal-safe and touches only the child.
-    unsafe {
-        cmd.pre_exec(|| {
-            for (what, limit) in [
-                (libc::RLIMIT_AS, MEMORY_LIMIT),
-                (libc::RLIMIT_CPU, CPU_SECONDS),
-            ] {
-                let l = libc::rlimit {
-                    rlim_cur: limit,
-                    rlim_max: limit,
-                };
-                if libc::setrlimit(what, &l) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+    support::limit(cmd, MEMORY_LIMIT, CPU_SECONDS);
 }
 
 /// No C0 control byte but line feed and tab, no DEL, no C1 (U+0080..U+009F

@@ -61,6 +61,32 @@ pub fn static_launcher() -> PathBuf {
 /// A command without the variables `cargo test` sets for test binaries:
 /// build scripts track some of them (CARGO_PKG_*, OUT_DIR), and a nested
 /// cargo that saw them would rebuild what the scripts built without them.
+/// Bounds what `cmd`'s process may take: `memory` bytes of address space
+/// (RLIMIT_AS) and `cpu_seconds` of CPU (RLIMIT_CPU: SIGXCPU then, SIGKILL a
+/// second later), so a defect that loops or hoards fails its test instead
+/// of hanging or starving the rest.
+pub fn limit(cmd: &mut Command, memory: u64, cpu_seconds: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (what, soft, hard) in [
+                (libc::RLIMIT_AS, memory, memory),
+                (libc::RLIMIT_CPU, cpu_seconds, cpu_seconds + 1),
+            ] {
+                let l = libc::rlimit {
+                    rlim_cur: soft,
+                    rlim_max: hard,
+                };
+                if libc::setrlimit(what, &l) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 pub fn outside_cargo(mut cmd: Command) -> Command {
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
