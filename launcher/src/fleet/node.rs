@@ -86,106 +86,9 @@ fn steps(
             id
         }
         None => {
-            shared.update(name, |n| {
-                n.phase = Phase::Uploading;
-                n.uploaded = Some(0);
-            });
-            let began = StepStart::now();
-            let mut saved = Instant::now();
-            let mut on_progress = |done: u64, total: u64| {
-                if saved.elapsed() >= UPLOAD_SAVE_EVERY || done == total {
-                    saved = Instant::now();
-                    shared.update(name, |n| n.uploaded = Some(done));
-                }
-            };
-            let stats = upload::upload(
-                ssh,
-                &plan.bundle,
-                &plan.bundle_sha256,
-                &node.remote_path,
-                &mut on_progress,
-            )
-            .map_err(|e| {
-                let step = began.ended(StepKind::Upload, Outcome::Error, Some(e.clone()));
-                shared.update(name, |n| n.steps.push(step));
-                (Phase::Unreachable, format!("upload: {e}"))
-            })?;
-            let step = began.ended(
-                StepKind::Upload,
-                if stats.skipped {
-                    Outcome::Skipped
-                } else {
-                    Outcome::Passed
-                },
-                Some(stats.words()),
-            );
-            shared.update(name, |n| n.steps.push(step));
-            if stats.skipped {
-                progress.event(name, "the node already has this bundle");
-            } else if stats.resent > 0 {
-                progress.event(
-                    name,
-                    &format!("upload resumed: {} of {} re-sent", stats.resent, stats.size),
-                );
-            }
-            shared.update(name, |n| {
-                n.upload = Some(stats);
-                n.uploaded = None;
-                n.phase = Phase::Preflight;
-            });
-
-            // The run's own preflight is the fleet's preflight step: one
-            // per node. Its time covers what `run` does first on the node
-            // (verify, unpack or reuse, preflight).
-            let id = format!("{}-{}", plan.fleet_id, name);
-            shared.update(name, |n| n.run_id = Some(id.clone()));
-            let command = remote_run::command(plan, node, &id, node.iterations);
-            let began = StepStart::now();
-            gate_started = Some(began.unix());
-            let started = remote_run::start(ssh, &launcher, &command, &id, password.expose())
-                .map_err(|(phase, why)| {
-                    // The start is the node's preflight step.
-                    let why = format!("preflight: {why}");
-                    let step = began.ended(StepKind::Preflight, Outcome::Error, Some(why.clone()));
-                    shared.update(name, |n| n.steps.push(step));
-                    (phase, why)
-                })?;
-            let (report, ready) = match started {
-                Started::Running(report) => (report, true),
-                Started::NotReady(report) => (Some(report), false),
-            };
-            let findings: Vec<String> = report
-                .iter()
-                .flat_map(|r| r.failed())
-                .map(|c| format!("{}: {}", c.id, c.reason))
-                .collect();
-            let checks = report.as_ref().map_or(0, |r| r.checks.len());
-            let step = if ready {
-                began.ended(
-                    StepKind::Preflight,
-                    Outcome::Passed,
-                    Some(format!("{checks} checks passed")),
-                )
-            } else {
-                began.ended(
-                    StepKind::Preflight,
-                    Outcome::Failed,
-                    Some(format!("{} of {checks} checks failed", findings.len())),
-                )
-            };
-            shared.update(name, |n| {
-                n.preflight = report;
-                n.preflight_findings = findings.clone();
-                n.steps.push(step);
-                if !ready {
-                    // Nothing ran: there is no run to resume.
-                    n.run_id = None;
-                }
-            });
-            if !ready {
-                return Err((Phase::NotReady, findings.join("; ")));
-            }
-            shared.update(name, |n| n.phase = Phase::Running);
+            upload_step(plan, node, shared, ssh, progress)?;
+            let (id, at) = start_step(plan, node, shared, ssh, &launcher, password.expose())?;
+            gate_started = Some(at);
             progress.event(name, &format!("gate started: run {id}"));
             id
         }
@@ -201,6 +104,130 @@ fn steps(
         &mut |iteration| shared.update(name, |n| n.iteration = iteration),
     )?;
     finish(plan, node, shared, ssh, record, gate_started)
+}
+
+/// Puts the bundle on the node (resumed, or skipped when it is there), timed
+/// for the timeline.
+fn upload_step(
+    plan: &Plan,
+    node: &Node,
+    shared: &Shared,
+    ssh: &mut Ssh,
+    progress: &Progress,
+) -> StepResult<()> {
+    let name = &node.name;
+    shared.update(name, |n| {
+        n.phase = Phase::Uploading;
+        n.uploaded = Some(0);
+    });
+    let began = StepStart::now();
+    let mut saved = Instant::now();
+    let mut on_progress = |done: u64, total: u64| {
+        if saved.elapsed() >= UPLOAD_SAVE_EVERY || done == total {
+            saved = Instant::now();
+            shared.update(name, |n| n.uploaded = Some(done));
+        }
+    };
+    let stats = upload::upload(
+        ssh,
+        &plan.bundle,
+        &plan.bundle_sha256,
+        &node.remote_path,
+        &mut on_progress,
+    )
+    .map_err(|e| {
+        let step = began.ended(StepKind::Upload, Outcome::Error, Some(e.clone()));
+        shared.update(name, |n| n.steps.push(step));
+        (Phase::Unreachable, format!("upload: {e}"))
+    })?;
+    let step = began.ended(
+        StepKind::Upload,
+        if stats.skipped {
+            Outcome::Skipped
+        } else {
+            Outcome::Passed
+        },
+        Some(stats.words()),
+    );
+    shared.update(name, |n| n.steps.push(step));
+    if stats.skipped {
+        progress.event(name, "the node already has this bundle");
+    } else if stats.resent > 0 {
+        progress.event(
+            name,
+            &format!("upload resumed: {} of {} re-sent", stats.resent, stats.size),
+        );
+    }
+    shared.update(name, |n| {
+        n.upload = Some(stats);
+        n.uploaded = None;
+        n.phase = Phase::Preflight;
+    });
+    Ok(())
+}
+
+/// Starts the gate detached; its own preflight is the node's preflight
+/// step. The run's id, and when this host started it.
+fn start_step(
+    plan: &Plan,
+    node: &Node,
+    shared: &Shared,
+    ssh: &mut Ssh,
+    launcher: &str,
+    password: &str,
+) -> StepResult<(String, f64)> {
+    let name = &node.name;
+    // The run's own preflight is the fleet's preflight step: one
+    // per node. Its time covers what `run` does first on the node
+    // (verify, unpack or reuse, preflight).
+    let id = format!("{}-{}", plan.fleet_id, name);
+    shared.update(name, |n| n.run_id = Some(id.clone()));
+    let command = remote_run::command(plan, node, &id, node.iterations);
+    let began = StepStart::now();
+    let started =
+        remote_run::start(ssh, launcher, &command, &id, password).map_err(|(phase, why)| {
+            // The start is the node's preflight step.
+            let why = format!("preflight: {why}");
+            let step = began.ended(StepKind::Preflight, Outcome::Error, Some(why.clone()));
+            shared.update(name, |n| n.steps.push(step));
+            (phase, why)
+        })?;
+    let (report, ready) = match started {
+        Started::Running(report) => (report, true),
+        Started::NotReady(report) => (Some(report), false),
+    };
+    let findings: Vec<String> = report
+        .iter()
+        .flat_map(|r| r.failed())
+        .map(|c| format!("{}: {}", c.id, c.reason))
+        .collect();
+    let checks = report.as_ref().map_or(0, |r| r.checks.len());
+    let step = if ready {
+        began.ended(
+            StepKind::Preflight,
+            Outcome::Passed,
+            Some(format!("{checks} checks passed")),
+        )
+    } else {
+        began.ended(
+            StepKind::Preflight,
+            Outcome::Failed,
+            Some(format!("{} of {checks} checks failed", findings.len())),
+        )
+    };
+    shared.update(name, |n| {
+        n.preflight = report;
+        n.preflight_findings = findings.clone();
+        n.steps.push(step);
+        if !ready {
+            // Nothing ran: there is no run to resume.
+            n.run_id = None;
+        }
+    });
+    if !ready {
+        return Err((Phase::NotReady, findings.join("; ")));
+    }
+    Ok((id, began.unix()))
 }
 
 /// Fetches the gate's run dir and settles the node.
