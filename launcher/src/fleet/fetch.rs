@@ -5,8 +5,8 @@
 //! without following anything, beneath the fleet's private dir. A symlink,
 //! hard link, device, FIFO, long-name or pax record, odd name or unexpected
 //! kind of file is never created: it is named in the node's report. The
-//! node's file times are not put on disk; they are handed back as claims,
-//! for the timeline to clamp.
+//! node's file times are neither put on disk nor kept: the timeline reads
+//! the times the node's launcher recorded in run.json, and clamps them.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
