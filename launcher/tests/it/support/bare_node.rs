@@ -39,7 +39,7 @@ impl BareNode {
         for d in ["tmp", "var/tmp"] {
             fs::set_permissions(root.join(d), fs::Permissions::from_mode(0o1777)).unwrap();
         }
-        fs::copy(busybox, root.join("bin/busybox")).unwrap();
+        super::copy_executable(busybox, &root.join("bin/busybox"), 0o755);
         let list = Command::new(busybox).arg("--list").output().unwrap();
         assert!(list.status.success());
         for applet in String::from_utf8(list.stdout).unwrap().lines() {
@@ -70,8 +70,7 @@ impl BareNode {
     pub fn put(&self, inside: &str, bytes: &[u8], mode: u32) {
         let path = self.path(inside);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(&path, bytes).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        super::write_executable(&path, bytes, mode);
     }
 
     /// Runs `script` with the node's /bin/sh, inside the chroot, with a

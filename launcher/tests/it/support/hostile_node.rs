@@ -6,7 +6,6 @@
 //! Test infrastructure: see `tests/standin/README.md`.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -24,12 +23,11 @@ impl HostileNodes {
         let bin = dir.path().join("bin");
         fs::create_dir(&bin).unwrap();
         let ssh = bin.join("ssh");
-        fs::copy(
-            super::workspace_root().join("launcher/tests/standin/hostile_ssh.py"),
+        super::copy_executable(
+            &super::workspace_root().join("launcher/tests/standin/hostile_ssh.py"),
             &ssh,
-        )
-        .unwrap();
-        fs::set_permissions(&ssh, fs::Permissions::from_mode(0o755)).unwrap();
+            0o755,
+        );
         fs::write(bin.join("scenario.json"), scenarios.to_string()).unwrap();
         HostileNodes { bin, _dir: dir }
     }

@@ -61,7 +61,8 @@ impl Lab {
     /// Copies `src` into the lab (executables from target/, a bundle).
     pub fn copy_in(&self, src: &Path, name: &str) -> PathBuf {
         let dest = self.dir.join(name);
-        fs::copy(src, &dest).unwrap();
+        let mode = fs::metadata(src).unwrap().permissions().mode() & 0o7777;
+        super::copy_executable(src, &dest, mode);
         dest
     }
 

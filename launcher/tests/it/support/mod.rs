@@ -61,6 +61,41 @@ pub fn static_launcher() -> PathBuf {
 /// A command without the variables `cargo test` sets for test binaries:
 /// build scripts track some of them (CARGO_PKG_*, OUT_DIR), and a nested
 /// cargo that saw them would rebuild what the scripts built without them.
+/// Copies `src` to `dest` with `mode`, for something to execute, by a child
+/// process (`cp`), never through a descriptor of this process: a test
+/// thread that forks meanwhile would inherit a writable copy of it, and an
+/// exec of the file in that moment fails with ETXTBSY ("Text file busy", as
+/// a CI run once saw).
+pub fn copy_executable(src: &Path, dest: &Path, mode: u32) {
+    let status = Command::new("cp")
+        .arg("--")
+        .arg(src)
+        .arg(dest)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cp {} {}", src.display(), dest.display());
+    fs::set_permissions(dest, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// `bytes` into `dest` with `mode`, by a child process (`cat`), for the
+/// reason `copy_executable` gives.
+pub fn write_executable(dest: &Path, bytes: &[u8], mode: u32) {
+    use std::io::Write;
+    let mut child = Command::new("sh")
+        .args(["-c", "cat > \"$1\"", "sh"])
+        .arg(dest)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "writing {}",
+        dest.display()
+    );
+    fs::set_permissions(dest, fs::Permissions::from_mode(mode)).unwrap();
+}
+
 /// Bounds what `cmd`'s process may take: `memory` bytes of address space
 /// (RLIMIT_AS) and `cpu_seconds` of CPU (RLIMIT_CPU: SIGXCPU then, SIGKILL a
 /// second later), so a defect that loops or hoards fails its test instead

@@ -128,8 +128,7 @@ impl SshNode {
         let node = BareNode::at(dir.join("root"));
         // The login shell sshd runs is root's in the host's passwd, /bin/bash.
         let bash = node.path("/bin/bash");
-        fs::copy(BASH_STATIC, &bash).unwrap();
-        fs::set_permissions(&bash, fs::Permissions::from_mode(0o755)).unwrap();
+        super::copy_executable(Path::new(BASH_STATIC), &bash, 0o755);
         fs::write(
             node.path("/etc/passwd"),
             "root:x:0:0:root:/root:/bin/bash\n",

@@ -5,7 +5,6 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -153,8 +152,7 @@ impl StandinNode {
                 continue;
             }
             fs::create_dir_all(to.parent().unwrap()).unwrap();
-            fs::copy(standin_dir().join("shims").join(shim), &to).unwrap();
-            fs::set_permissions(&to, fs::Permissions::from_mode(0o755)).unwrap();
+            super::copy_executable(&standin_dir().join("shims").join(shim), &to, 0o755);
         }
     }
 
