@@ -111,7 +111,11 @@ pub enum Command {
         --cross SUITE --peers JSON runs a cross-node suite instead of the gate, the same way\n\
         (trust, work dir, lock, record, log), with ARCHY_PEERS (the peers JSON: name, host,\n\
         role, packages; never a password), ARCHY_CROSS_SUITE, ARCHY_CROSS_NODE and\n\
-        ARCHY_CROSS_ROLE besides; `fleet run` starts them in its third phase.\n\
+        ARCHY_CROSS_ROLE besides; `fleet run` starts them in its third phase. With --step\n\
+        STEP it runs one step of the suite's scenario: its bats files through the suite's\n\
+        run.sh, or its fault script (or, with --heal, the fault's heal) with the peer's name\n\
+        and host; ARCHY_CROSS_STEP, ARCHY_CROSS_ATTEMPT, ARCHY_CROSS_VALUES (--values) and\n\
+        ARCHY_CROSS_PUBLISH (the file its values go to, read back into run.json) besides.\n\
         The password comes from ARCHY_PASSWORD, --password-file, --password-stdin, or a\n\
         prompt on a terminal; never from the command line. It is redacted everywhere.\n\
         TLS: the RPC's certificate is verified (--ca, the node's CA, or the public roots)\n\
@@ -364,6 +368,20 @@ pub struct RunArgs {
     /// This node's name in the fleet (ARCHY_CROSS_NODE)
     #[arg(long, value_name = "NAME", requires = "cross")]
     pub node_name: Option<String>,
+    /// Run only step STEP of the suite's scenario (its scenario.toml;
+    /// `inspect` lists the steps), as this node's part of it
+    #[arg(long, value_name = "STEP", requires = "cross")]
+    pub step: Option<String>,
+    /// With --step naming a fault: run its heal instead
+    #[arg(long, requires = "step")]
+    pub heal: bool,
+    /// Which attempt of the step this is (ARCHY_CROSS_ATTEMPT) [default: 1]
+    #[arg(long, value_name = "N", requires = "step")]
+    pub attempt: Option<u32>,
+    /// The values earlier steps published, a JSON object of names to
+    /// strings (ARCHY_CROSS_VALUES)
+    #[arg(long, value_name = "JSON", requires = "step")]
+    pub values: Option<String>,
     /// Arguments passed to the gate's entry script
     #[arg(last = true, value_name = "GATE_ARGS")]
     pub gate_args: Vec<String>,
@@ -523,6 +541,10 @@ pub struct FleetRunArgs {
     /// The fleet dir [default: archy-gate-fleet/<roster>/<bundle sha>]
     #[arg(long, value_name = "DIR")]
     pub out: Option<Utf8PathBuf>,
+    /// Run only the cross-node suites, against the gates the fleet dir's
+    /// last run of this bundle passed (for developing a scenario); no gate runs
+    #[arg(long)]
+    pub cross_only: bool,
 }
 
 /// Which fleet run `fleet status` and `fleet report` read.

@@ -5,10 +5,19 @@
 //! and the package versions the operator's fleet read from it. Never a
 //! password: a peer entry holds exactly these fields, anything else (a
 //! `password` key among them) is refused.
+//!
+//! A run of one step of a suite's scenario (`--step`) also carries the
+//! step: what it runs (the suite's run.sh with the step's bats files, or a
+//! fault's script with its peer's name and host), which attempt it is, the
+//! values earlier steps published, and, once it ended, the values it
+//! published itself.
 
 use serde::{Deserialize, Serialize};
 
+use crate::cross_values::{self, Values};
 use crate::exit::{fail, ExitStatus};
+use crate::manifest::CrossSuite;
+use crate::scenario::Action;
 
 /// One package as a peer's `server.get-state` lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +56,128 @@ pub struct CrossRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     pub peers: Vec<Peer>,
+    /// One step of the suite's scenario, when the run is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<StepRun>,
+}
+
+/// One step of a scenario, as this node runs it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StepRun {
+    pub name: String,
+    /// tests, cleanup, fault or heal.
+    pub kind: String,
+    pub attempt: u32,
+    /// The entry script's arguments: bats files, or the peer's name and host.
+    pub args: Vec<String>,
+    /// What earlier steps published (ARCHY_CROSS_VALUES).
+    pub values: Values,
+    /// What this step published, once it ended (checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<Values>,
+}
+
+/// What `run --cross` was asked, before it is checked against the bundle.
+pub struct CrossAsk<'a> {
+    pub suite: &'a str,
+    pub step: Option<&'a str>,
+    pub heal: bool,
+    pub attempt: Option<u32>,
+    pub values: Option<&'a str>,
+    pub node: Option<String>,
+    pub role: Option<String>,
+    pub peers: Vec<Peer>,
+}
+
+/// The run `ask` describes, against the bundle's suite: the step found,
+/// its script and arguments chosen, the values read.
+pub fn plan(suite: &CrossSuite, ask: CrossAsk) -> Result<CrossRun, String> {
+    let mut run = CrossRun {
+        suite: ask.suite.to_string(),
+        entry: suite.entry.clone(),
+        node: ask.node,
+        role: ask.role,
+        peers: ask.peers,
+        step: None,
+    };
+    let Some(step_name) = ask.step else {
+        return Ok(run);
+    };
+    let scenario = suite.scenario.as_ref().ok_or_else(|| {
+        format!(
+            "--step {step_name}: the suite {} has no scenario (no scenario.toml): run it whole",
+            ask.suite
+        )
+    })?;
+    let step = scenario.step(step_name).ok_or_else(|| {
+        let names: Vec<&str> = scenario.steps.iter().map(|s| s.name.as_str()).collect();
+        format!(
+            "--step {step_name}: the scenario of {} has no such step; it has {}",
+            ask.suite,
+            names.join(", ")
+        )
+    })?;
+    let dir = suite.dir();
+    let in_suite = |rel: &str| format!("{dir}/{rel}");
+    // A heal step runs its fault's heal.
+    let (fault_step, healing) = match &step.action {
+        Action::Heal { of } => (scenario.step(of).expect("a checked scenario"), true),
+        _ => (step, ask.heal),
+    };
+    if let (Some(role), false) = (&run.role, step.on.is_empty()) {
+        if !step.on.contains(role) {
+            return Err(format!(
+                "--step {step_name} runs on {}, not on this node's role {role}",
+                step.on.join(", ")
+            ));
+        }
+    }
+    let (entry, args) = match &fault_step.action {
+        Action::Tests { .. } if healing => {
+            return Err(format!("--heal: step {step_name} is not a fault"))
+        }
+        Action::Tests { files } => (
+            suite.entry.clone(),
+            files.iter().map(|f| in_suite(f)).collect(),
+        ),
+        Action::Fault {
+            run: script,
+            heal,
+            peer,
+        } => {
+            let holders: Vec<&Peer> = run
+                .peers
+                .iter()
+                .filter(|p| p.role.as_deref() == Some(peer.as_str()))
+                .collect();
+            let [target] = holders[..] else {
+                return Err(format!(
+                    "step {step_name} acts against the node of role {peer}: --peers has {} such",
+                    holders.len()
+                ));
+            };
+            let script = if healing { heal } else { script };
+            (
+                in_suite(script),
+                vec![target.name.clone(), target.host.clone()],
+            )
+        }
+        Action::Heal { .. } => unreachable!("a heal's `of` is a fault (checked)"),
+    };
+    let values = match ask.values {
+        Some(text) => cross_values::parse(text).map_err(|e| format!("--values: {e}"))?,
+        None => Values::new(),
+    };
+    run.entry = entry;
+    run.step = Some(StepRun {
+        name: step.name.clone(),
+        kind: if healing { "heal" } else { step.kind_word() }.into(),
+        attempt: ask.attempt.unwrap_or(1),
+        args,
+        values,
+        published: None,
+    });
+    Ok(run)
 }
 
 /// Parses `--peers`: a JSON array of peers, each a known shape with a
@@ -73,8 +204,9 @@ pub fn parse_peers(text: &str) -> anyhow::Result<Vec<Peer>> {
     Ok(peers)
 }
 
-/// The environment a cross suite gets besides the gate's.
-pub fn environment(run: &CrossRun) -> Vec<(&'static str, String)> {
+/// The environment a cross suite gets besides the gate's; a step's values
+/// go to `run_dir`/published.json.
+pub fn environment(run: &CrossRun, run_dir: &camino::Utf8Path) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("ARCHY_CROSS_SUITE", run.suite.clone()),
         (
@@ -88,7 +220,43 @@ pub fn environment(run: &CrossRun) -> Vec<(&'static str, String)> {
     if let Some(role) = &run.role {
         env.push(("ARCHY_CROSS_ROLE", role.clone()));
     }
+    if let Some(step) = &run.step {
+        env.push(("ARCHY_CROSS_STEP", step.name.clone()));
+        env.push(("ARCHY_CROSS_ATTEMPT", step.attempt.to_string()));
+        env.push((
+            "ARCHY_CROSS_VALUES",
+            serde_json::to_string(&step.values).unwrap_or_else(|_| "{}".into()),
+        ));
+        env.push((
+            "ARCHY_CROSS_PUBLISH",
+            run_dir.join(cross_values::PUBLISH_FILE).to_string(),
+        ));
+    }
     env
+}
+
+/// The values a step published (its run dir's published.json), checked,
+/// and refused when one holds this node's own password; the file is
+/// removed either way, so a refused value stays nowhere. `Ok(None)`: it
+/// published nothing.
+pub fn collect_published(
+    run_dir: &camino::Utf8Path,
+    password: Option<&str>,
+) -> Result<Option<Values>, String> {
+    let path = run_dir.join(cross_values::PUBLISH_FILE);
+    let text = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {path}: {e}")),
+    };
+    let _ = std::fs::remove_file(&path);
+    let text = String::from_utf8(text).map_err(|_| format!("{path} is not UTF-8"))?;
+    let values = cross_values::parse(&text).map_err(|e| format!("published values: {e}"))?;
+    let own = password
+        .map(|p| vec![("this node".to_string(), p.to_string())])
+        .unwrap_or_default();
+    cross_values::refuse_secrets(&values, &own)?;
+    Ok(Some(values))
 }
 
 #[cfg(test)]

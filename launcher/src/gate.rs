@@ -48,6 +48,9 @@ pub fn command(record: &RunRecord, secret: Option<&Secret>) -> Command {
     };
     let path = std::env::var("PATH")
         .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    if let Some(step) = record.cross.as_ref().and_then(|c| c.step.as_ref()) {
+        cmd.args(&step.args);
+    }
     cmd.args(&record.gate_args)
         .current_dir(dir)
         .env("PATH", format!("{dir}/bin:{path}"))
@@ -68,7 +71,7 @@ pub fn command(record: &RunRecord, secret: Option<&Secret>) -> Command {
         .env("ARCHY_GATE_RUN_ID", &*record.run_id)
         .env_remove(crate::lock::LOCK_FD_ENV);
     if let Some(cross) = &record.cross {
-        cmd.envs(crate::cross_suite::environment(cross));
+        cmd.envs(crate::cross_suite::environment(cross, &record.run_dir()));
     }
     if let Ok(exe) = std::env::current_exe() {
         cmd.env("ARCHY_GATE_LAUNCHER", exe);
@@ -100,6 +103,7 @@ pub fn supervise(
         .stderr(writer)
         .process_group(0);
     let started = Instant::now();
+    record.gate_started_unix = Some(clock::now_unix_f64());
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -192,6 +196,20 @@ pub fn supervise(
     } else {
         state
     };
+    // A scenario step's values, read back into the record (the fleet
+    // reads them there); a refused one fails the step.
+    let (state, message) = match record.cross.as_mut().and_then(|c| c.step.as_mut()) {
+        Some(step) => {
+            match crate::cross_suite::collect_published(&run_dir, secret.map(|s| s.expose())) {
+                Ok(values) => {
+                    step.published = values;
+                    (state, message)
+                }
+                Err(why) => (RunState::Failed, Some(why)),
+            }
+        }
+        None => (state, message),
+    };
     finish(record, state, code, message, started);
     record.save()?;
     Ok(state)
@@ -250,6 +268,7 @@ fn finish(
         mark_iterations(record, last, at);
     }
     mark_iteration(record, None, at);
+    record.ended_unix = Some(at);
     let now = clock::now_unix();
     record.state = state;
     record.exit_code = code;

@@ -60,6 +60,17 @@ pub struct CrossSuite {
     pub name: String,
     /// Its entry script, like the gate's `entry`.
     pub entry: String,
+    /// Its steps across nodes (`scenario.toml` beside run.sh), when it has
+    /// them; a suite without runs its run.sh on one node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<crate::scenario::Scenario>,
+}
+
+impl CrossSuite {
+    /// The suite's dir in the bundle (`lifecycle/cross/NAME`).
+    pub fn dir(&self) -> &str {
+        parent_of(&self.entry)
+    }
 }
 
 /// The dir under the entry's dir that holds the cross-node suites.
@@ -409,6 +420,18 @@ impl Manifest {
                     "the cross suite {:?}'s entry {:?} is not a file in the bundle",
                     suite.name, suite.entry
                 ));
+            }
+            if let Some(scenario) = &suite.scenario {
+                let dir = suite.dir();
+                let is_file = |rel: &str| {
+                    matches!(
+                        kinds.get(format!("{dir}/{rel}").as_str()),
+                        Some(Entry::File { .. })
+                    )
+                };
+                scenario
+                    .check(&is_file)
+                    .map_err(|e| format!("the cross suite {:?}'s scenario: {e}", suite.name))?;
             }
         }
         Ok(())

@@ -26,6 +26,7 @@ use crate::manifest::{
     check_cross_name, check_path, resolve_link, CrossSuite, Entry, LinkError, Manifest, Mode, Tool,
     DEFAULT_ENTRY, MANIFEST_NAME,
 };
+use crate::scenario::{Scenario, SCENARIO_FILE};
 use crate::trailer::{Trailer, FORMAT_VERSION};
 
 /// The stage's own description, read by `pack` and not packed itself.
@@ -186,7 +187,7 @@ pub fn plan(stage: &Utf8Path, launcher: &Utf8Path, mtime: u64) -> anyhow::Result
         "suite".into(),
         format!("sha256:{}", suite_digest(&files, &entry)),
     );
-    let cross = find_cross_suites(&files, &entry)?;
+    let cross = find_cross_suites(&files, &contents, &entry)?;
     let manifest = Manifest {
         format: FORMAT_VERSION,
         name: description
@@ -382,9 +383,15 @@ fn tools_from_bin(files: &[Entry]) -> Vec<Tool> {
         .collect()
 }
 
-/// The cross-node suites: every `<entry dir>/cross/<name>/run.sh` file.
+/// The cross-node suites: every `<entry dir>/cross/<name>/run.sh` file,
+/// with its scenario when `scenario.toml` is beside it (read and checked
+/// here, so a bad one stops the build, not a fleet run).
 /// A dir there without run.sh is a helper dir (shared lib), not a suite.
-fn find_cross_suites(files: &[Entry], entry: &str) -> anyhow::Result<Vec<CrossSuite>> {
+fn find_cross_suites(
+    files: &[Entry],
+    contents: &HashMap<String, Vec<u8>>,
+    entry: &str,
+) -> anyhow::Result<Vec<CrossSuite>> {
     let prefix = format!("{}/", Manifest::cross_dir_for(entry));
     let mut suites = Vec::new();
     for e in files {
@@ -403,9 +410,29 @@ fn find_cross_suites(files: &[Entry], entry: &str) -> anyhow::Result<Vec<CrossSu
             continue;
         }
         check_cross_name(name).map_err(|why| refuse(format!("{run}: {why}: rename its dir")))?;
+        let dir = format!("{path}/");
+        let scenario_path = format!("{dir}{SCENARIO_FILE}");
+        let scenario = match contents.get(&scenario_path) {
+            None => None,
+            Some(bytes) => {
+                let text = std::str::from_utf8(bytes)
+                    .map_err(|_| refuse(format!("{scenario_path} is not UTF-8")))?;
+                let is_file = |rel: &str| {
+                    let want = format!("{dir}{rel}");
+                    files
+                        .iter()
+                        .any(|f| matches!(f, Entry::File { path, .. } if *path == want))
+                };
+                Some(
+                    Scenario::parse(text, &is_file)
+                        .map_err(|why| refuse(format!("{scenario_path}: {why}")))?,
+                )
+            }
+        };
         suites.push(CrossSuite {
             name: name.to_string(),
             entry: run,
+            scenario,
         });
     }
     Ok(suites)

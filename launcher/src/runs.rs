@@ -123,6 +123,12 @@ pub struct RunRecord {
     /// tenth of a second): the fleet's timeline reads these, not file times.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub iteration_times: Vec<IterationTime>,
+    /// When the gate's process started and when the run ended, this node's
+    /// clock to the millisecond: a scenario's barrier is checked on these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_started_unix: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_unix: Option<f64>,
 }
 
 /// One iteration of the gate: unix seconds with a fraction, this node's clock.

@@ -8,13 +8,15 @@ use crate::fleet::{self, progress, report, Plan};
 pub fn fleet(args: FleetArgs) -> anyhow::Result<ExitStatus> {
     match args.command {
         FleetCommand::Plan(a) => {
-            let plan = Plan::new(&a.roster, &bundle(&a.bundle)?, a.out.as_deref(), a.jobs)?;
+            let mut plan = Plan::new(&a.roster, &bundle(&a.bundle)?, a.out.as_deref(), a.jobs)?;
+            plan.cross_only = a.cross_only;
             print!("{}", plan.describe());
             print!("{}", plan.describe_ssh()?);
             Ok(ExitStatus::Success)
         }
         FleetCommand::Run(a) => {
-            let plan = Plan::new(&a.roster, &bundle(&a.bundle)?, a.out.as_deref(), a.jobs)?;
+            let mut plan = Plan::new(&a.roster, &bundle(&a.bundle)?, a.out.as_deref(), a.jobs)?;
+            plan.cross_only = a.cross_only;
             eprint!("{}", plan.describe());
             let state = fleet::run(&plan)?;
             print!("{}", report::markdown(&state));

@@ -75,6 +75,24 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     println!("  entry    {}", p(&m.entry));
     for suite in &m.cross {
         println!("  cross    {} ({})", p(&suite.name), p(&suite.entry));
+        if let Some(scenario) = &suite.scenario {
+            if !scenario.description.is_empty() {
+                println!("           {}", p(&scenario.description));
+            }
+            for (i, step) in scenario.steps.iter().enumerate() {
+                let on = if step.on.is_empty() {
+                    String::new()
+                } else {
+                    format!(" on {}", step.on.join(", "))
+                };
+                println!(
+                    "           step {}: {}{on}: {}",
+                    i + 1,
+                    p(&step.name),
+                    p(&step.describe())
+                );
+            }
+        }
     }
     println!(
         "  files    {files} files in {} entries, {} unpacked",

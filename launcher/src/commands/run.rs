@@ -53,17 +53,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
 
     let manifest = unpack::read_manifest_only(&bundle)?;
     let cross = match &args.cross {
-        Some(name) => Some(crate::cross_suite::CrossRun {
-            suite: name.clone(),
-            entry: manifest
+        Some(name) => {
+            let suite = manifest
                 .cross_suite(name)
-                .map_err(|why| fail(ExitStatus::Usage, format!("--cross {name}: {why}")))?
-                .entry
-                .clone(),
-            node: args.node_name.clone(),
-            role: args.role.clone(),
-            peers: peers.unwrap_or_default(),
-        }),
+                .map_err(|why| fail(ExitStatus::Usage, format!("--cross {name}: {why}")))?;
+            let ask = crate::cross_suite::CrossAsk {
+                suite: name,
+                step: args.step.as_deref(),
+                heal: args.heal,
+                attempt: args.attempt,
+                values: args.values.as_deref(),
+                node: args.node_name.clone(),
+                role: args.role.clone(),
+                peers: peers.unwrap_or_default(),
+            };
+            Some(
+                crate::cross_suite::plan(suite, ask)
+                    .map_err(|why| fail(ExitStatus::Usage, format!("--cross {name}: {why}")))?,
+            )
+        }
         None => None,
     };
     let work = workdir::choose(
@@ -182,6 +190,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
         cross,
         iteration: None,
         iteration_times: Vec::new(),
+        gate_started_unix: None,
+        ended_unix: None,
     };
     let run_dir = runs::create_run_dir(&work.dir, &run_id)?.path().to_owned();
     record.save()?;

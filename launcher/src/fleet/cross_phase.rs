@@ -1,8 +1,9 @@
 //! The fleet's third phase: the roster's cross-node suites, once every
 //! gate target passed (a node that was not ready skips only the suites
-//! that span it). One suite at a time, each on the node it names, started
-//! like a gate (`run --cross SUITE --peers JSON`, detached, followed,
-//! fetched into `cross/<suite>/` of the fleet dir).
+//! that span it). One suite at a time: a suite with a scenario runs its
+//! steps across its nodes (`scenario_run.rs`); one without runs on the
+//! node it names, started like a gate (`run --cross SUITE --peers JSON`,
+//! detached, followed, fetched into `cross/<suite>/` of the fleet dir).
 //!
 //! What a node learns of its peers: their names, roles, RPC addresses as it
 //! reaches them, and their package versions, which the fleet reads from
@@ -11,14 +12,14 @@
 
 use super::answer;
 use super::progress::Progress;
-use super::remote_run::{self, Started, StepResult};
+use super::remote_run::{self, StepResult};
 use super::roster::{Cross, Node};
+use super::scenario_run::{on_node, password, roster_node, SuiteRun};
 use super::ssh::{quote, Pool, Ssh};
-use super::state::{CrossOutcome, CrossResult, Outcome, Phase, Shared, StepKind, StepStart};
+use super::state::{CrossOutcome, CrossResult, Phase, Shared};
 use super::Plan;
 use crate::cross_suite::{PackageVersion, Peer};
 use crate::exit::ExitStatus;
-use crate::runs::RunState;
 
 /// The result a suite starts from, before anything is known.
 pub fn pending(c: &Cross) -> CrossResult {
@@ -35,6 +36,9 @@ pub fn pending(c: &Cross) -> CrossResult {
         failing: Vec::new(),
         started_unix: None,
         tests: Vec::new(),
+        scenario: false,
+        steps: Vec::new(),
+        values: Default::default(),
     }
 }
 
@@ -94,17 +98,12 @@ pub fn run_phase(plan: &Plan, shared: &Shared, pool: &Pool, progress: &Progress)
             skip(not_ready.join("; "));
             continue;
         }
-        let run_id = previous
-            .and_then(|p| p.run_id)
-            .unwrap_or_else(|| format!("{}-cross-{}", plan.fleet_id, c.suite));
         shared.update_cross(&fresh, |r| {
             r.outcome = CrossOutcome::Running;
             r.reason = None;
-            r.run_id = Some(run_id.clone());
             r.started_unix.get_or_insert(crate::clock::now_unix());
         });
-        let began = StepStart::now();
-        let ended = run_suite(plan, shared, pool, progress, c, &run_id);
+        let ended = run_suite(plan, shared, pool, progress, c);
         shared.update_cross(&fresh, |r| match ended {
             Ok(done) => *r = done,
             Err((_, why)) => {
@@ -113,55 +112,7 @@ pub fn run_phase(plan: &Plan, shared: &Shared, pool: &Pool, progress: &Progress)
                 r.seconds = crate::clock::now_unix().saturating_sub(r.started_unix.unwrap_or(0));
             }
         });
-        // On the timeline of every node the suite spans: each took part.
-        if let Some(done) = shared.snapshot().cross(&c.suite).cloned() {
-            let verdict = match done.outcome {
-                CrossOutcome::Passed => Outcome::Passed,
-                _ => Outcome::Failed,
-            };
-            let detail = match &done.reason {
-                Some(why) => why.clone(),
-                None => format!(
-                    "{} passed, {} failed, on {}",
-                    done.tests_passed, done.tests_failed, done.runs_on
-                ),
-            };
-            let step = began.ended(StepKind::Cross(c.suite.clone()), verdict, Some(detail));
-            for member in &c.nodes {
-                shared.update(&member.name, |n| {
-                    n.steps
-                        .retain(|s| s.kind != StepKind::Cross(c.suite.clone()));
-                    n.steps.push(step.clone());
-                });
-            }
-        }
     }
-}
-
-/// A node of the roster by name (the roster was checked: it is there).
-fn roster_node<'a>(plan: &'a Plan, name: &str) -> &'a Node {
-    plan.roster.node(name).expect("a checked roster")
-}
-
-/// Opens (or reuses) `name`'s connection for `work`, then puts it back.
-fn on_node<T>(
-    plan: &Plan,
-    shared: &Shared,
-    pool: &Pool,
-    progress: &Progress,
-    name: &str,
-    work: impl FnOnce(&mut Ssh) -> StepResult<T>,
-) -> StepResult<T> {
-    let node = roster_node(plan, name);
-    let mut ssh = pool.take(node);
-    let before = ssh.connections;
-    let done = remote_run::connect(&mut ssh, name, progress).and_then(|()| work(&mut ssh));
-    let opened = ssh.connections - before;
-    if opened > 0 {
-        shared.update(name, |n| n.connections += opened);
-    }
-    pool.put(name, ssh);
-    done
 }
 
 /// The packages and versions a peer's RPC lists, read on the peer itself
@@ -214,130 +165,46 @@ fn peer_packages(ssh: &mut Ssh, node: &Node) -> StepResult<Vec<PackageVersion>> 
         .collect())
 }
 
-fn password(node: &Node) -> StepResult<crate::secret::Secret> {
-    node.password
-        .as_ref()
-        .ok_or((Phase::Error, format!("{}: no password source", node.name)))?
-        .read()
-        .map_err(|e| (Phase::Error, format!("{}: password: {e}", node.name)))
-}
-
-/// Starts (or follows) the suite on its node, and reads how it ended.
+/// Reads what the suite's nodes are to each other, then runs it: its
+/// scenario's steps across them, or its run.sh on the node it names.
 fn run_suite(
     plan: &Plan,
     shared: &Shared,
     pool: &Pool,
     progress: &Progress,
     c: &Cross,
-    run_id: &str,
 ) -> StepResult<CrossResult> {
-    let host = roster_node(plan, &c.runs_on);
-    let launcher = quote(&host.remote_path);
-    let resumed = on_node(plan, shared, pool, progress, &c.runs_on, |ssh| {
-        Ok(remote_run::find(ssh, &launcher, run_id)
-            .ok()
-            .flatten()
-            .is_some())
-    })?;
-    if resumed {
-        progress.event(&c.runs_on, &format!("resuming cross suite {}", c.suite));
-    } else {
-        let mut peers = Vec::new();
-        for m in c.nodes.iter().filter(|m| m.name != c.runs_on) {
-            let peer = roster_node(plan, &m.name);
-            let packages = on_node(plan, shared, pool, progress, &m.name, |ssh| {
-                peer_packages(ssh, peer)
-            })?;
-            peers.push(Peer {
-                name: m.name.clone(),
-                host: peer.peer_host.clone().expect("a checked roster"),
-                role: m.role.clone(),
-                packages: Some(packages),
-            });
+    let scenario = plan.scenarios.get(&c.suite).and_then(Option::as_ref);
+    let mut peers = Vec::new();
+    for m in &c.nodes {
+        // A suite without a scenario runs on one node: it needs the others.
+        if scenario.is_none() && m.name == c.runs_on {
+            continue;
         }
-        let peers = serde_json::to_string(&peers).map_err(|e| (Phase::Error, e.to_string()))?;
-        let mut command = remote_run::command(plan, host, run_id, 1);
-        // Its node's preflight ran once already, as its gate started in
-        // this fleet run (a suite runs only once every node it spans
-        // passed): one preflight per node.
-        if shared.snapshot().node(&c.runs_on).gate {
-            command.push_str(" --skip-preflight");
-        }
-        command.push_str(&format!(
-            " --cross {} --peers {} --node-name {}",
-            quote(&c.suite),
-            quote(&peers),
-            quote(&c.runs_on)
-        ));
-        let own = c.nodes.iter().find(|m| m.name == c.runs_on);
-        if let Some(role) = own.and_then(|m| m.role.as_ref()) {
-            command.push_str(&format!(" --role {}", quote(role)));
-        }
-        let secret = password(host)?;
-        on_node(plan, shared, pool, progress, &c.runs_on, |ssh| {
-            let started = remote_run::start(ssh, &launcher, &command, run_id, secret.expose())
-                .map_err(|(phase, why)| (phase, format!("starting suite {}: {why}", c.suite)))?;
-            match started {
-                Started::Running(_) => Ok(()),
-                Started::NotReady(report) => Err((
-                    Phase::NotReady,
-                    format!("preflight failed at start: {}", report.counts()),
-                )),
-            }
+        let peer = roster_node(plan, &m.name);
+        let packages = on_node(plan, shared, pool, progress, &m.name, |ssh| {
+            peer_packages(ssh, peer)
         })?;
-        progress.event(
-            &c.runs_on,
-            &format!("cross suite {} started: run {run_id}", c.suite),
-        );
+        peers.push(Peer {
+            name: m.name.clone(),
+            host: peer.peer_host.clone().expect("a checked roster"),
+            role: m.role.clone(),
+            packages: Some(packages),
+        });
     }
-    let local = plan.dir.join("cross").join(&c.suite);
-    let started = std::time::Instant::now();
-    let record = on_node(plan, shared, pool, progress, &c.runs_on, |ssh| {
-        let record =
-            remote_run::follow(ssh, &c.runs_on, &launcher, run_id, 1, progress, &mut |_| {})?;
-        remote_run::fetch(ssh, &record, &local)?;
-        Ok(record)
-    })?;
-    // The node's word on how long the suite took, no longer than this host
-    // saw it run (for a resumed suite: since it was first started).
-    let seen = match shared
-        .snapshot()
-        .cross(&c.suite)
-        .and_then(|r| r.started_unix)
-    {
-        Some(first) => crate::clock::now_unix().saturating_sub(first),
-        None => started.elapsed().as_secs(),
+    let suite = SuiteRun {
+        plan,
+        shared,
+        pool,
+        progress,
+        cross: c,
+        scenario,
+        peers,
     };
-    let mut result = shared
-        .snapshot()
-        .cross(&c.suite)
-        .cloned()
-        .unwrap_or_else(|| pending(c));
-    let tests = record.tests.clone().unwrap_or_default();
-    result.outcome = match record.state {
-        RunState::Passed => CrossOutcome::Passed,
-        _ => CrossOutcome::Failed,
+    let what = match scenario {
+        Some(s) => format!("scenario {} ({} steps)", c.suite, s.steps.len()),
+        None => format!("cross suite {}", c.suite),
     };
-    result.tests_passed = tests.passed;
-    result.tests_failed = tests.failed;
-    result.failing = tests.failing.clone();
-    // The suite's own TAP (`$ARCHY_GATE_RUN_DIR/cross.tap`), read once.
-    result.tests = super::fetch::tap_tests(&local.join("cross.tap"));
-    result.seconds = record.duration_secs.unwrap_or(0).min(seen);
-    let reason = match record.state {
-        RunState::Passed => None,
-        RunState::Failed if !tests.failing.is_empty() => {
-            Some(format!("failed: {}", tests.failing.join("; ")))
-        }
-        state => Some(format!(
-            "the run ended {state}{}",
-            record
-                .message
-                .as_deref()
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default()
-        )),
-    };
-    result.reason = reason.map(|r| answer::tame_str(&r));
-    Ok(result)
+    progress.event(&c.runs_on, &format!("{what} started"));
+    Ok(suite.run())
 }

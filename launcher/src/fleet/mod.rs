@@ -16,6 +16,7 @@ mod remote_run;
 pub mod report;
 mod retry;
 pub mod roster;
+mod scenario_run;
 mod ssh;
 mod ssh_command;
 pub mod state;
@@ -49,6 +50,12 @@ pub struct Plan {
     /// The fleet dir: state.json, reports, each node's fetched run.
     pub dir: Utf8PathBuf,
     pub jobs: usize,
+    /// Each `[[cross]]` suite's scenario from the bundle (None: it has
+    /// none, and runs its run.sh on one node).
+    pub scenarios: std::collections::BTreeMap<String, Option<crate::scenario::Scenario>>,
+    /// `--cross-only`: the gates are taken as the fleet dir's last run
+    /// left them; only the cross phase runs.
+    pub cross_only: bool,
 }
 
 /// The fleet dir, opened by the trust rule (private_fs.rs) that `run` uses for
@@ -96,16 +103,23 @@ impl Plan {
             };
             crate::trusted_keys::check(&opened, Some(&trust))?;
         }
-        // A suite the bundle lacks would fail on the node, hours in: say so now.
+        // A suite the bundle lacks, or whose roles the roster does not
+        // give, would fail on the node, hours in: say so now.
+        let mut scenarios = std::collections::BTreeMap::new();
         if !roster.cross.is_empty() {
             let manifest = crate::unpack::read_manifest_only(&opened)?;
             for c in &roster.cross {
-                manifest.cross_suite(&c.suite).map_err(|why| {
+                let refuse = |why: String| {
                     fail(
                         ExitStatus::Usage,
                         format!("roster {roster_path}: [[cross]] suite {}: {why}", c.suite),
                     )
-                })?;
+                };
+                let suite = manifest.cross_suite(&c.suite).map_err(refuse)?;
+                if let Some(scenario) = &suite.scenario {
+                    check_roles(c, scenario).map_err(refuse)?;
+                }
+                scenarios.insert(c.suite.clone(), suite.scenario.clone());
             }
         }
         let sha = to_hex(&checked.whole_sha256);
@@ -127,6 +141,8 @@ impl Plan {
             fleet_id,
             dir,
             jobs,
+            scenarios,
+            cross_only: false,
         })
     }
 
@@ -216,13 +232,41 @@ impl Plan {
                     None => m.name.clone(),
                 })
                 .collect();
+            let Some(Some(scenario)) = self.scenarios.get(&c.suite) else {
+                out.push_str(&format!(
+                    "  {:<12} spans {}; runs on {} (lifecycle/cross/{}/run.sh), told each peer's RPC host and package versions, never its password; skipped if a node it spans is not ready\n",
+                    c.suite,
+                    nodes.join(", "),
+                    c.runs_on,
+                    c.suite
+                ));
+                continue;
+            };
             out.push_str(&format!(
-                "  {:<12} spans {}; runs on {} (lifecycle/cross/{}/run.sh), told each peer's RPC host and package versions, never its password; skipped if a node it spans is not ready\n",
+                "  {:<12} a scenario of {} steps across {}; each step a run on its nodes with their own passwords, told each peer's RPC host and package versions, never its password; the next stage once every step of the last passed; skipped if a node it spans is not ready\n",
                 c.suite,
+                scenario.steps.len(),
                 nodes.join(", "),
-                c.runs_on,
-                c.suite
             ));
+            for (i, step) in scenario.steps.iter().enumerate() {
+                let on: Vec<String> = c
+                    .nodes
+                    .iter()
+                    .filter(|m| m.role.as_ref().is_some_and(|r| step.on.contains(r)))
+                    .map(|m| m.name.clone())
+                    .collect();
+                let on = if on.is_empty() {
+                    "where its fault ran".to_string()
+                } else {
+                    format!("on {}", on.join(", "))
+                };
+                out.push_str(&format!(
+                    "      step {}: {} {on}: {}\n",
+                    i + 1,
+                    step.name,
+                    printable(&step.describe())
+                ));
+            }
         }
         let listed: Vec<&str> = self
             .roster
@@ -344,6 +388,56 @@ impl Plan {
     }
 }
 
+/// A scenario's roles against the roster's `[[cross]]` nodes: every role
+/// it names is held by a node, a fault's peer role by exactly one, and no
+/// node runs two steps of one stage (a node runs one run at a time).
+fn check_roles(c: &roster::Cross, scenario: &crate::scenario::Scenario) -> Result<(), String> {
+    let holders = |role: &str| -> Vec<&str> {
+        c.nodes
+            .iter()
+            .filter(|m| m.role.as_deref() == Some(role))
+            .map(|m| m.name.as_str())
+            .collect()
+    };
+    for role in scenario.roles() {
+        if holders(&role).is_empty() {
+            return Err(format!(
+                "its scenario has steps for role {role:?}, which none of its nodes holds: \
+                 give a node that role (nodes = [{{ name = \"…\", role = \"{role}\" }}])"
+            ));
+        }
+    }
+    for step in &scenario.steps {
+        if let crate::scenario::Action::Fault { peer, .. } = &step.action {
+            if holders(peer).len() != 1 {
+                return Err(format!(
+                    "step {}: a fault acts against one node, and role {peer:?} is held by {}",
+                    step.name,
+                    holders(peer).len()
+                ));
+            }
+        }
+    }
+    for stage in scenario.stages() {
+        let mut seen: Vec<&str> = Vec::new();
+        for &i in &stage {
+            for role in &scenario.steps[i].on {
+                for node in holders(role) {
+                    if seen.contains(&node) {
+                        return Err(format!(
+                            "node {node} would run two steps of one stage at once (step {}): \
+                             a node runs one step at a time",
+                            scenario.steps[i].name
+                        ));
+                    }
+                    seen.push(node);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs the plan. Returns the final state.
 pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
     private_dir(&plan.dir, Create::Yes)?;
@@ -355,6 +449,26 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
         .tempdir()
         .context("cannot make a private dir for the ssh control sockets")?;
     let mut state = match FleetState::load(&plan.dir) {
+        Ok(mut previous) if plan.cross_only && previous.bundle_sha256 == plan.bundle_sha256 => {
+            eprintln!(
+                "fleet: --cross-only: relying on the gates of the fleet run started {} ({}); no gate runs",
+                previous.started,
+                plan.dir.join(state::STATE_FILE)
+            );
+            // The suites run afresh; the gates stay as that run left them.
+            previous.cross = plan.roster.cross.iter().map(cross_phase::pending).collect();
+            previous
+        }
+        _ if plan.cross_only => {
+            return Err(fail(
+                ExitStatus::Usage,
+                format!(
+                    "--cross-only: {} holds no fleet run of this bundle (sha256 {}): run `launcher fleet run` without it first",
+                    plan.dir,
+                    &plan.bundle_sha256[..12]
+                ),
+            ))
+        }
         Ok(previous) if previous.bundle_sha256 == plan.bundle_sha256 => {
             eprintln!("fleet: picking up the run in {}", plan.dir);
             previous
@@ -416,6 +530,10 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
 
 /// Primaries, then the rest once they passed, then the cross suites.
 fn run_phases(plan: &Plan, shared: &Shared, pool: &ssh::Pool, progress: &Progress) {
+    if plan.cross_only {
+        cross_phase::run_phase(plan, shared, pool, progress);
+        return;
+    }
     let primaries: Vec<&Node> = plan.primaries();
     run_phase(plan, shared, &primaries, pool, progress);
     let snapshot = shared.snapshot();

@@ -16,7 +16,7 @@ use super::remote_run::{self, Started, StepResult};
 use super::roster::Node;
 use super::ssh::{quote, Ssh, SshError};
 use super::state::{
-    IterationResult, NodeState, Outcome, Phase, Shared, Step as TimedStep, StepKind, StepStart,
+    IterationResult, NodeState, Outcome, Phase, Shared, StepKind, StepStart, TimedStep,
 };
 use super::upload;
 use super::Plan;

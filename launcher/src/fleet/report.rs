@@ -155,6 +155,36 @@ pub fn markdown(state: &FleetState) -> String {
             );
         }
     }
+    for c in &state.cross {
+        let rows = super::view::step_rows(c);
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "\n### Scenario {}\n\n| step | node | role | outcome | attempts | took | passed after | values given | published | why |\n|---|---|---|---|---|---|---|---|---|---|",
+            c.suite
+        );
+        for r in rows {
+            let step = match r.kind {
+                "tests" => r.step.to_string(),
+                kind => format!("{} ({kind})", r.step),
+            };
+            let _ = writeln!(
+                out,
+                "| {step} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.node,
+                r.role,
+                r.outcome,
+                r.attempts,
+                r.took,
+                r.passed_after,
+                escape(&r.given),
+                escape(&r.published),
+                escape(r.reason.as_deref().unwrap_or("-"))
+            );
+        }
+    }
     // Which key this launcher verified the bundle's signature with, before
     // upload, and the nodes that ran it told to require that key. (What a
     // node says of its own check is its claim, and is not repeated here.)
@@ -335,6 +365,21 @@ pub fn junit(state: &FleetState) -> String {
 fn cross_junit(c: &CrossResult) -> String {
     let class = format!("cross.{}", c.suite);
     let mut suite = Suite::default();
+    // A scenario: each step on each node is a case too, so CI shows which
+    // step failed where, and which were skipped or undone.
+    for r in super::view::step_rows(c) {
+        let why = r.reason.clone().unwrap_or_else(|| r.outcome.clone());
+        let case = match r.outcome.as_str() {
+            "passed" => Case::Passed,
+            "skipped" | "pending" => Case::Skipped(Some(&why)),
+            _ => Case::Failed(&why),
+        };
+        suite.case(
+            &format!("{class}.step"),
+            &format!("{} ({}) on {}", r.step, r.kind, r.node),
+            case,
+        );
+    }
     for test in &c.tests {
         suite.case(&class, &test.name, Case::of(test.outcome));
     }

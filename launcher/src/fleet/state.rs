@@ -2,6 +2,7 @@
 //! after every step of every node: `fleet status` reads it while a run goes
 //! on, and a restarted `fleet run` picks up from it.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -116,7 +117,7 @@ pub struct NodeState {
     pub iteration: Option<u32>,
     /// The node's timed steps, in the order they began: the report's timeline.
     #[serde(default)]
-    pub steps: Vec<Step>,
+    pub steps: Vec<TimedStep>,
     /// Entries of the node's run dir that were not kept (symlinks, devices,
     /// odd names…), each with why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -145,7 +146,7 @@ pub struct TestResult {
 
 /// One timed step of a node's way through the fleet run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Step {
+pub struct TimedStep {
     pub kind: StepKind,
     /// When it began: unix seconds, with a fraction, on this host's clock.
     pub started_unix: f64,
@@ -191,8 +192,8 @@ impl StepStart {
     }
 
     /// The step that began here and ends now.
-    pub fn ended(self, kind: StepKind, outcome: Outcome, detail: Option<String>) -> Step {
-        Step {
+    pub fn ended(self, kind: StepKind, outcome: Outcome, detail: Option<String>) -> TimedStep {
+        TimedStep {
             kind,
             started_unix: self.unix,
             seconds: self.at.elapsed().as_secs_f64(),
@@ -245,6 +246,85 @@ pub struct CrossResult {
     /// Its tests, as its TAP said (read once, when fetched).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<TestResult>,
+    /// It has a scenario (steps across nodes), not just its run.sh.
+    #[serde(default)]
+    pub scenario: bool,
+    /// Each step on each node it ran on, in the order they were set out
+    /// (a suite without a scenario: one step, `suite`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<ScenarioStepRun>,
+    /// The values its steps published, checked, as handed to later steps.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, String>,
+}
+
+/// One step of a scenario on one node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScenarioStepRun {
+    pub step: String,
+    /// tests, cleanup, fault or heal.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    pub node: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    pub outcome: CrossOutcome,
+    /// Runs started for it (more than one: an `eventually` step).
+    pub attempts: u32,
+    /// From its first attempt's start to its last one's end, seen here.
+    pub seconds: f64,
+    /// How long it took to pass, from its first attempt (when it passed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passed_after_secs: Option<f64>,
+    /// When its first attempt started, this host's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_unix: Option<f64>,
+    /// When its last run's gate began and ended, the node's own clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_started_unix: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_ended_unix: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// The names of the values it was given, and of those it published.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub given: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub tests_passed: u64,
+    pub tests_failed: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing: Vec<String>,
+}
+
+impl ScenarioStepRun {
+    /// A step set out on a node, not started.
+    pub fn pending(step: &crate::scenario::Step, node: &str, role: Option<String>) -> Self {
+        ScenarioStepRun {
+            step: step.name.clone(),
+            kind: step.kind_word().into(),
+            stage: step.stage.clone(),
+            node: node.to_string(),
+            role,
+            outcome: CrossOutcome::Pending,
+            attempts: 0,
+            seconds: 0.0,
+            passed_after_secs: None,
+            started_unix: None,
+            node_started_unix: None,
+            node_ended_unix: None,
+            run_id: None,
+            given: Vec::new(),
+            published: Vec::new(),
+            reason: None,
+            tests_passed: 0,
+            tests_failed: 0,
+            failing: Vec::new(),
+        }
+    }
 }
 
 impl CrossResult {

@@ -7,7 +7,7 @@
 
 use camino::Utf8Path;
 
-use super::state::{CrossOutcome, CrossResult, FleetState, NodeState, Phase};
+use super::state::{CrossOutcome, CrossResult, FleetState, NodeState, Phase, ScenarioStepRun};
 use crate::human;
 use crate::outcome::Outcome;
 use crate::printable::printable;
@@ -95,6 +95,70 @@ impl<'a> NodeRow<'a> {
             reason,
         }
     }
+}
+
+/// One step of a scenario on one node, as every report shows it.
+pub struct StepRow<'a> {
+    pub step: &'a str,
+    pub kind: &'a str,
+    pub node: &'a str,
+    pub role: &'a str,
+    pub outcome: String,
+    /// "3", or "-" when it never started.
+    pub attempts: String,
+    /// From its first attempt to its end, or "-".
+    pub took: String,
+    /// How long it took to pass (an `eventually` step's figure), or "-".
+    pub passed_after: String,
+    /// Value names it was given and it published, or "-".
+    pub given: String,
+    pub published: String,
+    /// Why it failed or was skipped, with its failing tests.
+    pub reason: Option<String>,
+}
+
+impl<'a> StepRow<'a> {
+    pub fn of(s: &'a ScenarioStepRun) -> StepRow<'a> {
+        let secs = |t: f64| format!("{t:.1}s");
+        let names = |v: &[String]| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        let started = s.attempts > 0;
+        let reason = match (&s.reason, s.failing.is_empty()) {
+            (Some(r), _) => Some(r.clone()),
+            (None, false) => Some(format!("failed: {}", s.failing.join("; "))),
+            (None, true) => None,
+        };
+        StepRow {
+            step: &s.step,
+            kind: &s.kind,
+            node: &s.node,
+            role: s.role.as_deref().unwrap_or("-"),
+            outcome: s.outcome.word(),
+            attempts: if started {
+                s.attempts.to_string()
+            } else {
+                "-".into()
+            },
+            took: if started { secs(s.seconds) } else { "-".into() },
+            passed_after: s.passed_after_secs.map_or_else(|| "-".into(), secs),
+            given: names(&s.given),
+            published: names(&s.published),
+            reason,
+        }
+    }
+}
+
+/// The steps of a scenario suite (none for a suite that has no scenario).
+pub fn step_rows(c: &CrossResult) -> Vec<StepRow<'_>> {
+    if !c.scenario {
+        return Vec::new();
+    }
+    c.steps.iter().map(StepRow::of).collect()
 }
 
 fn short(text: &str) -> String {

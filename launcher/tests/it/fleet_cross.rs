@@ -24,20 +24,20 @@ use support::{real_bundle_dir, Run};
 
 /// An SSH node faking an Archy node (support::fixture), with a password of
 /// its own.
-type Node = ArchyNode<SshNode>;
+pub(crate) type Node = ArchyNode<SshNode>;
 
 fn archy_node(name: &str, scenario: &str) -> Node {
     on_ssh(SshNode::start(name), scenario)
 }
 
 /// `ssh`, faking `scenario`, with a password of its own.
-fn on_ssh(ssh: SshNode, scenario: &str) -> Node {
+pub(crate) fn on_ssh(ssh: SshNode, scenario: &str) -> Node {
     let password = format!("pw-of-{}-only-2718", ssh.name());
     ArchyNode::build(scenario, &password).over_ssh(ssh)
 }
 
 /// What these tests ask of such a node.
-trait CrossNode {
+pub(crate) trait CrossNode {
     fn password(&self) -> &str;
     fn env_var(&self) -> String;
     /// Run records the node's launcher wrote.
@@ -61,17 +61,17 @@ impl CrossNode for Node {
     }
 }
 
-struct Fleet {
-    dir: tempfile::TempDir,
-    config: SshConfig,
-    nodes: Vec<(String, String, String)>,
-    entries: Vec<String>,
-    extra: String,
-    bundle: PathBuf,
+pub(crate) struct Fleet {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) config: SshConfig,
+    pub(crate) nodes: Vec<(String, String, String)>,
+    pub(crate) entries: Vec<String>,
+    pub(crate) extra: String,
+    pub(crate) bundle: PathBuf,
 }
 
 impl Fleet {
-    fn new() -> Fleet {
+    pub(crate) fn new() -> Fleet {
         Fleet {
             dir: support::lab::scratch("fleetx."),
             config: SshConfig::new(),
@@ -82,8 +82,18 @@ impl Fleet {
         }
     }
 
-    fn add(&mut self, node: &Node, role: &str) {
+    pub(crate) fn add(&mut self, node: &Node, role: &str) {
         self.config.add(&node.node);
+        self.add_entry(node, role);
+    }
+
+    /// `node`, reached through 127.0.0.1:`port` (a proxy in front of its sshd).
+    pub(crate) fn add_via(&mut self, node: &Node, role: &str, port: u16) {
+        self.config.add_via(node.node.name(), &node.node, port);
+        self.add_entry(node, role);
+    }
+
+    fn add_entry(&mut self, node: &Node, role: &str) {
         let host = node.standin.host();
         self.entries.push(format!(
             "[[node]]\nname = \"{name}\"\nssh = \"{name}\"\nrole = \"{role}\"\npassword_env = \"{var}\"\nhost = \"{host}\"\npeer_host = \"{host}\"\n",
@@ -97,7 +107,7 @@ impl Fleet {
         ));
     }
 
-    fn roster(&self, iterations: u32) -> PathBuf {
+    pub(crate) fn roster(&self, iterations: u32) -> PathBuf {
         let path = self.dir.path().join("fleet.toml");
         let text = format!(
             "[defaults]\niterations = {iterations}\nssh_config = \"{}\"\nssh_options = [\"-o\", \"ConnectTimeout=5\"]\n\n{}\n{}",
@@ -109,11 +119,11 @@ impl Fleet {
         path
     }
 
-    fn out(&self) -> PathBuf {
+    pub(crate) fn out(&self) -> PathBuf {
         self.dir.path().join("out")
     }
 
-    fn command(&self, verb: &str, iterations: u32) -> Command {
+    pub(crate) fn command(&self, verb: &str, iterations: u32) -> Command {
         let mut cmd = Command::new(support::launcher());
         cmd.args(["fleet", verb, "--roster"])
             .arg(self.roster(iterations))
@@ -127,15 +137,15 @@ impl Fleet {
         cmd
     }
 
-    fn run(&self, iterations: u32) -> Run {
+    pub(crate) fn run(&self, iterations: u32) -> Run {
         Run::of(self.command("run", iterations).output().unwrap())
     }
 
-    fn report(&self) -> Value {
+    pub(crate) fn report(&self) -> Value {
         serde_json::from_slice(&fs::read(self.out().join("report.json")).unwrap()).unwrap()
     }
 
-    fn state(&self) -> Option<Value> {
+    pub(crate) fn state(&self) -> Option<Value> {
         fs::read(self.out().join("state.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -143,7 +153,7 @@ impl Fleet {
 }
 
 /// Every regular file below `dir` that holds `needle`.
-fn files_holding(dir: &Path, needle: &str) -> Vec<PathBuf> {
+pub(crate) fn files_holding(dir: &Path, needle: &str) -> Vec<PathBuf> {
     support::all_text(dir)
         .into_iter()
         .filter(|(_, text)| text.contains(needle))
@@ -151,7 +161,7 @@ fn files_holding(dir: &Path, needle: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-fn cross_result<'a>(report: &'a Value, suite: &str) -> &'a Value {
+pub(crate) fn cross_result<'a>(report: &'a Value, suite: &str) -> &'a Value {
     report["cross"]
         .as_array()
         .unwrap()

@@ -33,6 +33,8 @@ mod fleet_cross;
 #[cfg(feature = "host-tests")]
 mod fleet_report_html;
 #[cfg(feature = "host-tests")]
+mod fleet_scenario;
+#[cfg(feature = "host-tests")]
 mod gate_on_node;
 #[cfg(feature = "host-tests")]
 mod hostile_input;

@@ -465,7 +465,7 @@ fn failing_section(
 mod tests {
     use super::*;
     use crate::fleet::roster::Role;
-    use crate::fleet::state::{CrossResult, Outcome, Step, StepKind, UploadStats};
+    use crate::fleet::state::{CrossResult, Outcome, StepKind, TimedStep, UploadStats};
     use crate::reports::TestCounts;
 
     fn node(name: &str, role: Role, phase: Phase) -> NodeState {
@@ -498,8 +498,8 @@ mod tests {
         }
     }
 
-    fn step(kind: StepKind, at: f64, secs: f64, outcome: Outcome) -> Step {
-        Step {
+    fn step(kind: StepKind, at: f64, secs: f64, outcome: Outcome) -> TimedStep {
+        TimedStep {
             kind,
             started_unix: at,
             seconds: secs,
@@ -592,6 +592,9 @@ mod tests {
                     failing: vec!["peer <b> answers".into()],
                     started_unix: Some(1_767_225_630),
                     tests: Vec::new(),
+                    scenario: false,
+                    steps: Vec::new(),
+                    values: Default::default(),
                 },
                 CrossResult {
                     suite: "payments".into(),
@@ -606,6 +609,9 @@ mod tests {
                     failing: Vec::new(),
                     started_unix: None,
                     tests: Vec::new(),
+                    scenario: false,
+                    steps: Vec::new(),
+                    values: Default::default(),
                 },
             ],
         }

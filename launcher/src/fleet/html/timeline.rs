@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use super::{escape, seconds, short, tone};
-use crate::fleet::state::{FleetState, NodeState, Outcome, Step, StepKind};
+use crate::fleet::state::{FleetState, NodeState, Outcome, StepKind, TimedStep};
 
 // The timeline's geometry, in SVG user units (= CSS pixels).
 const WIDTH: f64 = 1180.0;
@@ -18,7 +18,7 @@ const BAR: f64 = 20.0;
 const TOP: f64 = 40.0;
 
 /// A step's fill: the kind when it went well, the outcome when not.
-fn fill(step: &Step) -> &'static str {
+fn fill(step: &TimedStep) -> &'static str {
     match (&step.kind, step.outcome) {
         (_, Outcome::Error) => "#4b5563",
         (StepKind::Upload, Outcome::Skipped) => "#93c5fd",
