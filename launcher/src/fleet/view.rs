@@ -224,6 +224,21 @@ pub fn cross_now(c: &CrossResult) -> String {
     if let Some(reason) = &c.reason {
         out.push_str(&format!(": {}", short(reason)));
     }
+    // A scenario under way: the steps going now, where, and which attempt.
+    if c.scenario && c.outcome == CrossOutcome::Running {
+        let now: Vec<String> = c
+            .steps
+            .iter()
+            .filter(|s| s.outcome == CrossOutcome::Running)
+            .map(|s| match s.attempts {
+                0 | 1 => format!("{} on {}", s.step, s.node),
+                n => format!("{} on {} (attempt {n})", s.step, s.node),
+            })
+            .collect();
+        if !now.is_empty() {
+            out.push_str(&format!("; step {}", now.join(", ")));
+        }
+    }
     out
 }
 

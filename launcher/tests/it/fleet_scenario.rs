@@ -22,6 +22,7 @@ use std::thread;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::chromium::{probe, Chromium};
 use support::flaky_proxy::FlakyProxy;
 use support::gate_bundle::bundle_with_gate_and;
 use support::ssh_node::SshNode;
@@ -276,6 +277,45 @@ fn a_scenario_passes_values_between_nodes_in_order_and_retries_until_it_passes()
         md.contains("| settle | cli | client | passed | 3 |"),
         "report.md lists each step with its attempts:\n{md}"
     );
+
+    // report.html as a browser lays it out: the steps under the suite's
+    // row, and each on its node's lane of the timeline.
+    let chromium = Chromium::new();
+    let page = probe(&chromium, &fleet.out().join("report.html"));
+    let row = page["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["suite"] == "relay")
+        .unwrap_or_else(|| panic!("no relay row: {page:#}"));
+    assert_eq!(row["cells"]["outcome"], "passed", "{row:#}");
+    let shown = row["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "settle" && s["node"] == "cli")
+        .unwrap_or_else(|| panic!("no settle step: {row:#}"));
+    assert_eq!(shown["shown"], true, "{shown:#}");
+    assert_eq!(shown["cells"]["attempts"], "3", "{shown:#}");
+    for (lane, step) in [
+        ("srv", "cross: relay/serve"),
+        ("cli", "cross: relay/settle"),
+    ] {
+        let lane = page["lanes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["node"] == lane)
+            .unwrap_or_else(|| panic!("no lane {lane}: {page:#}"));
+        assert!(
+            lane["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["step"] == step && s["shown"] == true),
+            "{step} on {lane:#}"
+        );
+    }
 
     // --cross-only: the scenario again, no gate, on the gates above.
     let before = (gate_runs(&server), gate_runs(&client));

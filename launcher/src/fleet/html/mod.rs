@@ -373,12 +373,12 @@ fn cross_table(out: &mut String, cross: &[CrossResult]) {
          <th class=\"num\">tests passed</th><th class=\"num\">failed</th><th class=\"num\">time</th></tr></thead>\n",
     );
     for c in cross {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "<tbody data-suite=\"{0}\"><tr><td class=\"name\">{0}</td><td data-k=\"outcome\">{1}{2}</td>\
              <td data-k=\"runs-on\">{3}</td><td data-k=\"nodes\">{4}</td>\
              <td class=\"num\" data-k=\"passed\">{5}</td><td class=\"num{6}\" data-k=\"failed\">{7}</td>\
-             <td class=\"num\" data-k=\"time\">{8}</td></tr></tbody>",
+             <td class=\"num\" data-k=\"time\">{8}</td></tr>",
             escape(&c.suite),
             badge(cross_tone(c.outcome), &c.outcome.word()),
             c.reason
@@ -396,8 +396,58 @@ fn cross_table(out: &mut String, cross: &[CrossResult]) {
                 seconds(c.seconds as f64)
             }
         );
+        scenario_steps(out, c);
+        out.push_str("</tbody>\n");
     }
     out.push_str("</table>\n</section>\n");
+}
+
+/// A scenario's steps under its suite's row: one line per step and node,
+/// in the order they were set out, with attempts, how long it took to pass,
+/// and the values it was given and published (names only).
+fn scenario_steps(out: &mut String, c: &CrossResult) {
+    let rows = super::view::step_rows(c);
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<tr class=\"steps\"><td colspan=\"7\"><table class=\"steps\">\
+         <thead><tr><th>step</th><th>node</th><th>result</th><th class=\"num\">attempts</th>\
+         <th class=\"num\">took</th><th class=\"num\">passed after</th><th>given</th><th>published</th></tr></thead>\n",
+    );
+    for r in rows {
+        let kind = match r.kind {
+            "tests" => String::new(),
+            kind => format!("<span class=\"sub\">{kind}</span>"),
+        };
+        let tone = match r.outcome.as_str() {
+            "passed" => "good",
+            "failed" => "bad",
+            _ => "quiet",
+        };
+        let _ = writeln!(
+            out,
+            "<tr data-step=\"{0}\" data-node=\"{1}\"><td class=\"name\">{0}{kind}</td>\
+             <td>{1}<span class=\"sub\">{2}</span></td><td data-s=\"outcome\">{3}{4}</td>\
+             <td class=\"num\" data-s=\"attempts\">{5}</td><td class=\"num\" data-s=\"took\">{6}</td>\
+             <td class=\"num\" data-s=\"passed-after\">{7}</td><td data-s=\"given\">{8}</td>\
+             <td data-s=\"published\">{9}</td></tr>",
+            escape(r.step),
+            escape(r.node),
+            escape(r.role),
+            badge(tone, &r.outcome),
+            r.reason
+                .as_deref()
+                .map(|why| format!("<span class=\"reason\">{}</span>", escape(why)))
+                .unwrap_or_default(),
+            r.attempts,
+            r.took,
+            r.passed_after,
+            escape(&r.given),
+            escape(&r.published),
+        );
+    }
+    out.push_str("</table></td></tr>\n");
 }
 
 /// Nodes in the roster that are no gate target.

@@ -254,8 +254,14 @@ function probe(frame) {
     rows.querySelectorAll('[data-k]').forEach(function (c) { cells[c.dataset.k] = text(c); });
     // The verdict's badge: legible, its text not the colour of its ground.
     var badge = rows.querySelector('.badge'), look = badge.ownerDocument.defaultView.getComputedStyle(badge);
+    // A scenario's steps, each its node's line under the suite's row.
+    var steps = Array.from(rows.querySelectorAll('tr[data-step]')).map(function (r) {
+      var c = {};
+      r.querySelectorAll('[data-s]').forEach(function (e) { c[e.dataset.s] = text(e); });
+      return {step: r.dataset.step, node: r.dataset.node, shown: shown(r), cells: c};
+    });
     out.rows.push({phase: rows.closest('section').dataset.phase, node: rows.dataset.node || null,
-      suite: rows.dataset.suite || null, shown: shown(rows), cells: cells,
+      suite: rows.dataset.suite || null, shown: shown(rows), cells: cells, steps: steps,
       badge: {shown: shown(badge), color: look.color, background: look.backgroundColor}});
   });
   d.querySelectorAll('svg g[data-node]').forEach(function (g) {
