@@ -10,6 +10,10 @@ the files the podman, systemctl and bitcoin-cli shims (shims/) print. Python 3 s
     archy_node.py --write-scenario NAME --state DIR [--password P]
         Write DIR/scenario.json, DIR/password and DIR/render/, then exit.
     archy_node.py --list-scenarios
+
+It also speaks a minimal peer protocol with other stand-ins (node.identity, contact.*, file.*),
+server to server on /peer/v1 of the same port, so multi-node scenarios can prove that two nodes
+talked (README.md, "The peer protocol").
 """
 
 import argparse
