@@ -18,7 +18,7 @@ cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 shellcheck -x scripts/*.sh bench/*.sh bundle/*.sh bundle/lifecycle/*.sh bundle/lifecycle/cross/*/*.sh .ci/run
 shellcheck -s bash bundle/lifecycle/lib/*.bash bundle/lifecycle/tests/*.bash bundle/lifecycle/tests/*.bats \
-  bundle/lifecycle/cross/*/tests/*.bats
+  bundle/lifecycle/cross/*/tests/*.bats bundle/lifecycle/cross/*/tests/*.bash
 # The stand-in node's shims run under busybox sh.
 shellcheck -s sh launcher/tests/standin/shims/*
 

@@ -515,7 +515,7 @@ fn a_roster_naming_a_suite_the_bundle_lacks_is_refused_before_any_node() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains(
-            "[[cross]] suite upgrade: the bundle has no cross suite \"upgrade\"; it has federation"
+            "[[cross]] suite upgrade: the bundle has no cross suite \"upgrade\"; it has contacts, federation, file-fetch"
         ),
         "{}",
         run.stderr
@@ -668,7 +668,7 @@ fn run_cross_refuses_an_unknown_suite_and_a_peer_with_a_password() {
     assert!(
         unknown
             .stderr
-            .contains("--cross nope: the bundle has no cross suite \"nope\"; it has federation"),
+            .contains("--cross nope: the bundle has no cross suite \"nope\"; it has contacts, federation, file-fetch"),
         "{}",
         unknown.stderr
     );

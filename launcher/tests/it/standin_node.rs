@@ -440,3 +440,208 @@ fn the_shims_refuse_what_they_do_not_fake() {
     assert_eq!(run.code, 127);
     assert_eq!(run.stderr, "bitcoin-cli: not found\n");
 }
+
+// ------------------------------------------------------------------------------------------
+// The peer protocol, between two stand-ins on loopback
+
+use std::time::Duration;
+
+use support::standin::eventually;
+
+/// Long enough for a delivery (1 to 3 s after the call) and a retry or two.
+const DELIVERY: Duration = Duration::from_secs(20);
+
+/// The `{"did", "host"}` entries of `contact.list`'s `key`.
+fn contacts(node: &StandinNode, key: &str) -> Vec<(String, String)> {
+    node.rpc("contact.list", Value::Null)[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("contact.list has no {key}"))
+        .iter()
+        .map(|c| {
+            (
+                c["did"].as_str().unwrap().to_string(),
+                c["host"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until `node`'s `key` list is exactly `expected`.
+fn eventually_lists(node: &StandinNode, key: &str, expected: &[(String, String)]) {
+    eventually(&format!("contact.list {key}"), DELIVERY, || {
+        let now = contacts(node, key);
+        if now == expected {
+            Ok(())
+        } else {
+            Err(format!("{now:?}"))
+        }
+    })
+}
+
+/// A port on loopback that nothing listens on (bound, then let go).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_contact_request_is_delivered_accepted_and_seen_by_both_nodes() {
+    let a = StandinNode::start_detached("healthy", "password-a");
+    let b = StandinNode::start_detached("healthy", "password-b");
+    let (did_a, did_b) = (a.did(), b.did());
+    assert!(
+        did_a.starts_with("did:archy:") && did_a.len() == 26,
+        "{did_a}"
+    );
+    assert_ne!(did_a, did_b);
+    assert_eq!(a.did(), did_a, "an identity is stable");
+
+    assert_eq!(
+        a.rpc("contact.request", json!({"host": b.host()})),
+        Value::Null
+    );
+    // A knows whom it asked at once (it asked B who it is); B learns it later.
+    assert_eq!(contacts(&a, "outgoing"), [(did_b.clone(), b.host())]);
+    eventually_lists(&b, "incoming", &[(did_a.clone(), a.host())]);
+    assert!(contacts(&b, "contacts").is_empty());
+
+    assert_eq!(b.rpc("contact.accept", json!({"did": did_a})), Value::Null);
+    assert_eq!(contacts(&b, "contacts"), [(did_a.clone(), a.host())]);
+    assert!(contacts(&b, "incoming").is_empty());
+    eventually_lists(&a, "contacts", &[(did_b.clone(), b.host())]);
+    assert!(contacts(&a, "outgoing").is_empty());
+
+    // The traffic went server to server, and each side logged it.
+    assert!(a
+        .peer_log()
+        .contains(&format!("contact.request to {}: HTTP 200", b.host())));
+    assert!(b.peer_log().contains("contact.request from 127.0.0.1"));
+    assert!(b
+        .peer_log()
+        .contains(&format!("contact.accept to {}: HTTP 200", a.host())));
+    // requests.log holds method names, never params.
+    for node in [&a, &b] {
+        let log = std::fs::read_to_string(node.state_dir().join("requests.log")).unwrap();
+        assert!(
+            !log.contains("did:archy") && !log.contains("127.0.0.1"),
+            "{log}"
+        );
+    }
+
+    // Accepting a request nobody made is refused; removing forgets either way.
+    let session = b.login();
+    let reply = b.call("contact.accept", json!({"did": did_a}), Some(&session));
+    assert_eq!(reply.error().0, -32602);
+    a.rpc("contact.remove", json!({"did": did_b}));
+    b.rpc("contact.remove", json!({"did": did_a}));
+    for (node, key) in [(&a, "contacts"), (&b, "contacts")] {
+        assert!(contacts(node, key).is_empty());
+    }
+}
+
+#[test]
+fn a_shared_file_is_fetched_by_hash_and_the_sharer_logs_who_and_from_where() {
+    let a = StandinNode::start_detached("healthy", "password-a");
+    let b = StandinNode::start_detached("healthy", "password-b");
+    let content = "the bytes A shares\nline two\n";
+    let shared = a.rpc(
+        "file.share",
+        json!({"name": "notes.txt", "content": content}),
+    );
+    let hash = shared["hash"].as_str().unwrap().to_string();
+    assert_eq!(hash, support::sha256_hex(content.as_bytes()));
+
+    let fetched = b.rpc("file.fetch", json!({"host": a.host(), "hash": hash}));
+    assert_eq!(
+        fetched,
+        json!({"name": "notes.txt", "content": content, "hash": hash})
+    );
+    assert_eq!(
+        a.rpc("file.served", Value::Null),
+        json!({"fetches": [{"hash": hash, "by_did": b.did(), "from_addr": "127.0.0.1"}]})
+    );
+    assert_eq!(
+        b.rpc("file.served", Value::Null),
+        json!({"fetches": []}),
+        "the fetcher served nothing"
+    );
+
+    // An unknown hash is the peer's refusal, naming it; so is an unshared one.
+    let session = b.login();
+    let unknown = "0".repeat(64);
+    let reply = b.call(
+        "file.fetch",
+        json!({"host": a.host(), "hash": unknown}),
+        Some(&session),
+    );
+    assert_eq!(
+        reply.error(),
+        (-32011, format!("peer {}: unknown hash {unknown}", a.host()))
+    );
+    assert_eq!(a.rpc("file.unshare", json!({"hash": hash})), Value::Null);
+    let reply = b.call(
+        "file.fetch",
+        json!({"host": a.host(), "hash": hash}),
+        Some(&session),
+    );
+    assert_eq!(reply.error().0, -32011, "{}", reply.body);
+    assert_eq!(
+        a.rpc("file.served", Value::Null)["fetches"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "only what was served is logged"
+    );
+}
+
+#[test]
+fn an_unreachable_peer_is_an_error_naming_the_host() {
+    let a = StandinNode::start_detached("healthy", "password-a");
+    let gone = format!("127.0.0.1:{}", closed_port());
+    let session = a.login();
+    for (method, params) in [
+        ("contact.request", json!({"host": gone})),
+        ("file.fetch", json!({"host": gone, "hash": "a".repeat(64)})),
+    ] {
+        let reply = a.call(method, params, Some(&session));
+        let (code, message) = reply.error();
+        assert_eq!(code, -32010, "{method}: {message}");
+        assert!(
+            message.starts_with(&format!("peer {gone} unreachable: ")),
+            "{method}: {message}"
+        );
+    }
+    assert!(contacts(&a, "outgoing").is_empty());
+    // Bad params, and no session: refused before any traffic.
+    let reply = a.call(
+        "file.fetch",
+        json!({"host": "nohost", "hash": "x"}),
+        Some(&session),
+    );
+    assert_eq!(reply.error().0, -32602);
+    let reply = a.call("contact.list", Value::Null, None);
+    assert_eq!(reply.status, 401);
+}
+
+#[test]
+fn contact_requests_survive_restarts_of_either_node() {
+    let mut a = StandinNode::start_detached("healthy", "password-a");
+    let mut b = StandinNode::start_detached("healthy", "password-b");
+    let (did_a, did_b) = (a.did(), b.did());
+    a.rpc("contact.request", json!({"host": b.host()}));
+    // B goes away before the request (due 1 to 3 s later) can arrive, and A
+    // restarts: only the outbox A persisted can still deliver it.
+    b.stop();
+    a.restart();
+    assert_eq!(a.did(), did_a, "the identity survives a restart");
+    b.start_again();
+    eventually_lists(&b, "incoming", &[(did_a.clone(), a.host())]);
+    b.restart();
+    assert_eq!(contacts(&b, "incoming"), [(did_a.clone(), a.host())]);
+    b.rpc("contact.accept", json!({"did": did_a}));
+    eventually_lists(&a, "contacts", &[(did_b, b.host())]);
+}

@@ -10,20 +10,29 @@ the files the podman, systemctl and bitcoin-cli shims (shims/) print. Python 3 s
     archy_node.py --write-scenario NAME --state DIR [--password P]
         Write DIR/scenario.json, DIR/password and DIR/render/, then exit.
     archy_node.py --list-scenarios
+
+It also speaks a minimal peer protocol with other stand-ins (node.identity, contact.*, file.*),
+server to server on /peer/v1 of the same port, so multi-node scenarios can prove that two nodes
+talked (README.md, "The peer protocol").
 """
 
 import argparse
 import copy
+import hashlib
+import http.client
 import http.cookies
 import http.server
 import json
 import os
+import random
+import re
 import secrets
 import signal
 import ssl
 import subprocess
 import sys
 import threading
+import time
 
 DEFAULT_PASSWORD = "standin-password"
 SERVER_VERSION = "0.0.0-standin"
@@ -288,6 +297,304 @@ def write_scenario(state_dir, s):
 
 
 # --------------------------------------------------------------------------------------------
+# The peer protocol: contacts (DID federation) and peer file fetch, server to server over
+# HTTPS to the peer's own address, path /peer/v1 (README.md, "The peer protocol").
+
+PEER_PATH = "/peer/v1"
+PEER_FILE = "peer.json"  # identity, contacts, shares, served log and undelivered messages
+PEER_LOG = "peer.log"  # each peer message sent or received: its type and address, no content
+DELIVERY_DELAY = (1.0, 3.0)  # seconds before a contact request or acceptance is delivered
+RETRY_EVERY = 2.0  # seconds between attempts to deliver to a peer that did not answer
+GIVE_UP_AFTER = 3600.0  # an undelivered message is dropped after this long
+PEER_TIMEOUT = 5.0  # seconds for one server-to-server call
+MAX_PEER_BODY = 1 << 20
+PEER_UNREACHABLE = -32010  # JSON-RPC error: the peer did not answer
+PEER_REFUSED = -32011  # JSON-RPC error: the peer answered with a refusal (an unknown hash)
+_HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$")
+_DID = re.compile(r"^did:archy:[0-9a-f]{16}$")
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _host_param(params):
+    host = params.get("host")
+    if not isinstance(host, str) or not _HOST.match(host) or not 0 < int(host.rsplit(":", 1)[1]) < 65536:
+        raise RpcError(-32602, "host must be ADDR:PORT, not %r" % (host,))
+    return host
+
+
+def _string_param(params, key, pattern=None):
+    value = params.get(key)
+    if not isinstance(value, str) or (pattern is not None and not pattern.match(value)):
+        raise RpcError(-32602, "%s: %r is not valid" % (key, value))
+    return value
+
+
+def _own_host(server_address, client_ip=None):
+    """This server's address as a peer dials it: the bound address, or (bound to every
+    address) the one a peer's connection came to."""
+    ip, port = server_address[0], server_address[1]
+    if ip in ("0.0.0.0", "::", ""):
+        ip = client_ip
+    if ip is None:
+        return None
+    return ("[%s]:%d" if ":" in ip else "%s:%d") % (ip, port)
+
+
+def _source_ip(server_address):
+    """Outgoing calls leave from the address this server is bound to (so a peer sees this
+    node's own address even when several stand-ins share a host), unless bound to all."""
+    ip = server_address[0]
+    return None if ip in ("0.0.0.0", "::", "") else ip
+
+
+def peer_call(host, msg, source_ip=None):
+    """POSTs one message to https://HOST/peer/v1 and returns (HTTP status, JSON body).
+    TLS between stand-ins is not verified (README.md: a property of the stand-in, not of
+    Archy). Raises OSError when the peer does not answer."""
+    name, port = host.rsplit(":", 1)
+    name = name.strip("[]")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection(
+        name, int(port), timeout=PEER_TIMEOUT, context=ctx,
+        source_address=(source_ip, 0) if source_ip else None,
+    )
+    try:
+        data = json.dumps(msg).encode()
+        conn.request("POST", PEER_PATH, body=data, headers={"Content-Type": "application/json"})
+        reply = conn.getresponse()
+        raw = reply.read(MAX_PEER_BODY + 1)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = {"error": "not JSON (HTTP %d)" % reply.status}
+        return reply.status, body
+    except (OSError, http.client.HTTPException) as e:
+        raise OSError(str(e) or type(e).__name__) from e
+    finally:
+        conn.close()
+
+
+class Peer:
+    """One node's side of the peer protocol: its DID, contacts, shared files, served log, and
+    an outbox of messages a thread delivers after a delay. Everything is in DIR/peer.json,
+    rewritten on every change, so a restart loses nothing (an undelivered message included)."""
+
+    def __init__(self, state_dir):
+        self.dir = state_dir
+        self.lock = threading.Lock()
+        path = os.path.join(state_dir, PEER_FILE)
+        if os.path.exists(path):
+            with open(path) as f:
+                self.state = json.load(f)
+        else:
+            self.state = {"did": "did:archy:" + secrets.token_hex(8)}
+        for key in ("contacts", "incoming", "outgoing", "served", "outbox"):
+            self.state.setdefault(key, [])
+        self.state.setdefault("shares", {})
+        with self.lock:
+            self._save()
+        threading.Thread(target=self._deliver_forever, name="peer-outbox", daemon=True).start()
+
+    @property
+    def did(self):
+        return self.state["did"]
+
+    def _save(self):  # under self.lock
+        write_atomic(os.path.join(self.dir, PEER_FILE), json.dumps(self.state, indent=2) + "\n")
+
+    def _log(self, line):
+        with open(os.path.join(self.dir, PEER_LOG), "a") as f:
+            f.write(line + "\n")
+
+    def _drop(self, key, did):  # under self.lock
+        self.state[key] = [e for e in self.state[key] if e["did"] != did]
+
+    def _find(self, key, did):  # under self.lock
+        return next((e for e in self.state[key] if e["did"] == did), None)
+
+    def _queue(self, to_host, to_did, msg, source_ip):  # under self.lock
+        due = time.time() + random.uniform(*DELIVERY_DELAY)
+        self.state["outbox"].append({"to_host": to_host, "to_did": to_did, "msg": msg,
+                                     "source_ip": source_ip, "due": due, "queued": time.time()})
+
+    # ---- JSON-RPC methods (the session was checked): (server_address, params) -> result
+
+    def rpc_identity(self, _server_address, _params):
+        return {"did": self.did}
+
+    def rpc_contact_request(self, server_address, params):
+        host = _host_param(params)
+        # Who is there, asked now, so an unreachable peer is this call's error; the request
+        # itself goes later, from the outbox.
+        status, body = self._call(host, {"type": "hello"}, _source_ip(server_address))
+        did = body.get("did") if status == 200 else None
+        if not isinstance(did, str) or not _DID.match(did):
+            raise RpcError(PEER_REFUSED, "peer %s did not say who it is: %s" % (host, body))
+        if did == self.did:
+            raise RpcError(-32602, "%s is this node (%s)" % (host, did))
+        with self.lock:
+            if self._find("contacts", did) is None:
+                self._drop("outgoing", did)
+                self.state["outgoing"].append({"did": did, "host": host})
+                own = _own_host(server_address)
+                self._queue(host, did, {"type": "contact.request", "did": self.did, "host": own,
+                                        "port": server_address[1]}, _source_ip(server_address))
+                self._save()
+        return None
+
+    def rpc_contact_list(self, _server_address, _params):
+        with self.lock:
+            return {k: [{"did": e["did"], "host": e["host"]} for e in self.state[k]]
+                    for k in ("contacts", "incoming", "outgoing")}
+
+    def rpc_contact_accept(self, server_address, params):
+        did = _string_param(params, "did", _DID)
+        with self.lock:
+            entry = self._find("incoming", did)
+            if entry is None:
+                raise RpcError(-32602, "no pending contact request from %s" % did)
+            self._drop("incoming", did)
+            self._drop("contacts", did)
+            self.state["contacts"].append(entry)
+            self._queue(entry["host"], did, {"type": "contact.accept", "did": self.did,
+                                             "host": _own_host(server_address),
+                                             "port": server_address[1]},
+                        _source_ip(server_address))
+            self._save()
+        return None
+
+    def rpc_contact_remove(self, _server_address, params):
+        did = _string_param(params, "did", _DID)
+        with self.lock:
+            for key in ("contacts", "incoming", "outgoing"):
+                self._drop(key, did)
+            self.state["outbox"] = [m for m in self.state["outbox"] if m["to_did"] != did]
+            self._save()
+        return None
+
+    def rpc_file_share(self, _server_address, params):
+        name = _string_param(params, "name")
+        content = _string_param(params, "content")
+        digest = hashlib.sha256(content.encode()).hexdigest()
+        with self.lock:
+            self.state["shares"][digest] = {"name": name, "content": content}
+            self._save()
+        return {"hash": digest}
+
+    def rpc_file_fetch(self, server_address, params):
+        host = _host_param(params)
+        digest = _string_param(params, "hash", _HASH)
+        status, body = self._call(host, {"type": "file.get", "hash": digest, "did": self.did},
+                                  _source_ip(server_address))
+        if status != 200:
+            raise RpcError(PEER_REFUSED, "peer %s: %s" % (host, body.get("error", body)))
+        name, content = body.get("name"), body.get("content")
+        if not isinstance(name, str) or not isinstance(content, str):
+            raise RpcError(PEER_REFUSED, "peer %s sent no file: %s" % (host, body))
+        got = hashlib.sha256(content.encode()).hexdigest()
+        if got != digest:
+            raise RpcError(PEER_REFUSED, "peer %s sent a file whose sha256 is %s, not %s"
+                           % (host, got, digest))
+        return {"name": name, "content": content, "hash": digest}
+
+    def rpc_file_served(self, _server_address, _params):
+        with self.lock:
+            return {"fetches": [dict(f) for f in self.state["served"]]}
+
+    def rpc_file_unshare(self, _server_address, params):
+        digest = _string_param(params, "hash", _HASH)
+        with self.lock:
+            self.state["shares"].pop(digest, None)
+            self._save()
+        return None
+
+    def _call(self, host, msg, source_ip):
+        try:
+            status, body = peer_call(host, msg, source_ip)
+        except OSError as e:
+            self._log("%s to %s: unreachable: %s" % (msg["type"], host, e))
+            raise RpcError(PEER_UNREACHABLE, "peer %s unreachable: %s" % (host, e))
+        self._log("%s to %s: HTTP %d" % (msg["type"], host, status))
+        return status, body if isinstance(body, dict) else {"error": body}
+
+    # ---- server to server
+
+    def receive(self, msg, from_addr):
+        """A message on /peer/v1 from the TCP address from_addr: (HTTP status, body)."""
+        kind = msg["type"]
+        self._log("%s from %s" % (kind, from_addr))
+        if kind == "hello":
+            return 200, {"did": self.did}
+        if kind in ("contact.request", "contact.accept"):
+            did, port = msg.get("did"), msg.get("port")
+            if not isinstance(did, str) or not _DID.match(did) or not isinstance(port, int):
+                return 400, {"error": "bad %s" % kind}
+            host = msg.get("host")
+            if not isinstance(host, str) or not _HOST.match(host):
+                host = _own_host(("", port), from_addr)
+            with self.lock:
+                if kind == "contact.request":
+                    if self._find("contacts", did) is None:
+                        self._drop("incoming", did)
+                        self.state["incoming"].append({"did": did, "host": host})
+                elif self._find("outgoing", did) is not None:
+                    # Only an acceptance of a request this node made (and still wants) counts.
+                    entry = self._find("outgoing", did)
+                    self._drop("outgoing", did)
+                    self._drop("contacts", did)
+                    self.state["contacts"].append(entry)
+                self._save()
+            return 200, {"ok": True}
+        if kind == "file.get":
+            digest, did = msg.get("hash"), msg.get("did")
+            with self.lock:
+                shared = self.state["shares"].get(digest) if isinstance(digest, str) else None
+                if shared is None:
+                    return 404, {"error": "unknown hash %s" % digest}
+                self.state["served"].append({"hash": digest, "by_did": did, "from_addr": from_addr})
+                self._save()
+                return 200, {"name": shared["name"], "content": shared["content"], "hash": digest}
+        return 400, {"error": "unknown message type %s" % kind}
+
+    def _deliver_forever(self):
+        while True:
+            time.sleep(0.2)
+            with self.lock:
+                now = time.time()
+                due = [m for m in self.state["outbox"] if m["due"] <= now]
+            for m in due:
+                try:
+                    status, _body = peer_call(m["to_host"], m["msg"], m.get("source_ip"))
+                    ok, why = status == 200, "HTTP %d" % status
+                except OSError as e:
+                    ok, why = False, "unreachable: %s" % e
+                self._log("%s to %s: %s" % (m["msg"]["type"], m["to_host"], why))
+                with self.lock:
+                    if m not in self.state["outbox"]:
+                        continue  # removed meanwhile (contact.remove)
+                    if ok or time.time() - m["queued"] > GIVE_UP_AFTER:
+                        self.state["outbox"].remove(m)
+                    else:
+                        m["due"] = time.time() + RETRY_EVERY
+                    self._save()
+
+
+PEER_METHODS = {
+    "node.identity": Peer.rpc_identity,
+    "contact.request": Peer.rpc_contact_request,
+    "contact.list": Peer.rpc_contact_list,
+    "contact.accept": Peer.rpc_contact_accept,
+    "contact.remove": Peer.rpc_contact_remove,
+    "file.share": Peer.rpc_file_share,
+    "file.fetch": Peer.rpc_file_fetch,
+    "file.served": Peer.rpc_file_served,
+    "file.unshare": Peer.rpc_file_unshare,
+}
+
+
+# --------------------------------------------------------------------------------------------
 # The server
 
 
@@ -300,6 +607,7 @@ class Node:
         self.sessions = set()
         self.seen = None
         self.load()
+        self.peer = Peer(state_dir)
 
     def _stat(self):
         st = os.stat(os.path.join(self.dir, "scenario.json"))
@@ -358,6 +666,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._send(404, {"error": "not found"})
 
     def do_POST(self):
+        if self.path.split("?")[0] == PEER_PATH:
+            self.peer_message()
+            return
         if self.path.split("?")[0] != "/rpc/v1":
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             self._send(404, {"error": "not found"})
@@ -378,6 +689,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             method = req["method"]
             params = req.get("params")
             node.log(method)
+            if method in PEER_METHODS:  # outside node.lock: they may wait on another node
+                self._send(200, {"jsonrpc": "2.0", "id": rid, "result": self.call_peer(node, method, params)})
+                return
             with node.lock:
                 node.refresh()
                 result, headers = self.call(node, method, params)
@@ -393,6 +707,34 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except http.cookies.CookieError:
             return False
         return "session" in cookie and cookie["session"].value in node.sessions
+
+    def call_peer(self, node, method, params):
+        """One of the peer protocol's JSON-RPC methods (PEER_METHODS): the session first."""
+        if not self.session_ok(node):
+            raise RpcError(34, "unauthorized", http_status=401)
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise RpcError(-32602, "params must be an object")
+        return PEER_METHODS[method](node.peer, self.server.server_address, params)
+
+    def peer_message(self):
+        """POST /peer/v1: a message from another stand-in (server to server, no session)."""
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_PEER_BODY:
+            self._send(413, {"error": "too large"})
+            self.close_connection = True
+            return
+        raw = self.rfile.read(length)
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            msg = None
+        if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+            self._send(400, {"error": "not a peer message"})
+            return
+        status, body = self.server.node.peer.receive(msg, self.client_address[0])
+        self._send(status, body)
 
     def call(self, node, method, params):
         if method == "health":

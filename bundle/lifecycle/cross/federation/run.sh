@@ -3,13 +3,16 @@
 # roster's `[[cross]] suite = "federation"`), and checks that node against its peers: every
 # peer's RPC answers from here, and every peer runs the same package versions as this node.
 #
-# Usage: run.sh [BATS_ARGS…]
+# Usage: run.sh [BATS_ARGS…] [FILE.bats…]
+#
+# FILEs (relative to this suite's dir, e.g. tests/federation.bats) are the tests to run, as a
+# scenario step names them; with none, every file in tests/. Other arguments go to bats.
 #
 # `launcher run --cross federation --peers JSON` starts it as it starts the gate (the bundle's
 # bash, cwd the unpacked bundle, bin/ first on PATH, ARCHY_* set), with ARCHY_PEERS,
 # ARCHY_CROSS_SUITE, ARCHY_CROSS_NODE and ARCHY_CROSS_ROLE besides (lib/peers.bash). The TAP
 # goes to $ARCHY_GATE_RUN_DIR/cross.tap, bats' JUnit to $ARCHY_GATE_RUN_DIR/cross/report.xml.
-# Exit 0 when every test passed, else 1.
+# Exit 0 when every test passed, else 1 (2: a FILE that is not there).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,9 +29,26 @@ fi
 export ARCHY_GATE_RUN_DIR
 mkdir -p "$ARCHY_GATE_RUN_DIR/cross"
 
-echo "# cross suite ${ARCHY_CROSS_SUITE:-federation} on ${ARCHY_CROSS_NODE:-this node} (role ${ARCHY_CROSS_ROLE:-none})"
+bats_args=() files=()
+for arg in "$@"; do
+  case $arg in
+    *.bats)
+      file=$arg
+      [[ $file == /* ]] || file=$here/$arg
+      [[ -f $file ]] || {
+        echo "run.sh: no test file $arg in ${here##*/lifecycle/}" >&2
+        exit 2
+      }
+      files+=("$file")
+      ;;
+    *) bats_args+=("$arg") ;;
+  esac
+done
+((${#files[@]} > 0)) || files=("$here/tests")
+
+echo "# cross suite ${ARCHY_CROSS_SUITE:-${here##*/}} on ${ARCHY_CROSS_NODE:-this node} (role ${ARCHY_CROSS_ROLE:-none})${ARCHY_CROSS_STEP:+, step $ARCHY_CROSS_STEP attempt ${ARCHY_CROSS_ATTEMPT:-1}}"
 set +e
-bats --tap --report-formatter junit --output "$ARCHY_GATE_RUN_DIR/cross" "$@" "$here/tests" |
+bats --tap --report-formatter junit --output "$ARCHY_GATE_RUN_DIR/cross" "${bats_args[@]}" "${files[@]}" |
   tee "$ARCHY_GATE_RUN_DIR/cross.tap"
 rc=${PIPESTATUS[0]}
 set -e

@@ -59,32 +59,7 @@ impl StandinNode {
     ) -> StandinNode {
         fs::create_dir_all(&state).unwrap();
         write_scenario(&state, scenario, Some(password));
-        let log = fs::File::create(state.join("server.log")).unwrap();
-        let mut child = Command::new("python3")
-            .arg(script())
-            .arg("--state")
-            .arg(&state)
-            .args(["--port", "0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("python3 runs (the stand-in node needs python3)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = match line.trim().strip_prefix("READY ") {
-            Some(port) => port.parse().unwrap(),
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the stand-in node did not start: {line:?}\n{}",
-                    fs::read_to_string(state.join("server.log")).unwrap_or_default()
-                );
-            }
-        };
+        let (child, port) = serve(&state, 0);
         StandinNode {
             child: Some(child),
             port,
@@ -224,6 +199,98 @@ impl StandinNode {
                 return Some(child.wait().unwrap());
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl StandinNode {
+    /// Stops the server and starts it again on the same state dir and port,
+    /// as a node's backend restarts: only what it persisted survives.
+    pub fn restart(&mut self) {
+        let status = self.stop().expect("the server was running");
+        assert!(status.success(), "the stand-in ended with {status:?}");
+        self.start_again();
+    }
+
+    /// After `stop`: the server again, on the same state dir and port.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the server is running");
+        let (child, port) = serve(&self.state, self.port);
+        assert_eq!(port, self.port);
+        self.child = Some(child);
+    }
+
+    /// Logs in, calls `method`, and returns its result; panics on an error.
+    pub fn rpc(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let session = self.login();
+        self.call(method, params, Some(&session)).result().clone()
+    }
+
+    /// This node's DID (`node.identity`).
+    pub fn did(&self) -> String {
+        self.rpc("node.identity", serde_json::Value::Null)["did"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// What the peer protocol logged, one message sent or received a line.
+    pub fn peer_log(&self) -> String {
+        fs::read_to_string(self.state.join("peer.log")).unwrap_or_default()
+    }
+}
+
+/// Polls `look` until it gives a value, every 100 ms for at most `within`;
+/// then panics with `what` and the last thing `look` said. For the stand-in's
+/// asynchronous deliveries (a contact request arrives 1 to 3 s after it is made).
+pub fn eventually<T>(
+    what: &str,
+    within: Duration,
+    mut look: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        match look() {
+            Ok(value) => return value,
+            Err(last) if Instant::now() > deadline => {
+                panic!("{what}: not within {within:?}; last: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Starts the server on `state`, on host loopback port `port` (0: any);
+/// returns it once it printed READY, and its port.
+fn serve(state: &Path, port: u16) -> (Child, u16) {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state.join("server.log"))
+        .unwrap();
+    let mut child = Command::new("python3")
+        .arg(script())
+        .arg("--state")
+        .arg(state)
+        .args(["--port", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("python3 runs (the stand-in node needs python3)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    match line.trim().strip_prefix("READY ") {
+        Some(port) => (child, port.parse().unwrap()),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the stand-in node did not start: {line:?}\n{}",
+                fs::read_to_string(state.join("server.log")).unwrap_or_default()
+            );
         }
     }
 }
