@@ -68,7 +68,12 @@ pub struct StepRun {
     /// tests, cleanup, fault or heal.
     pub kind: String,
     pub attempt: u32,
-    /// The entry script's arguments: bats files, or the peer's name and host.
+    /// The bats files it runs (paths in the bundle), passed to the suite's
+    /// run.sh as absolute paths in the unpacked bundle.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    /// A fault's (or heal's) arguments: the peer's name and host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
     /// What earlier steps published (ARCHY_CROSS_VALUES).
     pub values: Values,
@@ -132,13 +137,14 @@ pub fn plan(suite: &CrossSuite, ask: CrossAsk) -> Result<CrossRun, String> {
             ));
         }
     }
-    let (entry, args) = match &fault_step.action {
+    let (entry, files, args) = match &fault_step.action {
         Action::Tests { .. } if healing => {
             return Err(format!("--heal: step {step_name} is not a fault"))
         }
         Action::Tests { files } => (
             suite.entry.clone(),
             files.iter().map(|f| in_suite(f)).collect(),
+            Vec::new(),
         ),
         Action::Fault {
             run: script,
@@ -159,6 +165,7 @@ pub fn plan(suite: &CrossSuite, ask: CrossAsk) -> Result<CrossRun, String> {
             let script = if healing { heal } else { script };
             (
                 in_suite(script),
+                Vec::new(),
                 vec![target.name.clone(), target.host.clone()],
             )
         }
@@ -173,6 +180,7 @@ pub fn plan(suite: &CrossSuite, ask: CrossAsk) -> Result<CrossRun, String> {
         name: step.name.clone(),
         kind: if healing { "heal" } else { step.kind_word() }.into(),
         attempt: ask.attempt.unwrap_or(1),
+        files,
         args,
         values,
         published: None,

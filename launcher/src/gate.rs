@@ -49,6 +49,7 @@ pub fn command(record: &RunRecord, secret: Option<&Secret>) -> Command {
     let path = std::env::var("PATH")
         .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     if let Some(step) = record.cross.as_ref().and_then(|c| c.step.as_ref()) {
+        cmd.args(step.files.iter().map(|f| dir.join(f)));
         cmd.args(&step.args);
     }
     cmd.args(&record.gate_args)

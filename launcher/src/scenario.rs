@@ -16,8 +16,8 @@
 //!   the end.
 //!
 //! A tests step with `undoes = "STEP"` is a cleanup: after a failure it
-//! still runs, on the nodes that ran STEP, in reverse order of what it
-//! undoes; owed heals run then too.
+//! still runs, on its own nodes, if STEP started, in reverse order of what
+//! they undo; owed heals run then too, on the nodes that ran the fault.
 
 use serde::{Deserialize, Serialize};
 

@@ -184,6 +184,24 @@ pub fn markdown(state: &FleetState) -> String {
                 escape(r.reason.as_deref().unwrap_or("-"))
             );
         }
+        // Each failed step: where, what it was given, and how its output ended.
+        for s in c.steps.iter().filter(|s| !s.log_tail.is_empty()) {
+            let given = if s.given.is_empty() {
+                "no values".to_string()
+            } else {
+                format!("values {}", s.given.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "\nStep {} on {} (given {given}), the end of its log (`cross/{}/{}/{}/gate.log`):\n\n~~~\n{}\n~~~",
+                s.step,
+                s.node,
+                c.suite,
+                s.step,
+                s.node,
+                s.log_tail.join("\n").replace("~~~", "~ ~ ~")
+            );
+        }
     }
     // Which key this launcher verified the bundle's signature with, before
     // upload, and the nodes that ran it told to require that key. (What a

@@ -9,8 +9,9 @@
 //! knows them all) and handed to every later step. An `eventually` step is
 //! started again, as a new run, until it passes or its deadline passes. When
 //! a step fails the rest are skipped, and what was set up is undone: the
-//! cleanup steps of the steps that ran, and the heals owed by faults, in
-//! reverse order, each on the nodes that ran what it undoes. A suite without
+//! cleanup steps of the steps that started (each on its own nodes: what a
+//! step sets up may reach past the nodes it ran on), and the heals owed by
+//! faults (on the nodes that ran the fault), latest set-up first. A suite without
 //! a scenario is one step: its run.sh on the roster's `runs_on` node.
 
 use std::collections::BTreeMap;
@@ -203,14 +204,13 @@ impl SuiteRun<'_> {
                 }
                 _ => continue,
             };
-            let Some(nodes) = ran_on.get(undone) else {
-                continue;
-            };
-            let mine = self.nodes_of(step);
-            let nodes: Vec<String> = nodes.iter().filter(|n| mine.contains(n)).cloned().collect();
-            if nodes.is_empty() {
+            // What a step set up may reach past its own nodes (A's request
+            // lands on B): once it started anywhere, its cleanup runs on
+            // every node the cleanup names.
+            if !ran_on.contains_key(undone) {
                 continue;
             }
+            let nodes = self.nodes_of(step);
             let at = steps.iter().position(|s| &s.name == undone).unwrap_or(0);
             owed.push((at, step.clone(), nodes, false));
         }
@@ -294,6 +294,9 @@ impl SuiteRun<'_> {
                 break;
             }
             thread::sleep(every);
+        }
+        if run.outcome != CrossOutcome::Passed {
+            run.log_tail = log_tail(&self.local(&step.name, node).join(crate::runs::LOG));
         }
         run.seconds = first.elapsed().as_secs_f64();
         if run.outcome == CrossOutcome::Passed {
@@ -619,6 +622,22 @@ impl SuiteRun<'_> {
         }
         result
     }
+}
+
+/// Lines of a failed step's output kept for the reports.
+const LOG_TAIL_LINES: usize = 12;
+
+/// The last lines of a fetched log, tamed (a node wrote them).
+fn log_tail(path: &camino::Utf8Path) -> Vec<String> {
+    let Ok(text) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&text[text.len().saturating_sub(64 << 10)..]).into_owned();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..]
+        .iter()
+        .map(|l| answer::tame_str(l))
+        .collect()
 }
 
 /// Why a run ended as it did, when it did not pass.

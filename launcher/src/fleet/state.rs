@@ -298,6 +298,9 @@ pub struct ScenarioStepRun {
     pub tests_failed: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failing: Vec<String>,
+    /// A failed step's last lines of output (its fetched gate.log).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<String>,
 }
 
 impl ScenarioStepRun {
@@ -323,6 +326,7 @@ impl ScenarioStepRun {
             tests_passed: 0,
             tests_failed: 0,
             failing: Vec::new(),
+            log_tail: Vec::new(),
         }
     }
 }

@@ -178,7 +178,12 @@ fn a_cross_suite_runs_where_the_roster_says_with_its_peers_and_no_peer_password(
     let mut fleet = Fleet::new();
     fleet.add(&server, "primary");
     fleet.add(&client, "fleet");
-    fleet.extra = "[[cross]]\nsuite = \"federation\"\nnodes = [{ name = \"n228\", role = \"server\" }, { name = \"n198\", role = \"client\" }]\nruns_on = \"n198\"\n".into();
+    // Besides, the bundle's example scenarios, whose steps run on both
+    // nodes, each with its own password, and talk to each other.
+    fleet.extra = "[[cross]]\nsuite = \"federation\"\nnodes = [{ name = \"n228\", role = \"server\" }, { name = \"n198\", role = \"client\" }]\nruns_on = \"n198\"\n\n\
+        [[cross]]\nsuite = \"contacts\"\nnodes = [{ name = \"n228\", role = \"a\" }, { name = \"n198\", role = \"b\" }]\n\n\
+        [[cross]]\nsuite = \"file-fetch\"\nnodes = [{ name = \"n228\", role = \"a\" }, { name = \"n198\", role = \"b\" }]\n"
+        .into();
 
     let plan = Run::of(fleet.command("plan", 1).output().unwrap()).expect(0);
     assert!(
@@ -227,16 +232,25 @@ fn a_cross_suite_runs_where_the_roster_says_with_its_peers_and_no_peer_password(
         );
     }
 
-    // It ran on n198 only, as its cross run, once.
-    let cross_runs: Vec<Value> = client
-        .records()
-        .into_iter()
-        .filter(|r| r["cross"].is_object())
-        .collect();
+    // The scenarios passed, each step on its own node.
+    for suite in ["contacts", "file-fetch"] {
+        let c = cross_result(&report, suite);
+        assert_eq!(c["outcome"], "passed", "{c:#}");
+    }
+    // federation ran on n198 only, as its cross run, once.
+    let federation = |r: &Value| r["cross"]["suite"] == "federation";
+    let cross_runs: Vec<Value> = client.records().into_iter().filter(federation).collect();
     assert_eq!(cross_runs.len(), 1, "{cross_runs:#?}");
     assert!(
-        server.records().iter().all(|r| r["cross"].is_null()),
-        "no cross run on n228"
+        !server.records().iter().any(federation),
+        "no federation run on n228"
+    );
+    assert!(
+        server
+            .records()
+            .iter()
+            .any(|r| r["cross"]["suite"] == "contacts"),
+        "contacts' steps ran on n228 too"
     );
     let record = &cross_runs[0];
     assert_eq!(record["state"], "passed", "{record:#}");
@@ -302,6 +316,7 @@ fn a_cross_suite_runs_where_the_roster_says_with_its_peers_and_no_peer_password(
     let peers_env: Vec<&str> = on_client
         .execs
         .iter()
+        .filter(|e| e.env.iter().any(|v| v == "ARCHY_CROSS_SUITE=federation"))
         .flat_map(|e| &e.env)
         .filter_map(|l| l.strip_prefix("ARCHY_PEERS="))
         .collect();

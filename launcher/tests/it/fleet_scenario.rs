@@ -362,6 +362,20 @@ fn a_failing_step_skips_the_rest_and_undoes_what_was_set_up_heals_included() {
     assert!(reason.contains("step use failed on cli"), "{reason}");
     let md = fs::read_to_string(fleet.out().join("report.md")).unwrap();
     assert!(md.contains("step use failed on cli"), "{md}");
+    // The failed step, what it was given, and the end of its output.
+    assert!(
+        md.contains("Step use on cli (given values token), the end of its log"),
+        "{md}"
+    );
+    assert!(
+        md.contains("not ok 1 use: the server's token arrived"),
+        "{md}"
+    );
+    let junit = fs::read_to_string(fleet.out().join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("name=\"use (tests) on cli\"><failure"),
+        "{junit}"
+    );
 
     // The fault's heal ran, though the step that would heal it never
     // came; then the server's setup was undone, last set up first undone.
