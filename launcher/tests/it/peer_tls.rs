@@ -29,19 +29,6 @@ fn own_node(name: &str) -> Node {
     ArchyNode::build("healthy", &password).over_ssh(ssh)
 }
 
-fn sha256_of_pem(pem: &str) -> String {
-    use base64::Engine;
-    use sha2::Digest;
-    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .unwrap();
-    sha2::Sha256::digest(&der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// A roster of `nodes` (the first the primary), `[[cross]] federation`
 /// running on the first; each node's peer_host as given.
 struct Fleet {
@@ -171,13 +158,11 @@ fn the_example_cross_suite_passes_across_peers_at_their_own_addresses_with_their
             "{peer:#}"
         );
         assert_eq!(peer["cert"], pem.as_str(), "{peer:#}");
-        assert_eq!(peer["cert_sha256"], sha256_of_pem(&pem), "{peer:#}");
+        assert_eq!(peer["cert_sha256"], node.standin.cert_sha256(), "{peer:#}");
     }
     // Three nodes, three certificates.
-    let pins: std::collections::BTreeSet<String> = nodes
-        .iter()
-        .map(|n| sha256_of_pem(&n.standin.cert_pem()))
-        .collect();
+    let pins: std::collections::BTreeSet<String> =
+        nodes.iter().map(|n| n.standin.cert_sha256()).collect();
     assert_eq!(pins.len(), 3);
 }
 
@@ -229,8 +214,8 @@ fn a_peer_whose_certificate_was_swapped_fails_the_suite_naming_it() {
         format!(
             "unreachable: {host}'s certificate differs from the one pinned for it: it presents \
              sha256 {}, the pin is sha256 {}; refused",
-            sha256_of_pem(&impostor.cert_pem()),
-            sha256_of_pem(&b.standin.cert_pem()),
+            impostor.cert_sha256(),
+            b.standin.cert_sha256(),
         ),
     ];
     for wanted in wanted {
@@ -248,7 +233,7 @@ fn rpc_pins_a_peer_s_certificate_and_reads_one_only_on_loopback() {
     let net = NetNs::new();
     let peer = StandinNode::start_detached_in(&net, "healthy", "pinned-pw-1");
     let host = peer.peer_host();
-    let pin = sha256_of_pem(&peer.cert_pem());
+    let pin = peer.cert_sha256();
     // As the launcher writes it: https' own port left out.
     let url = format!("https://{}/rpc/v1", net.addr());
     let rpc = |args: &[&str]| {
@@ -366,9 +351,9 @@ fn the_suite_s_curl_fallback_trusts_only_the_peer_s_own_certificate() {
     let elsewhere = NetNs::new();
     let impostor = StandinNode::start_detached_in(&elsewhere, "healthy", "curl-pw-2");
     let lib = support::workspace_root().join("bundle/lifecycle/lib");
-    let peer_rpc = |host: &str, pem: &str| {
+    let peer_rpc = |host: &str, pem: &str, sha256: &str| {
         let peers = serde_json::json!([{
-            "name": "b", "host": host, "cert": pem, "cert_sha256": sha256_of_pem(pem),
+            "name": "b", "host": host, "cert": pem, "cert_sha256": sha256,
         }]);
         let run_dir = tempfile::tempdir().unwrap();
         Run::of(
@@ -385,9 +370,9 @@ fn the_suite_s_curl_fallback_trusts_only_the_peer_s_own_certificate() {
                 .unwrap(),
         )
     };
-    let ok = peer_rpc(&peer.peer_host(), &peer.cert_pem()).expect(0);
+    let ok = peer_rpc(&peer.peer_host(), &peer.cert_pem(), &peer.cert_sha256()).expect(0);
     assert_eq!(ok.stdout.trim(), r#"{"status":"ok"}"#);
-    let swapped = peer_rpc(&impostor.peer_host(), &peer.cert_pem());
+    let swapped = peer_rpc(&impostor.peer_host(), &peer.cert_pem(), &peer.cert_sha256());
     assert_eq!(swapped.code, 5, "{}\n{}", swapped.stdout, swapped.stderr);
     assert!(
         swapped

@@ -170,6 +170,17 @@ impl StandinNode {
         fs::read_to_string(self.state.join("tls/cert.pem")).unwrap()
     }
 
+    /// The sha256 (hex) of that certificate's DER: what a peer pins.
+    pub fn cert_sha256(&self) -> String {
+        use base64::Engine;
+        let pem = self.cert_pem();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        super::sha256_hex(&der)
+    }
+
     pub fn password(&self) -> &str {
         &self.password
     }
