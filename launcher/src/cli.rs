@@ -191,7 +191,13 @@ pub enum Command {
         any host but loopback unless --allow-cleartext (ARCHY_ALLOW_CLEARTEXT=1).\n\
         -v says which of these applies.\n\n\
         Another node's RPC (a cross suite's peer): --anonymous, so this node's password and\n\
-        session never go there: `launcher rpc --anonymous --host PEER health`.\n\n\
+        session never go there: `launcher rpc --anonymous --host PEER health`. A peer's\n\
+        self-signed certificate is trusted by --pin-sha256 (ARCHY_PEERS' cert_sha256):\n\
+        any other certificate is refused, naming both fingerprints; the handshake is still\n\
+        verified against the pinned certificate's key. The fleet learns each pin on the\n\
+        peer itself, over its own SSH connection: `launcher rpc --host 127.0.0.1:PORT\n\
+        --print-cert` there prints the PEM the node serves (refused for any host but\n\
+        loopback: a certificate read over the network proves nothing).\n\n\
         Exit 0 with the result on stdout; 1 on a JSON-RPC error; 2 on a refused host or\n\
         scheme; 5 if unreachable."
     )]
@@ -277,7 +283,8 @@ pub struct ExtractArgs {
 #[derive(Debug, Args)]
 pub struct RpcArgs {
     /// The JSON-RPC method, e.g. server.get-state
-    pub method: String,
+    #[arg(required_unless_present = "print_cert")]
+    pub method: Option<String>,
     /// The params, as JSON
     pub params: Option<String>,
     /// The node's address, with an optional port
@@ -308,6 +315,14 @@ pub struct RpcArgs {
     /// send and keep no cookie (for another node's RPC, e.g. a peer's health)
     #[arg(long)]
     pub anonymous: bool,
+    /// Trust the server by its certificate alone: connect only if the DER of the
+    /// certificate it presents has this sha256 (hex), on loopback too
+    #[arg(long, value_name = "HEX", requires = "anonymous")]
+    pub pin_sha256: Option<String>,
+    /// Print the certificate (PEM) the server at --host presents, and nothing else;
+    /// loopback only: read a node's certificate on the node itself
+    #[arg(long, conflicts_with_all = ["method", "pin_sha256", "anonymous", "password_stdin"])]
+    pub print_cert: bool,
 }
 
 #[derive(Debug, Args)]

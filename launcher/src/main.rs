@@ -23,6 +23,7 @@ mod minisig;
 mod node_cmd;
 mod outcome;
 mod pack;
+mod pinned_tls;
 mod preflight;
 mod printable;
 mod private_fs;

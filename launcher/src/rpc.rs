@@ -9,6 +9,15 @@
 //! host is loopback is decided on the URL as parsed (the `url` crate), from
 //! the host that is dialled: `--host` must be `host[:port]`, nothing more.
 //!
+//! A pin (`--pin-sha256`, a cross suite's peer) replaces all of that: the
+//! server must present exactly the certificate whose DER hashes to it, on
+//! loopback too, and is refused otherwise, naming both fingerprints; its
+//! handshake signatures are still verified (`pinned_tls.rs`, which also
+//! carries the call: ureq cannot take a verifier of ours). The fleet reads
+//! each peer's certificate on the peer itself, over its own SSH connection
+//! (`rpc --print-cert`, loopback only), so no certificate is trusted
+//! because the network showed it.
+//!
 //! Cleartext: `http` sends the password unencrypted, so it is refused for a
 //! host other than loopback unless the operator allows it explicitly
 //! (`--allow-cleartext`, `ARCHY_ALLOW_CLEARTEXT=1`).
@@ -20,6 +29,7 @@ use anyhow::Context;
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{json, Value};
 
+use crate::pinned_tls::{self, CertPin};
 use crate::private_fs::{Create, PrivateDir};
 use crate::secret::Secret;
 
@@ -61,6 +71,8 @@ pub enum TlsTrust {
     NodeCa(Utf8PathBuf),
     LoopbackUnverified,
     PublicRoots,
+    /// Exactly the certificate whose DER has this sha256.
+    Pinned(CertPin),
     /// http: no TLS at all.
     Cleartext {
         loopback: bool,
@@ -75,6 +87,10 @@ impl std::fmt::Display for TlsTrust {
                 f.write_str("loopback, certificate not verified (no node CA found)")
             }
             TlsTrust::PublicRoots => f.write_str("verified against the public roots"),
+            TlsTrust::Pinned(pin) => write!(
+                f,
+                "pinned: only the certificate of sha256 {pin} (no CA, roots or names consulted)"
+            ),
             TlsTrust::Cleartext { loopback: true } => {
                 f.write_str("cleartext http on loopback: no TLS, nothing verified")
             }
@@ -93,6 +109,9 @@ pub struct RpcClient {
     cookie: Option<String>,
     session_file: Option<Utf8PathBuf>,
     pub trust: TlsTrust,
+    /// With a pin, calls go through `pinned_tls` instead of ureq.
+    pin: Option<CertPin>,
+    timeout: Duration,
     next_id: u64,
 }
 
@@ -231,8 +250,24 @@ impl RpcClient {
             cookie: None,
             session_file: None,
             trust,
+            pin: None,
+            timeout,
             next_id: 1,
         })
+    }
+
+    /// Trusts the server by its certificate alone: the one whose DER has
+    /// sha256 `pin` (https only).
+    pub fn with_pin(mut self, pin: CertPin) -> anyhow::Result<RpcClient> {
+        if self.url.scheme() != "https" {
+            return Err(crate::exit::fail(
+                crate::exit::ExitStatus::Usage,
+                "--pin-sha256 pins a TLS certificate: use --scheme https".to_string(),
+            ));
+        }
+        self.trust = TlsTrust::Pinned(pin.clone());
+        self.pin = Some(pin);
+        Ok(self)
     }
 
     pub fn url(&self) -> &str {
@@ -296,29 +331,19 @@ impl RpcClient {
         let id = self.next_id;
         self.next_id += 1;
         let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
-        let mut request = self.agent.post(self.url.as_str());
-        if let Some(cookie) = &self.cookie {
-            request = request.header("Cookie", cookie);
-        }
-        let mut response = request
-            .send_json(&body)
-            .map_err(|e| RpcError::Unreachable(e.to_string()))?;
-        let cookies: Vec<String> = response
-            .headers()
-            .get_all("set-cookie")
+        let (status, set_cookies, answer) = match &self.pin {
+            Some(pin) => self.send_pinned(pin, &body)?,
+            None => self.send(&body)?,
+        };
+        let cookies: Vec<String> = set_cookies
             .iter()
-            .filter_map(|v| v.to_str().ok())
             .filter_map(|v| v.split(';').next())
             .map(|pair| pair.trim().to_string())
             .collect();
         if !cookies.is_empty() {
             self.cookie = Some(cookies.join("; "));
         }
-        let status = response.status().as_u16();
-        let answer: Value = response
-            .body_mut()
-            .read_json()
-            .map_err(|e| RpcError::Protocol(format!("HTTP {status}: {e}")))?;
+        let answer: Value = answer?;
         if let Some(error) = answer.get("error").filter(|e| !e.is_null()) {
             return Err(RpcError::Rpc {
                 code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
@@ -339,6 +364,52 @@ impl RpcClient {
             .get("result")
             .cloned()
             .ok_or_else(|| RpcError::Protocol(format!("HTTP {status}: no result in {answer}")))
+    }
+}
+
+type Sent = (u16, Vec<String>, Result<Value, RpcError>);
+
+impl RpcClient {
+    /// POSTs `body` through ureq: the status, the Set-Cookie values, the JSON.
+    fn send(&self, body: &Value) -> Result<Sent, RpcError> {
+        let mut request = self.agent.post(self.url.as_str());
+        if let Some(cookie) = &self.cookie {
+            request = request.header("Cookie", cookie);
+        }
+        let mut response = request
+            .send_json(body)
+            .map_err(|e| RpcError::Unreachable(e.to_string()))?;
+        let cookies = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect();
+        let status = response.status().as_u16();
+        let answer = response
+            .body_mut()
+            .read_json()
+            .map_err(|e| RpcError::Protocol(format!("HTTP {status}: {e}")));
+        Ok((status, cookies, answer))
+    }
+
+    /// The same through `pinned_tls`, to the server holding the pinned
+    /// certificate only (the cookie is not sent: pinned calls are a peer's,
+    /// anonymous).
+    fn send_pinned(&self, pin: &CertPin, body: &Value) -> Result<Sent, RpcError> {
+        let reply = pinned_tls::post(&self.url, pin, body.to_string().as_bytes(), self.timeout)
+            .map_err(|e| RpcError::Unreachable(e.to_string()))?;
+        let cookies = reply
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "set-cookie")
+            .map(|(_, v)| v.clone())
+            .collect();
+        let status = reply.status;
+        let answer = serde_json::from_slice(&reply.body)
+            .map_err(|e| RpcError::Protocol(format!("HTTP {status}: {e}")));
+        Ok((status, cookies, answer))
     }
 }
 

@@ -21,7 +21,9 @@
 # TLS, the launcher's rule (launcher rpc --help): the certificate is verified, except on a
 # loopback host (127.0.0.0/8, ::1, localhost), where nodes serve a self-signed one and the
 # password never leaves the machine. Cleartext http to any other host is refused unless
-# ARCHY_ALLOW_CLEARTEXT=1 says the operator means it.
+# ARCHY_ALLOW_CLEARTEXT=1 says the operator means it. A peer whose certificate the fleet
+# pinned (lib/peers.bash) is trusted by that certificate alone: _RPC_PEER_CERT names a file
+# holding it, and curl gets it as its only CA (--cacert), on loopback too.
 
 rpc() {
   if (($# < 1 || $# > 2)); then
@@ -47,8 +49,8 @@ _rpc_host_is_loopback() {
   [[ $host == localhost || $host == ::1 || $host =~ ^127\.[0-9]+\.[0-9]+\.[0-9]+$ ]]
 }
 
-# _rpc_curl_tls: curl's TLS flags for ARCHY_HOST and ARCHY_SCHEME, one a line; status 2 (and
-# why on stderr) when the launcher's rule refuses the host or the scheme.
+# _rpc_curl_tls: curl's TLS flags for ARCHY_HOST and ARCHY_SCHEME (and _RPC_PEER_CERT), one a
+# line; status 2 (and why on stderr) when the launcher's rule refuses the host or the scheme.
 _rpc_curl_tls() {
   local host=${ARCHY_HOST:-127.0.0.1} scheme=${ARCHY_SCHEME:-https}
   # Anything but host[:port] (user info, a path) could make curl dial another host than the
@@ -57,7 +59,13 @@ _rpc_curl_tls() {
     echo "rpc: ARCHY_HOST=$host is not host[:port]" >&2
     return 2
   fi
-  if _rpc_host_is_loopback "$host"; then
+  if [[ -n ${_RPC_PEER_CERT:-} ]]; then
+    if [[ $scheme != https ]]; then
+      echo "rpc: a pinned peer certificate needs https, not $scheme" >&2
+      return 2
+    fi
+    printf '%s\n' --cacert "$_RPC_PEER_CERT"
+  elif _rpc_host_is_loopback "$host"; then
     echo -k
   elif [[ $scheme == http && ${ARCHY_ALLOW_CLEARTEXT:-0} != 1 ]]; then
     echo "rpc: refusing to send the password in cleartext (http) to $host: use https, or set ARCHY_ALLOW_CLEARTEXT=1" >&2
@@ -72,11 +80,12 @@ _rpc_run_dir() {
 # _rpc_post BODY: POST BODY (from stdin), print the answer; curl's status (22: HTTP error).
 # curl's complaint goes to .rpc-curl.err in the run dir, for _rpc_unreachable.
 _rpc_post() {
-  local dir tls
+  local dir flags
+  local -a tls=()
   dir=$(_rpc_run_dir)
-  tls=$(_rpc_curl_tls) || return 2
-  # shellcheck disable=SC2086 # $tls is empty or one flag
-  curl -fsS $tls -b "$dir/.rpc-cookies" -c "$dir/.rpc-cookies" \
+  flags=$(_rpc_curl_tls) || return 2
+  [[ -z $flags ]] || mapfile -t tls <<<"$flags"
+  curl -fsS "${tls[@]}" -b "$dir/.rpc-cookies" -c "$dir/.rpc-cookies" \
     -H 'Content-Type: application/json' --data-binary @- \
     "${ARCHY_SCHEME:-https}://${ARCHY_HOST:-127.0.0.1}/rpc/v1" <<<"$1" 2>"$dir/.rpc-curl.err"
 }

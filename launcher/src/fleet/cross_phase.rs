@@ -182,14 +182,19 @@ fn run_suite(
             continue;
         }
         let peer = roster_node(plan, &m.name);
-        let packages = on_node(plan, shared, pool, progress, &m.name, |ssh| {
-            peer_packages(ssh, peer)
+        let (packages, cert) = on_node(plan, shared, pool, progress, &m.name, |ssh| {
+            Ok((
+                peer_packages(ssh, peer)?,
+                super::peer_cert::read(ssh, peer)?,
+            ))
         })?;
         peers.push(Peer {
             name: m.name.clone(),
             host: peer.peer_host.clone().expect("a checked roster"),
             role: m.role.clone(),
             packages: Some(packages),
+            cert: Some(cert.pem),
+            cert_sha256: Some(cert.sha256.as_str().to_owned()),
         });
     }
     let suite = SuiteRun {

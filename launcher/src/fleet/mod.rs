@@ -10,6 +10,7 @@ mod cross_phase;
 mod fetch;
 mod html;
 mod node;
+mod peer_cert;
 pub mod progress;
 mod remote_dir;
 mod remote_run;

@@ -330,11 +330,15 @@ fn a_cross_suite_runs_where_the_roster_says_with_its_peers_and_no_peer_password(
         .iter()
         .map(|p| json!({"id": p["id"], "version": p["version"]}))
         .collect();
+    // And the certificate n228's RPC serves, read on n228: what n198 pins.
+    let cert = server.standin.cert_pem();
     let expected = json!([{
         "name": "n228",
         "host": server.standin.host(),
         "role": "server",
         "packages": expected_packages,
+        "cert": cert,
+        "cert_sha256": server.standin.cert_sha256(),
     }]);
     for text in &peers_env {
         let peers: Value = serde_json::from_str(text).unwrap();

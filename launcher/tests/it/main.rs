@@ -45,6 +45,8 @@ mod mutations;
 #[cfg(feature = "host-tests")]
 mod node_to_operator;
 #[cfg(feature = "host-tests")]
+mod peer_tls;
+#[cfg(feature = "host-tests")]
 mod preflight;
 #[cfg(feature = "host-tests")]
 mod run;

@@ -4,9 +4,10 @@
 It fakes the node's JSON-RPC backend (https://127.0.0.1/rpc/v1) and renders, on every change,
 the files the podman, systemctl and bitcoin-cli shims (shims/) print. Python 3 stdlib only.
 
-    archy_node.py --state DIR [--port N]
-        Serve DIR/scenario.json over HTTPS on 127.0.0.1:N (0: any free port); print
-        "READY <port>" once listening; exit 0 on SIGTERM or SIGINT.
+    archy_node.py --state DIR [--port N] [--bind ADDR] [--san IP]
+        Serve DIR/scenario.json over HTTPS on ADDR:N (default 127.0.0.1; N 0: any free port);
+        print "READY <port>" once listening; exit 0 on SIGTERM or SIGINT. --san IP: the
+        self-signed certificate also names IP (the node's own address).
     archy_node.py --write-scenario NAME --state DIR [--password P]
         Write DIR/scenario.json, DIR/password and DIR/render/, then exit.
     archy_node.py --list-scenarios
@@ -768,7 +769,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         raise RpcError(-32601, "method not found: %s" % method)
 
 
-def ensure_cert(state_dir):
+def ensure_cert(state_dir, san=None):
     tls = os.path.join(state_dir, "tls")
     cert, key = os.path.join(tls, "cert.pem"), os.path.join(tls, "key.pem")
     if not (os.path.exists(cert) and os.path.exists(key)):
@@ -776,7 +777,7 @@ def ensure_cert(state_dir):
         subprocess.run(
             ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
              "-nodes", "-days", "3650", "-subj", "/CN=127.0.0.1",
-             "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+             "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost" + (",IP:" + san if san else ""),
              "-keyout", key + ".tmp", "-out", cert + ".tmp"],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
@@ -790,10 +791,10 @@ class Server(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-def serve(state_dir, port):
+def serve(state_dir, port, bind="127.0.0.1", san=None):
     node = Node(state_dir)
-    cert, key = ensure_cert(state_dir)
-    server = Server(("127.0.0.1", port), Handler)
+    cert, key = ensure_cert(state_dir, san)
+    server = Server((bind, port), Handler)
     server.node = node
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
@@ -815,7 +816,9 @@ def serve(state_dir, port):
 def main(argv):
     ap = argparse.ArgumentParser(description="A stand-in Archy node for archy-gate's tests.")
     ap.add_argument("--state", help="the state dir (scenario.json, password, render/, tls/)")
-    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
+    ap.add_argument("--port", type=int, default=0, help="port to serve on (0: any free port)")
+    ap.add_argument("--bind", default="127.0.0.1", help="address to serve on (0.0.0.0: all of the node's)")
+    ap.add_argument("--san", default=None, help="an IP the certificate names besides 127.0.0.1")
     ap.add_argument("--write-scenario", metavar="NAME", help="write scenario NAME into --state, exit")
     ap.add_argument("--password", default=None, help="with --write-scenario (default: %s)" % DEFAULT_PASSWORD)
     ap.add_argument("--list-scenarios", action="store_true")
@@ -834,7 +837,7 @@ def main(argv):
         if args.password is not None or not os.path.exists(pw_path):
             write_atomic(pw_path, (args.password or DEFAULT_PASSWORD) + "\n", 0o600)
         return 0
-    return serve(args.state, args.port)
+    return serve(args.state, args.port, args.bind, args.san)
 
 
 if __name__ == "__main__":

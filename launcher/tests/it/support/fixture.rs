@@ -14,6 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::bare_node::BareNode;
+use super::netns::NetNs;
 use super::real_bundle_dir;
 use super::ssh_node::SshNode;
 use super::standin::StandinNode;
@@ -82,17 +83,18 @@ impl Builder {
     /// On a fresh bare node.
     pub fn bare(self) -> ArchyNode {
         let node = BareNode::new();
-        let standin = self.lay_out(&node);
+        let standin = self.lay_out(&node, None);
         ArchyNode { standin, node }
     }
 
-    /// On `ssh`'s root, the node `launcher fleet` reaches over SSH.
+    /// On `ssh`'s root, the node `launcher fleet` reaches over SSH; the
+    /// stand-in serving in the node's own network when it has one.
     pub fn over_ssh(self, ssh: SshNode) -> ArchyNode<SshNode> {
-        let standin = self.lay_out(&ssh.node);
+        let standin = self.lay_out(&ssh.node, ssh.network());
         ArchyNode { standin, node: ssh }
     }
 
-    fn lay_out(self, node: &BareNode) -> StandinNode {
+    fn lay_out(self, node: &BareNode, net: Option<&NetNs>) -> StandinNode {
         if let Some(bundle) = &self.bundle {
             node.put(BUNDLE_INSIDE, &fs::read(bundle).unwrap(), 0o755);
         }
@@ -104,7 +106,7 @@ impl Builder {
         for (inside, bytes, mode) in &self.files {
             node.put(inside, bytes, *mode);
         }
-        StandinNode::start(node, &self.scenario, &self.password)
+        StandinNode::start_in(node, net, &self.scenario, &self.password)
     }
 }
 

@@ -17,6 +17,7 @@ pub mod gate_bundle;
 pub mod help;
 pub mod hostile_node;
 pub mod lab;
+pub mod netns;
 pub mod ssh_node;
 pub mod standin;
 pub mod strace;

@@ -5,6 +5,11 @@
 //! node's processes (sessions, detached gate runs) see only each other,
 //! orphans are reaped inside, and stopping sshd powers the whole node off.
 //!
+//! With `.own_network()` the node also has an address of its own (its own
+//! network namespace, support::netns): sshd listens there on port 22, the
+//! stand-in's RPC serves there (and on the node's loopback), and the
+//! fleet and the other nodes reach it there, as Archy nodes on a LAN.
+//!
 //! sshd's log (LogLevel VERBOSE) is how tests count, on the node's side, the
 //! TCP connections and sessions a client opened. `SshConfig` writes the
 //! `ssh -F FILE` config that names every node, as ~/.ssh/config does for an
@@ -20,6 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::bare_node::BareNode;
+use super::netns::NetNs;
 use super::Run;
 
 const SSHD: &str = "/usr/sbin/sshd";
@@ -35,9 +41,18 @@ pub struct SshNodeBuilder {
     max_startups: String,
     accept_env: bool,
     traced: bool,
+    own_network: bool,
 }
 
 impl SshNodeBuilder {
+    /// The node in a network namespace of its own with an address of its
+    /// own (support::netns), where sshd listens on port 22; the stand-in
+    /// Archy node started on it serves its RPC there too.
+    pub fn own_network(mut self) -> Self {
+        self.own_network = true;
+        self
+    }
+
     /// sshd's MaxSessions: sessions at once over one connection (1 = a node
     /// whose sshd allows one session at a time). Default 10, as sshd's.
     pub fn max_sessions(mut self, n: u32) -> Self {
@@ -86,6 +101,8 @@ pub struct SshNode {
     traced: bool,
     /// sshd, as the host sees it: the init of the node's pid namespace.
     sshd_pid: u32,
+    /// The node's own network, when it has one (dropped after sshd stops).
+    net: Option<NetNs>,
     _dir: tempfile::TempDir,
 }
 
@@ -102,6 +119,7 @@ impl SshNode {
             max_startups: "10:30:100".to_string(),
             accept_env: false,
             traced: false,
+            own_network: false,
         }
     }
 
@@ -149,12 +167,18 @@ impl SshNode {
         keygen(&dir.join("id_ed25519"));
         fs::copy(dir.join("id_ed25519.pub"), dir.join("authorized_keys")).unwrap();
 
+        let net = opts.own_network.then(NetNs::new);
+        let listen = match &net {
+            Some(net) => net.addr().to_string(),
+            None => "127.0.0.1".to_string(),
+        };
         let mut last_log = String::new();
         for _ in 0..5 {
-            let port = free_port();
+            // In a namespace of its own, port 22 is the node's.
+            let port = if net.is_some() { 22 } else { free_port() };
             let config = format!(
                 "# An Archy node stand-in for tests (launcher/tests/it/support/ssh_node.rs).\n\
-                 ListenAddress 127.0.0.1:{port}\n\
+                 ListenAddress {listen}:{port}\n\
                  HostKey {dir}/host_key\n\
                  PidFile none\n\
                  UsePAM no\n\
@@ -182,7 +206,10 @@ impl SshNode {
             // unshare blocks SIGTERM and waits for its child; the node's sshd
             // is that child, the init of the new pid namespace.
             let outer = r#"mount -t proc proc "$1/proc" && exec "$2" -D -f "$3" -E "$4""#;
-            let mut unshare = Command::new("unshare");
+            let mut unshare = match &net {
+                Some(net) => net.command("unshare"),
+                None => Command::new("unshare"),
+            };
             unshare
                 .args(["--mount", "--propagation", "private", "--pid", "--fork"])
                 .args(["--kill-child", "--", "sh", "-c", outer, "sh"])
@@ -199,7 +226,7 @@ impl SshNode {
                 .stderr(fs::File::create(dir.join("unshare.err")).unwrap())
                 .spawn()
                 .expect("unshare runs");
-            let listening = format!("Server listening on 127.0.0.1 port {port}.");
+            let listening = format!("Server listening on {listen} port {port}.");
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 last_log = fs::read_to_string(&log).unwrap_or_default();
@@ -216,6 +243,7 @@ impl SshNode {
                         unshare: Some(unshare),
                         traced: opts.traced,
                         sshd_pid,
+                        net,
                         _dir: tmp,
                     };
                 }
@@ -239,9 +267,22 @@ impl SshNode {
         &self.name
     }
 
-    /// sshd's port on 127.0.0.1.
+    /// sshd's port: on 127.0.0.1, or 22 at the node's own address.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The node's own network (`own_network`), if it has one.
+    pub fn network(&self) -> Option<&NetNs> {
+        self.net.as_ref()
+    }
+
+    /// Where sshd listens: the node's own address, else 127.0.0.1.
+    pub fn address(&self) -> String {
+        match &self.net {
+            Some(net) => net.addr().to_string(),
+            None => "127.0.0.1".to_string(),
+        }
     }
 
     /// The node's `/`, as the host sees it.
@@ -318,7 +359,12 @@ impl SshNode {
 
     /// This node's entry for an ssh config: `Host NAME` on its own port.
     pub fn ssh_config(&self) -> String {
-        self.ssh_config_as(&self.name, self.port)
+        entry_at(
+            &self.name,
+            &self.address(),
+            self.port,
+            &self.identity_file(),
+        )
     }
 
     /// An entry called `host` that reaches this node's sshd through
@@ -390,11 +436,16 @@ impl Drop for SshNode {
     }
 }
 
-/// One `Host` entry: key auth as root, no host key checks, quiet.
+/// One `Host` entry on loopback: key auth as root, no host key checks, quiet.
 fn entry(host: &str, port: u16, identity: &Path) -> String {
+    entry_at(host, "127.0.0.1", port, identity)
+}
+
+/// The same, at `address`.
+fn entry_at(host: &str, address: &str, port: u16, identity: &Path) -> String {
     format!(
         "Host {host}\n\
-         \x20 HostName 127.0.0.1\n\
+         \x20 HostName {address}\n\
          \x20 Port {port}\n\
          \x20 User root\n\
          \x20 IdentityFile {}\n\

@@ -1,7 +1,12 @@
 //! The stand-in Archy node (tests/standin/, README.md there): its JSON-RPC
 //! server, run as a child of the test process, and its podman, systemctl and
 //! bitcoin-cli shims installed in a bare node. The chroot shares the host's
-//! network, so the server on host loopback answers inside the node too.
+//! network, so the server on host loopback answers inside the node too;
+//! for a node with a network of its own (support::netns) the server runs
+//! inside that namespace (`ip netns exec`), on port 443 of all its
+//! addresses, with a certificate naming the node's address: 127.0.0.1:443
+//! for the node itself, ADDR:443 for the host and its peers. Either way
+//! the server is a child of the test, waited on when stopped.
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -10,6 +15,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use super::bare_node::BareNode;
+use super::netns::NetNs;
 use super::Run;
 
 /// Where the shims look for the rendered state, inside the node.
@@ -29,6 +35,8 @@ pub struct StandinNode {
     port: u16,
     state: PathBuf,
     password: String,
+    /// The node's own address, when it serves in a namespace of its own.
+    addr: Option<std::net::Ipv4Addr>,
     /// The bare node's root, when the shims are installed in one.
     node_root: Option<PathBuf>,
     _dir: Option<tempfile::TempDir>,
@@ -38,8 +46,18 @@ impl StandinNode {
     /// The stand-in for `node`: state in the node's /var/lib/archy-standin,
     /// shims in its /usr/bin, the server listening on host loopback.
     pub fn start(node: &BareNode, scenario: &str, password: &str) -> StandinNode {
+        StandinNode::start_in(node, None, scenario, password)
+    }
+
+    /// The same, the server in `net` when given (the node's own network).
+    pub fn start_in(
+        node: &BareNode,
+        net: Option<&NetNs>,
+        scenario: &str,
+        password: &str,
+    ) -> StandinNode {
         let state = node.path(STATE_INSIDE);
-        let mut standin = StandinNode::spawn(state, None, scenario, password);
+        let mut standin = StandinNode::spawn(state, None, net, scenario, password);
         standin.node_root = Some(node.root.clone());
         standin.install_shims();
         standin
@@ -48,23 +66,45 @@ impl StandinNode {
     /// The server alone, state in a temporary dir: for tests that talk only RPC.
     pub fn start_detached(scenario: &str, password: &str) -> StandinNode {
         let dir = tempfile::tempdir().unwrap();
-        StandinNode::spawn(dir.path().join("state"), Some(dir), scenario, password)
+        StandinNode::spawn(
+            dir.path().join("state"),
+            Some(dir),
+            None,
+            scenario,
+            password,
+        )
+    }
+
+    /// The server alone, in `net` (a namespace of its own): e.g. an
+    /// impostor at an address a peer is expected at, with a certificate of
+    /// its own.
+    pub fn start_detached_in(net: &NetNs, scenario: &str, password: &str) -> StandinNode {
+        let dir = tempfile::tempdir().unwrap();
+        StandinNode::spawn(
+            dir.path().join("state"),
+            Some(dir),
+            Some(net),
+            scenario,
+            password,
+        )
     }
 
     fn spawn(
         state: PathBuf,
         dir: Option<tempfile::TempDir>,
+        net: Option<&NetNs>,
         scenario: &str,
         password: &str,
     ) -> StandinNode {
         fs::create_dir_all(&state).unwrap();
         write_scenario(&state, scenario, Some(password));
-        let (child, port) = serve(&state, 0);
+        let (child, port) = serve(&state, 0, net);
         StandinNode {
             child: Some(child),
             port,
             state,
             password: password.to_string(),
+            addr: net.map(NetNs::addr),
             node_root: None,
             _dir: dir,
         }
@@ -79,8 +119,34 @@ impl StandinNode {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Its RPC as the host and the node's peers reach it: `ADDR:443` for a
+    /// node with its own address, else `host()`.
+    pub fn peer_host(&self) -> String {
+        match self.addr {
+            Some(addr) => format!("{addr}:{}", self.port),
+            None => self.host(),
+        }
+    }
+
+    /// Its URL as the host reaches it.
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}/rpc/v1", self.port)
+        format!("https://{}/rpc/v1", self.peer_host())
+    }
+
+    /// The certificate it serves (PEM), as the stand-in wrote it.
+    pub fn cert_pem(&self) -> String {
+        fs::read_to_string(self.state.join("tls/cert.pem")).unwrap()
+    }
+
+    /// The sha256 (hex) of that certificate's DER: what a peer pins.
+    pub fn cert_sha256(&self) -> String {
+        use base64::Engine;
+        let pem = self.cert_pem();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        super::sha256_hex(&der)
     }
 
     pub fn password(&self) -> &str {
@@ -215,7 +281,11 @@ impl StandinNode {
     /// After `stop`: the server again, on the same state dir and port.
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "the server is running");
-        let (child, port) = serve(&self.state, self.port);
+        assert!(
+            self.addr.is_none(),
+            "a stand-in in a namespace of its own is not restarted"
+        );
+        let (child, port) = serve(&self.state, self.port, None);
         assert_eq!(port, self.port);
         self.child = Some(child);
     }
@@ -260,19 +330,26 @@ pub fn eventually<T>(
     }
 }
 
-/// Starts the server on `state`, on host loopback port `port` (0: any);
-/// returns it once it printed READY, and its port.
-fn serve(state: &Path, port: u16) -> (Child, u16) {
+/// The server on `port` (0: any) of host loopback, or in `net` on port 443
+/// of every address there, its certificate naming the node's address.
+fn serve(state: &Path, port: u16, net: Option<&NetNs>) -> (Child, u16) {
     let log = fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(state.join("server.log"))
         .unwrap();
-    let mut child = Command::new("python3")
-        .arg(script())
-        .arg("--state")
-        .arg(state)
-        .args(["--port", &port.to_string()])
+    let mut cmd = match net {
+        Some(net) => net.command("python3"),
+        None => Command::new("python3"),
+    };
+    cmd.arg(script()).arg("--state").arg(state);
+    match net {
+        Some(net) => cmd
+            .args(["--port", "443", "--bind", "0.0.0.0", "--san"])
+            .arg(net.addr().to_string()),
+        None => cmd.args(["--port", &port.to_string()]),
+    };
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log)
