@@ -36,6 +36,8 @@ struct Fleet {
     config: SshConfig,
     env: Vec<(String, String)>,
     entries: Vec<String>,
+    /// More of the roster, after the federation suite.
+    extra: String,
 }
 
 impl Fleet {
@@ -45,6 +47,7 @@ impl Fleet {
             config: SshConfig::new(),
             env: Vec::new(),
             entries: Vec::new(),
+            extra: String::new(),
         }
     }
 
@@ -74,11 +77,12 @@ impl Fleet {
             &roster,
             format!(
                 "[defaults]\niterations = 1\nssh_config = \"{}\"\nssh_options = [\"-o\", \"ConnectTimeout=5\"]\n\n{}\n\
-                 [[cross]]\nsuite = \"federation\"\nnodes = [{}]\nruns_on = {}\n",
+                 [[cross]]\nsuite = \"federation\"\nnodes = [{}]\nruns_on = {}\n{}",
                 self.config.path().display(),
                 self.entries.join("\n"),
                 names.join(", "),
                 names[0],
+                self.extra,
             ),
         )
         .unwrap();
@@ -100,19 +104,23 @@ impl Fleet {
     }
 
     fn federation(&self) -> Value {
+        self.suite("federation")
+    }
+
+    fn suite(&self, suite: &str) -> Value {
         let report: Value =
             serde_json::from_slice(&fs::read(self.out().join("report.json")).unwrap()).unwrap();
         report["cross"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|c| c["suite"] == "federation")
+            .find(|c| c["suite"] == suite)
             .cloned()
-            .unwrap_or_else(|| panic!("no federation in {report:#}"))
+            .unwrap_or_else(|| panic!("no {suite} in {report:#}"))
     }
 }
 
-/// The peers the suite on `node` was given, as its run record keeps them.
+/// The peers federation on `node` was given, as its run record keeps them.
 fn peers_given(node: &Node) -> Vec<Value> {
     let cross: Vec<Value> = node
         .runs()
@@ -120,9 +128,9 @@ fn peers_given(node: &Node) -> Vec<Value> {
         .map(|run| {
             serde_json::from_slice::<Value>(&fs::read(run.join("run.json")).unwrap()).unwrap()
         })
-        .filter(|r| r["cross"].is_object())
+        .filter(|r| r["cross"]["suite"] == "federation")
         .collect();
-    assert_eq!(cross.len(), 1, "one cross run on {}", node.node.name());
+    assert_eq!(cross.len(), 1, "one federation run on {}", node.node.name());
     cross[0]["cross"]["peers"].as_array().unwrap().clone()
 }
 
@@ -135,6 +143,11 @@ fn the_example_cross_suite_passes_across_peers_at_their_own_addresses_with_their
     for node in &nodes {
         fleet.add(node, &node.standin.peer_host());
     }
+    // And the bundle's example scenarios between tla and tlb: their steps
+    // make the two stand-ins talk to each other, address to address.
+    fleet.extra = "\n[[cross]]\nsuite = \"contacts\"\nnodes = [{ name = \"tla\", role = \"a\" }, { name = \"tlb\", role = \"b\" }]\n\n\
+        [[cross]]\nsuite = \"file-fetch\"\nnodes = [{ name = \"tla\", role = \"a\" }, { name = \"tlb\", role = \"b\" }]\n"
+        .into();
     let run = fleet.run(&nodes.iter().collect::<Vec<_>>());
     let tap = fs::read_to_string(fleet.out().join("cross/federation/gate.log")).unwrap_or_default();
     assert_eq!(run.code, 0, "{}\n{}\n{tap}", run.stdout, run.stderr);
@@ -160,6 +173,18 @@ fn the_example_cross_suite_passes_across_peers_at_their_own_addresses_with_their
         assert_eq!(peer["cert"], pem.as_str(), "{peer:#}");
         assert_eq!(peer["cert_sha256"], node.standin.cert_sha256(), "{peer:#}");
     }
+    for suite in ["contacts", "file-fetch"] {
+        let c = fleet.suite(suite);
+        assert_eq!(c["outcome"], "passed", "{c:#}");
+    }
+    // tlb's fetch reached tla from tlb's own address, as tla logged it.
+    let served = fs::read_to_string(nodes[0].standin.state_dir().join("peer.log")).unwrap();
+    let tlb_addr = nodes[1].standin.peer_host();
+    let tlb_addr = tlb_addr.rsplit_once(':').unwrap().0;
+    assert!(
+        served.contains(tlb_addr),
+        "{tlb_addr} not in tla's peer log:\n{served}"
+    );
     // Three nodes, three certificates.
     let pins: std::collections::BTreeSet<String> =
         nodes.iter().map(|n| n.standin.cert_sha256()).collect();
