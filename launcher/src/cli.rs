@@ -165,8 +165,14 @@ pub enum Command {
         fetched. Primary nodes must pass before the rest start. Then, once every gate\n\
         target passed, the roster's cross-node suites ([[cross]] suite, nodes, runs_on),\n\
         one at a time, each on the node it names (`run --cross`), told its peers in\n\
-        ARCHY_PEERS (name, peer_host, role, the package versions the fleet read from each;\n\
-        never a password); a suite spanning a node that was not ready is skipped.\n\
+        ARCHY_PEERS (name, peer_host, role, the package versions the fleet read from each,\n\
+        the certificate each serves, read over its own SSH and pinned; never a password); a\n\
+        suite spanning a node that was not ready is skipped. A suite with a scenario\n\
+        (scenario.toml) runs its steps instead, in order, each on the nodes holding its\n\
+        role, as each node's own run (`run --cross SUITE --step STEP`), a stage only once\n\
+        the last one passed, the values steps publish handed to later steps; after a\n\
+        failure the rest are skipped and its cleanups and fault heals run. --cross-only\n\
+        runs this phase alone, on the gates of the fleet dir's last run of the bundle.\n\
         Reports: {reports}, in the fleet dir\n\
         (default archy-gate-fleet/<roster>/<bundle sha>/, so a restarted run picks up where\n\
         it was).\n\n\
