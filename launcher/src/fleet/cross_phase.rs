@@ -6,41 +6,21 @@
 //! detached, followed, fetched into `cross/<suite>/` of the fleet dir).
 //!
 //! What a node learns of its peers: their names, roles, RPC addresses as it
-//! reaches them, and their package versions, which the fleet reads from
-//! each peer over that peer's own connection with that peer's own password
-//! just before the suite starts. A password goes only to its own node.
+//! reaches them, their package versions and the certificate each serves,
+//! which the fleet reads from each peer over that peer's own connection with
+//! that peer's own password just before the suite starts. A password goes
+//! only to its own node.
 
 use super::answer;
 use super::progress::Progress;
-use super::remote_run::{self, StepResult};
+use super::remote_run::{self, on_node, password, roster_node, StepResult};
 use super::roster::{Cross, Node};
-use super::scenario_run::{on_node, password, roster_node, SuiteRun};
+use super::scenario_run::SuiteRun;
 use super::ssh::{quote, Pool, Ssh};
 use super::state::{CrossOutcome, CrossResult, Phase, Shared};
 use super::Plan;
 use crate::cross_suite::{PackageVersion, Peer};
 use crate::exit::ExitStatus;
-
-/// The result a suite starts from, before anything is known.
-pub fn pending(c: &Cross) -> CrossResult {
-    CrossResult {
-        suite: c.suite.clone(),
-        nodes: c.node_names(),
-        runs_on: c.runs_on.clone(),
-        outcome: CrossOutcome::Pending,
-        reason: None,
-        tests_passed: 0,
-        tests_failed: 0,
-        seconds: 0,
-        run_id: None,
-        failing: Vec::new(),
-        started_unix: None,
-        tests: Vec::new(),
-        scenario: false,
-        steps: Vec::new(),
-        values: Default::default(),
-    }
-}
 
 /// Why no suite may start: the gate targets that neither passed nor were
 /// merely not ready ("n101 failed, n102 unreachable"), if any.
@@ -58,14 +38,14 @@ fn blocking(shared: &Shared) -> Option<String> {
 /// Runs every suite of the roster, one after another.
 pub fn run_phase(plan: &Plan, shared: &Shared, pool: &Pool, progress: &Progress) {
     for c in &plan.roster.cross {
-        let fresh = pending(c);
+        let fresh = CrossResult::pending(c);
         if shared.snapshot().cross(&c.suite).is_none() {
             shared.update_cross(&fresh, |_| {});
         }
     }
     let blocked = blocking(shared);
     for c in &plan.roster.cross {
-        let fresh = pending(c);
+        let fresh = CrossResult::pending(c);
         let previous = shared.snapshot().cross(&c.suite).cloned();
         if previous.as_ref().is_some_and(CrossResult::is_settled) {
             continue;

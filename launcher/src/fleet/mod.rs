@@ -384,7 +384,12 @@ impl Plan {
                     fetch_incomplete: None,
                 })
                 .collect(),
-            cross: self.roster.cross.iter().map(cross_phase::pending).collect(),
+            cross: self
+                .roster
+                .cross
+                .iter()
+                .map(state::CrossResult::pending)
+                .collect(),
         }
     }
 }
@@ -457,7 +462,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
                 plan.dir.join(state::STATE_FILE)
             );
             // The suites run afresh; the gates stay as that run left them.
-            previous.cross = plan.roster.cross.iter().map(cross_phase::pending).collect();
+            previous.cross = plan.roster.cross.iter().map(state::CrossResult::pending).collect();
             previous
         }
         _ if plan.cross_only => {

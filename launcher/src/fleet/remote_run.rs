@@ -19,8 +19,9 @@ use super::fetch::{self, FetchError, Fetched};
 use super::progress::Progress;
 use super::retry::{self, FOLLOW_QUICK_ANSWER, FOLLOW_WAIT, LOST_AFTER};
 use super::roster::Node;
-use super::ssh::{quote, SessionOutput, Ssh, SshError};
+use super::ssh::{quote, Pool, SessionOutput, Ssh, SshError};
 use super::state::Phase;
+use super::state::Shared;
 use super::Plan;
 use crate::exit::ExitStatus;
 use crate::preflight;
@@ -329,4 +330,38 @@ pub fn fetch(ssh: &mut Ssh, record: &RunRecord, local: &Utf8Path) -> StepResult<
         Err(FetchError::Misbehaved(why)) => Err((Phase::Misbehaving, why)),
         Err(FetchError::Local(why)) => Err((Phase::Error, why)),
     }
+}
+
+/// A node of the roster by name (the roster was checked: it is there).
+pub fn roster_node<'a>(plan: &'a Plan, name: &str) -> &'a Node {
+    plan.roster.node(name).expect("a checked roster")
+}
+
+/// Opens (or reuses) `name`'s connection for `work`, then puts it back.
+pub fn on_node<T>(
+    plan: &Plan,
+    shared: &Shared,
+    pool: &Pool,
+    progress: &Progress,
+    name: &str,
+    work: impl FnOnce(&mut Ssh) -> StepResult<T>,
+) -> StepResult<T> {
+    let node = roster_node(plan, name);
+    let mut ssh = pool.take(node);
+    let before = ssh.connections;
+    let done = connect(&mut ssh, name, progress).and_then(|()| work(&mut ssh));
+    let opened = ssh.connections - before;
+    if opened > 0 {
+        shared.update(name, |n| n.connections += opened);
+    }
+    pool.put(name, ssh);
+    done
+}
+
+pub fn password(node: &Node) -> StepResult<crate::secret::Secret> {
+    node.password
+        .as_ref()
+        .ok_or((Phase::Error, format!("{}: no password source", node.name)))?
+        .read()
+        .map_err(|e| (Phase::Error, format!("{}: password: {e}", node.name)))
 }

@@ -22,8 +22,8 @@ use camino::Utf8PathBuf;
 
 use super::answer;
 use super::progress::Progress;
-use super::remote_run::{self, Started, StepResult};
-use super::roster::{Cross, Node};
+use super::remote_run::{self, on_node, password, roster_node, Started, StepResult};
+use super::roster::Cross;
 use super::ssh::{quote, Pool, Ssh};
 use super::state::{
     CrossOutcome, CrossResult, Phase, ScenarioStepRun, Shared, StepKind, StepStart,
@@ -473,7 +473,7 @@ impl SuiteRun<'_> {
     }
 
     fn fresh(&self) -> CrossResult {
-        super::cross_phase::pending(self.cross)
+        CrossResult::pending(self.cross)
     }
 
     fn set_pending(&self, steps: &[Step]) {
@@ -658,38 +658,4 @@ fn reason_of(record: &RunRecord) -> Option<String> {
         )),
     };
     reason.map(|r| answer::tame_str(&r))
-}
-
-/// A node of the roster by name (the roster was checked: it is there).
-pub fn roster_node<'a>(plan: &'a Plan, name: &str) -> &'a Node {
-    plan.roster.node(name).expect("a checked roster")
-}
-
-/// Opens (or reuses) `name`'s connection for `work`, then puts it back.
-pub fn on_node<T>(
-    plan: &Plan,
-    shared: &Shared,
-    pool: &Pool,
-    progress: &Progress,
-    name: &str,
-    work: impl FnOnce(&mut Ssh) -> StepResult<T>,
-) -> StepResult<T> {
-    let node = roster_node(plan, name);
-    let mut ssh = pool.take(node);
-    let before = ssh.connections;
-    let done = remote_run::connect(&mut ssh, name, progress).and_then(|()| work(&mut ssh));
-    let opened = ssh.connections - before;
-    if opened > 0 {
-        shared.update(name, |n| n.connections += opened);
-    }
-    pool.put(name, ssh);
-    done
-}
-
-pub fn password(node: &Node) -> StepResult<crate::secret::Secret> {
-    node.password
-        .as_ref()
-        .ok_or((Phase::Error, format!("{}: no password source", node.name)))?
-        .read()
-        .map_err(|e| (Phase::Error, format!("{}: password: {e}", node.name)))
 }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 
-use super::roster::Role;
+use super::roster::{Cross, Role};
 pub use crate::outcome::Outcome;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -332,6 +332,27 @@ impl ScenarioStepRun {
 }
 
 impl CrossResult {
+    /// The result a suite starts from, before anything is known.
+    pub fn pending(c: &Cross) -> CrossResult {
+        CrossResult {
+            suite: c.suite.clone(),
+            nodes: c.node_names(),
+            runs_on: c.runs_on.clone(),
+            outcome: CrossOutcome::Pending,
+            reason: None,
+            tests_passed: 0,
+            tests_failed: 0,
+            seconds: 0,
+            run_id: None,
+            failing: Vec::new(),
+            started_unix: None,
+            tests: Vec::new(),
+            scenario: false,
+            steps: Vec::new(),
+            values: Default::default(),
+        }
+    }
+
     /// Finished in a way a restarted run keeps (a skip is looked at again:
     /// the node that was not ready may be now).
     pub fn is_settled(&self) -> bool {
