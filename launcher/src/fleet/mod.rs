@@ -174,6 +174,11 @@ impl Plan {
             self.dir,
             self.jobs
         );
+        if self.cross_only {
+            out.push_str(
+                "--cross-only: no gate runs; only phase 3, on the gates the fleet dir's last run of this bundle passed\n",
+            );
+        }
         match &self.roster.trust {
             Some(key) => out.push_str(&format!(
                 "every node checks the bundle is signed by key {} (run --trust)\n",

@@ -9,8 +9,8 @@
 //! `relay-fault` also cuts the client off the server (a fault) before the
 //! client uses the token. Marker files the test plants on a node change
 //! what a step does: /var/tmp/fail-use fails `use`, /var/tmp/leak makes
-//! `serve` publish the node's own password, /var/tmp/slow-use makes `use`
-//! take a few seconds.
+//! `serve` publish the node's own password, /var/tmp/slow-use and
+//! /var/tmp/slow-serve make `use` and `serve` take a few seconds.
 
 use crate::fleet_cross::{cross_result, files_holding, on_ssh, CrossNode, Fleet, Node};
 use crate::support;
@@ -47,6 +47,7 @@ exit $((rc == 0 ? 0 : 1))
 "#;
 
 const SERVE: &str = r#"@test "serve: publish a token" {
+  [[ ! -e /var/tmp/slow-serve ]] || sleep 3
   touch /var/tmp/served
   value="tok-$ARCHY_CROSS_NODE-$RANDOM"
   [[ ! -e /var/tmp/leak ]] || value="tok-$ARCHY_PASSWORD"
@@ -438,6 +439,62 @@ fn a_value_that_holds_a_password_is_refused_and_kept_nowhere() {
     }
     // The cleanup undid serve all the same.
     assert_eq!(on_node(&server, "/var/tmp/unserved").unwrap(), "srv\n");
+}
+
+#[test]
+fn a_node_gone_before_its_step_fails_the_step_and_the_rest_is_still_undone() {
+    let server = on_ssh(SshNode::start("srv"), "healthy");
+    let mut client = on_ssh(SshNode::start("cli"), "healthy");
+    fs::write(server.node.path("/var/tmp/slow-serve"), "").unwrap();
+    let fleet = fleet_of(&server, &client, "relay");
+    let out = fleet.out();
+    // The client powers off while the server's step runs: its own step
+    // cannot start.
+    let serving = || {
+        for _ in 0..3000 {
+            let state: Option<Value> = fs::read(out.join("state.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let running = state.is_some_and(|s| {
+                s["cross"][0]["steps"].as_array().is_some_and(|steps| {
+                    steps
+                        .iter()
+                        .any(|x| x["step"] == "serve" && x["outcome"] == "running")
+                })
+            });
+            if running {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    };
+    let run = thread::scope(|scope| {
+        let fleet_run = scope.spawn(|| fleet.run(1));
+        assert!(serving(), "serve was seen running");
+        client.node.stop();
+        fleet_run.join().unwrap()
+    });
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = fleet.report();
+    let used = step(&report, "relay", "use", "cli");
+    assert_eq!(used["outcome"], "failed", "{used:#}");
+    let why = used["reason"].as_str().unwrap();
+    assert!(why.starts_with("unreachable: "), "{why}");
+    let c = cross_result(&report, "relay");
+    assert!(
+        c["reason"]
+            .as_str()
+            .unwrap()
+            .contains("step use failed on cli: unreachable"),
+        "{c:#}"
+    );
+    // What it could undo, it did: the server's setup.
+    assert_eq!(on_node(&server, "/var/tmp/unserved").unwrap(), "srv\n");
+    assert_eq!(
+        step(&report, "relay", "settle", "cli")["outcome"],
+        "skipped"
+    );
 }
 
 #[test]
