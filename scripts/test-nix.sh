@@ -167,13 +167,26 @@ if bash_out=$(standin_out pkgsStatic.bash out) &&
 else
   fail "pkgsStatic.bash: expected its own store path in bin/bash, refused by pack"
 fi
-fhs_bash=$(nix build --impure --no-link --json --expr \
-  "(builtins.getFlake \"path:$standin\").$sys.pkgsStatic.bash.override { forFHSEnv = true; }" \
-  2>>"$work/standin.log" | "$standin/inputs/jq" -r '.[0].outputs.out') || true
-if [[ -x $fhs_bash/bin/bash ]] && ! grep -qaF /nix/store/ "$fhs_bash/bin/bash"; then
-  pass "pkgsStatic.bash.override { forFHSEnv = true; } names no store path"
+# 25.11's bash is interactive (nixpkgs PR #379368): readline and ncurses, whose terminfo default
+# is ncurses' own $out/share/terminfo. forFHSEnv drops bash's defaults, not that one.
+standin_bash() { # standin_bash OVERRIDE: build pkgsStatic.bash.override OVERRIDE, print its out
+  nix build --impure --no-link --json --expr \
+    "(builtins.getFlake \"path:$standin\").$sys.pkgsStatic.bash.override $1" \
+    2>>"$work/standin.log" | "$standin/inputs/jq" -r '.[0].outputs.out'
+}
+ncurses_out=$(nix eval --raw "path:$standin#$sys.pkgsStatic.ncurses.outPath" 2>>"$work/standin.log") || true
+if fhs_bash=$(standin_bash '{ forFHSEnv = true; }') && [[ -n $ncurses_out ]] &&
+  grep -qaF "$ncurses_out/share/terminfo" "$fhs_bash/bin/bash" && pack_refuses bash "$fhs_bash/bin/bash"; then
+  pass "pkgsStatic.bash.override { forFHSEnv = true; } is interactive: names ncurses' terminfo dir, and pack refuses it"
 else
-  fail "pkgsStatic.bash with forFHSEnv: expected no store path"
+  fail "pkgsStatic.bash with forFHSEnv: expected ncurses' \$out/share/terminfo in bin/bash, refused by pack"
+fi
+if plain_bash=$(standin_bash '{ forFHSEnv = true; interactive = false; }') &&
+  [[ -x $plain_bash/bin/bash ]] && ! grep -qaF /nix/store/ "$plain_bash/bin/bash" &&
+  [[ $(nix eval --raw "path:$standin#$sys.pkgsStatic.bashNonInteractive.pname" 2>>"$work/standin.log") == bash ]]; then
+  pass "pkgsStatic.bash.override { forFHSEnv = true; interactive = false; } names no store path; bashNonInteractive exists"
+else
+  fail "pkgsStatic.bash with forFHSEnv and interactive = false: expected no store path"
 fi
 if jq_bin=$(standin_out pkgsStatic.jq bin) &&
   jq_out=$(nix eval --raw "path:$standin#$sys.pkgsStatic.jq.out.outPath" 2>>"$work/standin.log") &&
