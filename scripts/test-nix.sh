@@ -11,8 +11,10 @@
 #   3. the offline stand-in for nixpkgs (nix/standin/, test infrastructure, serving the inputs
 #      `bundle/build.sh --inputs-only` gathers and the static launcher scripts/lib.sh builds)
 #      has the real expressions' awkward properties: bats.src is the installed tree, static
-#      bash and jq name the store (and pack refuses them as built), what the flake builds runs
-#      in the Nix sandbox (uid 1000, no /usr);
+#      bash and jq name the store (and pack refuses them as built), 25.11's bash is interactive
+#      and names ncurses' terminfo dir even with forFHSEnv, what the flake builds runs in the
+#      Nix sandbox (uid 1000, no /usr); the bundle as it asked for bash before (interactive)
+#      is refused by pack, by name;
 #   4. `nix build .#bundle` runs flake.nix and nix/bundle.nix for real against it, in the
 #      sandbox; the result's tree is bundle/build.sh's from the same inputs but for bin/jq,
 #      whose build configuration is scrubbed; it verifies against its own pin, and
@@ -205,6 +207,20 @@ if [[ -f $probe && $(tr '\n' ' ' <"$probe") == "1000 no-usr no-chown " ]]; then
   pass "runCommand builds in the sandbox: uid 1000, no /usr, chown refused"
 else
   fail "the stand-in's runCommand is not sandboxed: $(cat "$probe" 2>/dev/null)"
+fi
+
+step "nix: the bundle that asks for 25.11's default (interactive) bash is refused"
+# nix/bundle.nix before it asked for interactive = false: pack's store-path message, by name.
+cp -a "$work/src" "$work/oldbash"
+sed -i 's/^\( *\)interactive = false;$/\1# (as before: interactive, 25.11'"'"'s default)/' "$work/oldbash/nix/bundle.nix"
+if cmp -s nix/bundle.nix "$work/oldbash/nix/bundle.nix"; then
+  fail "could not make the old nix/bundle.nix (no 'interactive = false;' line)"
+elif nix build "path:$work/oldbash#bundle" "${override[@]}" --no-link >"$work/oldbash.log" 2>&1; then
+  fail "the bundle with an interactive bash was built: pack saw no store path"
+elif said=$(grep -o "bin/bash names the Nix store at byte [0-9]* ($ncurses_out/share/terminfo)" "$work/oldbash.log"); then
+  pass "with 25.11's interactive bash, pack refuses the bundle: $said"
+else
+  fail "the bundle with an interactive bash failed for another reason: $(tail -n 3 "$work/oldbash.log")"
 fi
 
 step "nix: build .#bundle against the stand-in"
