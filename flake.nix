@@ -37,9 +37,47 @@
           # the commit time, as bundle/build.sh takes it
           sourceDateEpoch = self.lastModified or 315532800;
         };
+      # A bundle's name from the suite a bundler is given: a derivation's pname or name.
+      suiteName =
+        suite:
+        suite.pname or (
+          if builtins.isAttrs suite && suite ? name then
+            (builtins.parseDrvName suite.name).name
+          else
+            "archy-gate"
+        );
     in
     {
       lib = { inherit mkBundle; };
+
+      # `nix bundle --bundler github:archipelago-labs/archy-gate .#my-suite`: a flake output that
+      # is a lifecycle dir (a derivation or a path, its entry lifecycle/run-gate.sh) becomes a
+      # gate bundle through lib.mkBundle, as NixOS/bundlers' toArx turns a closure into one file.
+      bundlers = forAllSystems (pkgs: rec {
+        toGateBundle =
+          suite:
+          mkBundle {
+            inherit pkgs;
+            lifecycle = suite;
+            name = suiteName suite;
+          };
+        default = toGateBundle;
+      });
+
+      # `nix flake init -t github:archipelago-labs/archy-gate`: a lifecycle suite wired to
+      # lib.mkBundle.
+      templates.default = {
+        path = ./nix/template;
+        description = "A lifecycle suite, bundled into one static file by archy-gate's lib.mkBundle";
+        welcomeText = ''
+          A lifecycle suite: lifecycle/run-gate.sh runs lifecycle/tests/*.bats.
+          `nix build` bundles it into result/archy-gate (its manifest names it my-suite).
+        '';
+      };
+
+      # Adds the static launcher to a package set: `nixpkgs.legacyPackages.${system}.extend
+      # archy-gate.overlays.default`, or `overlays = [ archy-gate.overlays.default ]`.
+      overlays.default = final: prev: { archy-gate-launcher = launcherFor final; };
 
       packages = forAllSystems (pkgs: rec {
         launcher = launcherFor pkgs;

@@ -24,7 +24,11 @@
 #   7. the checks (bundle-verify, launcher-tests) build in the sandbox, and launcher-tests
 #      fails there without nixpkgs' jq (no /usr/bin/jq in a sandbox);
 #   8. `nix flake check --no-build` evaluates every output for both systems;
-#   9. allowedReferences = [ ] refuses a store path in the three outputs, and cannot see one
+#   9. the outputs a Nix user reaches for, used as one would: `nix flake init -t` then
+#      `nix build` (templates.default); `nix bundle --bundler` on a lifecycle dir output, whose
+#      bundle verifies and runs its suite on a bare node (bundlers); the launcher added to a
+#      package set (overlays.default);
+#  10. allowedReferences = [ ] refuses a store path in the three outputs, and cannot see one
 #      inside the gzip'd payload (pack's own check guards that).
 #
 # Usage: scripts/test-nix.sh [STATIC_LAUNCHER]   (default: built with scripts/lib.sh)
@@ -315,6 +319,75 @@ if nix_logged "$work/check.log" flake check --no-build "$src" "${override[@]}"; 
   pass "nix flake check --no-build evaluates every output"
 else
   fail "nix flake check --no-build"
+fi
+
+step "nix: the outputs a Nix user reaches for: templates, bundlers, overlays"
+# The suite of a bundle, run on a bare node as launcher/tests/it/support/bare_node.rs makes one
+# (a chroot with busybox alone, /proc, /dev/null), with what `launcher run` sets: the bundle's
+# bin/ first on PATH, BATS_LIB_PATH and ARCHY_GATE_RUN_DIR. Prints bats' TAP.
+run_on_bare_node() { # run_on_bare_node BUNDLE_FILE NODE_DIR
+  local node=$2 d a
+  for d in bin usr/bin tmp var/tmp proc dev root etc; do mkdir -p "$node/$d"; done
+  chmod 1777 "$node/tmp" "$node/var/tmp"
+  install -m 0755 "$(command -v busybox)" "$node/bin/busybox"
+  for a in $(busybox --list); do [[ $a == busybox ]] || ln -s busybox "$node/bin/$a"; done
+  ln -s /bin/busybox "$node/usr/bin/env"
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$node/etc/passwd"
+  echo 'root:x:0:' >"$node/etc/group"
+  mknod -m 0666 "$node/dev/null" c 1 3
+  ln -s /proc/self/fd "$node/dev/fd"
+  install -m 0755 "$1" "$node/root/bundle"
+  # shellcheck disable=SC2016 # expanded by the node's sh
+  ROOT=$node unshare --mount --propagation private -- sh -c '
+    set -e
+    mount -t proc proc "$ROOT/proc"
+    exec chroot "$ROOT" /usr/bin/env -i PATH=/bin:/usr/bin HOME=/root TERM=dumb /bin/sh -c "
+      /root/bundle extract /root/bundle --to /opt/gate >/dev/null &&
+      cd /opt/gate && PATH=/opt/gate/bin:/bin:/usr/bin BATS_LIB_PATH=/opt/gate/lib \
+        ARCHY_GATE_RUN_DIR=/root/run bash lifecycle/run-gate.sh"'
+}
+# templates.default: `nix flake init -t` in an empty dir, then `nix build`, the template's two
+# inputs pointed at this checkout and the stand-in (its flake.lock would need the network).
+# (Nix 2.8's flake init writes files without their mode: the entry is started with bash.)
+user=$work/user
+mkdir -p "$user"
+user_override=(--override-input archy-gate "path:$work/src" --override-input archy-gate/nixpkgs "path:$standin")
+if (cd "$user" && nix flake init -t "$src" >"$work/init.log" 2>&1) &&
+  [[ -f $user/flake.nix && -f $user/lifecycle/run-gate.sh ]] &&
+  nix_logged "$work/user-build.log" build "path:$user" "${user_override[@]}" -o "$work/user-result" &&
+  [[ $("$standin/inputs/jq" -r .name "$work/user-result/manifest.json") == my-suite ]]; then
+  pass "nix flake init -t, then nix build: the template's suite as a bundle named my-suite"
+else
+  fail "templates.default: nix flake init -t and nix build (logs: $work/init.log, $work/user-build.log)"
+fi
+# bundlers.<system>.default: `nix bundle --bundler` on the user's lifecycle dir output. nix
+# bundle locks the bundler's flake with its own flake.lock (no --override-input reaches it), so
+# the bundler is a copy of the checkout locked to the stand-in, as a user would pin it.
+cp -a "$work/src" "$work/bundler"
+if nix_logged "$work/bundler-lock.log" flake lock "path:$work/bundler" "${override[@]}" &&
+  (cd "$user" && nix_logged "$work/bundle.log" bundle --bundler "path:$work/bundler#" \
+    "path:$user#lifecycle" "${user_override[@]}" -o "$work/bundled") &&
+  pin=$(sed -n 's/^\([0-9a-f]\{64\}\)  archy-gate$/\1/p' "$work/bundled/SHA256SUMS") &&
+  "$launcher" verify "$work/bundled/archy-gate" --sha256 "$pin" >"$work/bundled-verify.log" 2>&1 &&
+  [[ $("$standin/inputs/jq" -r .name "$work/bundled/manifest.json") == my-suite ]]; then
+  pass "nix bundle --bundler .# .#lifecycle: a bundle that verify accepts"
+  if tap=$(run_on_bare_node "$work/bundled/archy-gate" "$work/bare" 2>"$work/bare.log") &&
+    [[ $tap == *"1..2"* && $tap == *"ok 2 "* && $tap != *"not ok"* ]]; then
+    pass "the bundled suite runs on a bare node (busybox only): $(tr '\n' ' ' <<<"$tap")"
+  else
+    fail "the bundled suite on a bare node: $tap $(tail -n 5 "$work/bare.log")"
+  fi
+else
+  fail "bundlers.x86_64-linux.default (logs: $work/bundle.log, $work/bundled-verify.log)"
+fi
+# overlays.default: the launcher in a package set, through legacyPackages.extend.
+if overlaid=$(nix build --impure --no-link --json --expr \
+  "((builtins.getFlake \"path:$standin\").$sys.extend (builtins.getFlake \"$src\").overlays.default).archy-gate-launcher" \
+  2>"$work/overlay.log" | "$standin/inputs/jq" -r '.[0].outputs.out') &&
+  [[ $("$overlaid/bin/launcher" --version) == "launcher "* ]]; then
+  pass "overlays.default adds archy-gate-launcher to a package set: $("$overlaid/bin/launcher" --version)"
+else
+  fail "overlays.default: $(tail -n 3 "$work/overlay.log")"
 fi
 
 step "nix: allowedReferences = [ ] guards the three outputs, not the payload"

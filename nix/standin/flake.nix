@@ -476,6 +476,16 @@
             inherit system;
             lib.trivial.revisionWithDefault = _: "standin";
 
+            # legacyPackages.extend (pkgs/top-level/stage.nix): the set with one overlay applied,
+            # the overlay seeing the result as final and this set as prev. (Real nixpkgs also
+            # applies it inside pkgsStatic and the other package sets; this one does not.)
+            extend =
+              overlay:
+              let
+                final = pkgs // overlay final pkgs;
+              in
+              final;
+
             # nix/bundle.nix's test hook: the source strings bundle/build.sh writes.
             archyGateStandin = info;
 
