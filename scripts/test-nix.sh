@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The flake's tests, on a machine without nixpkgs (scripts/test.sh runs this; as root on a fresh
-# Debian 12 it installs what it needs: Debian's nix-bin, busybox-static, jq and binutils, and
-# nixfmt from crates.io). About 6 minutes from an empty Nix store (most of it compiling the
+# Debian 12 it installs what it needs: Debian's nix-bin, busybox-static, jq and binutils,
+# debootstrap, and nixfmt from crates.io). About 6 minutes from an empty Nix store (most of it compiling the
 # launcher's tests for checks.launcher-tests), seconds when the store already holds the builds.
 #
 #   1. every .nix file parses (nix-instantiate --parse) and is nixfmt-clean;
@@ -29,7 +29,11 @@
 #      bundle verifies and runs its suite on a bare node (bundlers); the launcher added to a
 #      package set (overlays.default);
 #  10. allowedReferences = [ ] refuses a store path in the three outputs, and cannot see one
-#      inside the gzip'd payload (pack's own check guards that).
+#      inside the gzip'd payload (pack's own check guards that);
+#  11. in a multi-user Nix (scripts/nix-chroot.sh: trixie's Nix in a debootstrap chroot, build
+#      users, sandbox = true, / read-only to the builder; made once, about a minute, and
+#      kept), the old bundle is refused, checks.bundle-verify passes, and
+#      checks.launcher-tests fails exactly on the known trust-file refusal (README, Nix).
 #
 # Usage: scripts/test-nix.sh [STATIC_LAUNCHER]   (default: built with scripts/lib.sh)
 set -euo pipefail
@@ -411,6 +415,104 @@ if nix build "path:$work/hidden#bundle" "${override[@]}" --no-link >"$work/hidde
   pass "a store hash inside a staged file passes allowedReferences (the payload is gzip'd)"
 else
   fail "the bundle with a store hash inside a file did not build: $(tail -n 3 "$work/hidden.log")"
+fi
+
+step "nix: a multi-user Nix: build users, sandbox = true, / read-only to the builder"
+# scripts/nix-chroot.sh: Debian trixie's Nix in a debootstrap chroot, its daemon building as
+# nixbld users. What the stand-in makes outside the sandbox (__noChroot: its packages, made
+# with the host's tools) stands for what a binary cache hands over, and arrives so: those
+# outputs, built above, go into a local binary cache, the chroot's only substituter, and
+# `sandbox = true` refuses to build any of them there. Everything else (the bundle, the checks,
+# the test runs) is built by the chroot's daemon, in its sandbox.
+# shellcheck source=scripts/nix-chroot.sh
+. scripts/nix-chroot.sh
+share=$work/share
+mkdir -p "$share"
+cp -a "$work/src" "$share/src"
+cp -a "$work/oldbash" "$share/oldbash"
+cp -a "$standin" "$share/standin"
+# The sandbox as the builder sees it: its uid inside and outside (uid_map), whether it can
+# write to / (a test that writes outside its temp dir, e.g. to /nonexistent, passes where it
+# can), whether chown works. Builds against the stand-in by content, so host and chroot agree.
+# shellcheck disable=SC2016 # Nix and the builder's sh expand it
+probe_expr='(builtins.getFlake "path:STANDIN").'"$sys"'.runCommand "sandbox-probe-users" { } '"''"'
+  { id -u; cat /proc/self/uid_map; mkdir /nonexistent 2>/dev/null && echo root-writable || echo root-read-only; } >$out
+'"''"
+if chroot_dir=$(nix_chroot_ensure) && {
+  t0=$SECONDS
+  drvs=()
+  for ref in "path:$share/src#$checks.launcher-tests" "path:$share/src#$checks.bundle-verify" \
+    "path:$share/oldbash#bundle"; do
+    drvs+=("$(nix eval --raw "$ref.drvPath" "${override[@]}" 2>>"$work/chroot.log")")
+  done
+  drvs+=("$(nix eval --raw --impure --expr "(${probe_expr//STANDIN/$share/standin}).drvPath" 2>>"$work/chroot.log")")
+  mapfile -t prebuilt < <(nix show-derivation -r "${drvs[@]}" 2>>"$work/chroot.log" |
+    "$standin/inputs/jq" -r 'to_entries[] | select(.value.env.__noChroot == "1") | .key' | sort -u)
+  ((${#prebuilt[@]} > 0)) &&
+    mapfile -t prebuilt < <(nix-store --realise "${prebuilt[@]}" 2>>"$work/chroot.log") &&
+    nix copy --to "file://$share/binary-cache?compression=none" "${prebuilt[@]}" >>"$work/chroot.log" 2>&1
+}; then
+  # shellcheck disable=SC2016 # run by the chroot's sh
+  nix_chroot_run "$share" sh -c '
+    set -u
+    o="--override-input nixpkgs path:/share/standin"
+    c=checks.x86_64-linux
+    nix --version >/share/version
+    nix config show build-users-group >/share/build-users-group 2>/dev/null ||
+      nix show-config build-users-group >/share/build-users-group
+    getent group nixbld | cut -d: -f4 | tr , "\n" | xargs -n 1 id -u >/share/nixbld-uids
+    nix build path:/share/src#$c.bundle-verify $o --no-link -L >/share/verify.log 2>&1
+    echo $? >/share/verify.status
+    nix build path:/share/src#$c.launcher-tests $o --no-link -L >/share/tests.log 2>&1
+    echo $? >/share/tests.status
+    nix build path:/share/oldbash#bundle $o --no-link >/share/oldbash.log 2>&1
+    echo $? >/share/oldbash.status
+    nix build --impure --no-link --print-out-paths --expr "$1" >/share/probe.path 2>/share/probe.log &&
+      cp "$(cat /share/probe.path)" /share/probe
+    # A store that outgrows 4 GiB (one copy of the tests per launcher change) is swept.
+    [ "$(du -sm /nix/store | cut -f1)" -lt 4096 ] || nix-collect-garbage >/dev/null 2>&1
+  ' sh "${probe_expr//STANDIN//share/standin}" >>"$work/chroot.log" 2>&1 || true
+  echo "     $(cat "$share/version" 2>/dev/null), in ${chroot_dir/#$HOME/\~}, $((SECONDS - t0)) s"
+  probe=$(tr -s ' \n' ' ' <"$share/probe" 2>/dev/null) || true
+  outside=$(awk '{ print $3 }' <<<"$probe")
+  if [[ $(cat "$share/build-users-group" 2>/dev/null) == nixbld && -n $outside && $outside != 0 &&
+    $probe == "1000 1000 $outside 1 root-read-only " ]] && grep -qx "$outside" "$share/nixbld-uids"; then
+    pass "the chroot's Nix builds as a build user (uid 1000 in the sandbox, a nixbld uid, $outside, outside), / read-only"
+  else
+    fail "the chroot's sandbox: expected build-users-group nixbld, uid 1000 mapped to a nixbld uid, / read-only; got '$probe' ($(tail -n 3 "$share/probe.log" 2>/dev/null))"
+  fi
+  if [[ $(cat "$share/verify.status" 2>/dev/null) == 0 ]] && grep -q 'signed   ok' "$share/verify.log"; then
+    pass "checks.bundle-verify passes in the multi-user sandbox (keygen, sign, verify --trust, extract)"
+  else
+    fail "checks.bundle-verify in the multi-user sandbox: $(grep -m 3 -E 'error' "$share/verify.log")"
+  fi
+  # Not fixed here (README, Nix): without --trust, verify reads the node's trust file, walking
+  # from /; the sandbox's / and /etc belong to host root, unmapped there (uid 65534), and the
+  # trust rule refuses them. Every test that verifies without --trust fails so, and nothing
+  # else may: pinned, so that a change either way is seen.
+  trust_refused='the trust file is not trusted: /: owned by uid 65534'
+  failed=$(sed -n 's/^launcher> test result: FAILED\. [0-9]* passed; \([0-9]*\) failed.*/\1/p' "$share/tests.log" |
+    awk '{ n += $1 } END { print n + 0 }')
+  panics=$(grep -c "^launcher> thread '.*' ([0-9]*) panicked at" "$share/tests.log" || true)
+  if [[ $(cat "$share/tests.status" 2>/dev/null) == 0 ]]; then
+    pass "checks.launcher-tests passes in the multi-user sandbox"
+    sed -n 's/^launcher> \(test result: \)/     \1/p' "$share/tests.log"
+  elif ((failed > 0 && panics == failed)) && (($(grep -c "$trust_refused" "$share/tests.log") >= failed)); then
+    pass "known defect, pinned: checks.launcher-tests fails in the multi-user sandbox, $failed tests, each on verify's '$trust_refused'"
+    # (cargo's own words would read as this run's result: said otherwise)
+    sed -n 's/^launcher> test result: FAILED\. \([0-9]*\) passed; \([0-9]*\) failed.*/     of those tests: \1 pass there, \2 do not/p' "$share/tests.log"
+  else
+    fail "checks.launcher-tests in the multi-user sandbox, beyond the known trust-file refusals: $(grep -m 3 -E 'panicked|error' "$share/tests.log")"
+  fi
+  if [[ $(cat "$share/oldbash.status" 2>/dev/null) != 0 ]] &&
+    said=$(grep -o "bin/bash names the Nix store at byte [0-9]* ($ncurses_out/share/terminfo)" "$share/oldbash.log"); then
+    pass "there too, the bundle with 25.11's interactive bash is refused: $said"
+  else
+    fail "the old bundle in the multi-user sandbox: expected pack's refusal, got: $(tail -n 3 "$share/oldbash.log" 2>/dev/null)"
+  fi
+else
+  fail "no multi-user Nix: the chroot or the binary cache for it (log: $work/chroot.log)"
+  tail -n 20 "$work/chroot.log" >&2 || true
 fi
 
 # What nix said while the stand-in's checks ran: a CI log that shows a FAIL shows why.
