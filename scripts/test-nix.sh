@@ -359,8 +359,9 @@ user_override=(--override-input archy-gate "path:$work/src" --override-input arc
 if (cd "$user" && nix flake init -t "$src" >"$work/init.log" 2>&1) &&
   [[ -f $user/flake.nix && -f $user/lifecycle/run-gate.sh ]] &&
   nix_logged "$work/user-build.log" build "path:$user" "${user_override[@]}" -o "$work/user-result" &&
-  [[ $("$standin/inputs/jq" -r .name "$work/user-result/manifest.json") == my-suite ]]; then
-  pass "nix flake init -t, then nix build: the template's suite as a bundle named my-suite"
+  [[ $("$standin/inputs/jq" -r .name "$work/user-result/manifest.json") == my-suite ]] &&
+  nix_logged "$work/user-check.log" flake check --no-build "path:$user" "${user_override[@]}"; then
+  pass "nix flake init -t, then nix build: the template's suite as a bundle named my-suite; its flake check evaluates"
 else
   fail "templates.default: nix flake init -t and nix build (logs: $work/init.log, $work/user-build.log)"
 fi

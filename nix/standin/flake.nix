@@ -13,7 +13,8 @@
 #   * the packages the flake takes from nixpkgs (bash, jq, bats, ...) stand for what a binary
 #     cache would hand over: made here from prebuilt files with the host's tools, outside the
 #     sandbox (`__noChroot`, so Nix needs `sandbox = relaxed`), with the properties the real
-#     builds have, store paths inside the binaries included;
+#     builds have, store paths inside the binaries included (the multi-user Nix of
+#     scripts/nix-chroot.sh, with `sandbox = true`, gets them from a binary cache instead);
 #   * what the flake itself builds (stdenvNoCC.mkDerivation, runCommand, the check phase of
 #     buildRustPackage) runs in the Nix sandbox as nixpkgs' stdenv would: no /usr, the builder
 #     uid 1000 (not root), HOME=/homeless-shelter, and only store paths on PATH (a static
