@@ -37,9 +37,47 @@
           # the commit time, as bundle/build.sh takes it
           sourceDateEpoch = self.lastModified or 315532800;
         };
+      # A bundle's name from the suite a bundler is given: a derivation's pname or name.
+      suiteName =
+        suite:
+        suite.pname or (
+          if builtins.isAttrs suite && suite ? name then
+            (builtins.parseDrvName suite.name).name
+          else
+            "archy-gate"
+        );
     in
     {
       lib = { inherit mkBundle; };
+
+      # `nix bundle --bundler github:archipelago-labs/archy-gate .#my-suite`: a flake output that
+      # is a lifecycle dir (a derivation or a path, its entry lifecycle/run-gate.sh) becomes a
+      # gate bundle through lib.mkBundle, as NixOS/bundlers' toArx turns a closure into one file.
+      bundlers = forAllSystems (pkgs: rec {
+        toGateBundle =
+          suite:
+          mkBundle {
+            inherit pkgs;
+            lifecycle = suite;
+            name = suiteName suite;
+          };
+        default = toGateBundle;
+      });
+
+      # `nix flake init -t github:archipelago-labs/archy-gate`: a lifecycle suite wired to
+      # lib.mkBundle.
+      templates.default = {
+        path = ./nix/template;
+        description = "A lifecycle suite, bundled into one static file by archy-gate's lib.mkBundle";
+        welcomeText = ''
+          A lifecycle suite: lifecycle/run-gate.sh runs lifecycle/tests/*.bats.
+          `nix build` bundles it into result/archy-gate (its manifest names it my-suite).
+        '';
+      };
+
+      # Adds the static launcher to a package set: `nixpkgs.legacyPackages.${system}.extend
+      # archy-gate.overlays.default`, or `overlays = [ archy-gate.overlays.default ]`.
+      overlays.default = final: prev: { archy-gate-launcher = launcherFor final; };
 
       packages = forAllSystems (pkgs: rec {
         launcher = launcherFor pkgs;
@@ -74,10 +112,16 @@
           inherit bundle;
 
           # The bundle verifies against its own SHA256SUMS and unpacks with its own launcher.
+          # Signed here with a key made for the check, and verified with --trust: without a
+          # --trust, verify reads the node's trust file, walking from /, and on a multi-user Nix
+          # the sandbox's / and /etc belong to host root, a uid the sandbox does not map (seen
+          # as 65534), which the trust rule refuses (scripts/test-nix.sh pins that).
           bundle-verify = pkgs.runCommand "archy-gate-bundle-verify" { } ''
             set -eu
             pin=$(sed -n 's/ .*archy-gate$//p' ${bundle}/SHA256SUMS)
-            ${bundle}/archy-gate verify ${bundle}/archy-gate --sha256 "$pin"
+            ${bundle}/archy-gate keygen --secret "$TMPDIR/check.key" --public "$TMPDIR/check.pub"
+            ${bundle}/archy-gate sign ${bundle}/archy-gate --key "$TMPDIR/check.key" --out "$TMPDIR/signed"
+            ${bundle}/archy-gate verify "$TMPDIR/signed" --sha256 "$pin" --trust "$TMPDIR/check.pub"
             ${bundle}/archy-gate extract ${bundle}/archy-gate --to "$TMPDIR/x"
             test -x "$TMPDIR/x/bin/bash" && test -x "$TMPDIR/x/bin/jq"
             touch "$out"

@@ -1,7 +1,8 @@
 # The archy-gate bundle from nixpkgs: `launcher pack` over a stage that bundle/stage.sh lays out
 # (the same script `cargo xtask bundle` uses), from
 #   pkgsStatic.jq (its bin output), its compiled-in build configuration scrubbed;
-#   pkgsStatic.bash with forFHSEnv (bin/bash only: its loadables are not reproducible);
+#   pkgsStatic.bash with forFHSEnv, non-interactive (bin/bash only: its loadables are not
+#   reproducible);
 #   bats-core's source tree, bats.unresholved.src, laid out by its own install.sh (nixpkgs'
 #   `bats` is resholved: its scripts name the store, and its .src is the installed tree);
 #   bats.libraries' bats-support, bats-assert and bats-file; and the lifecycle suite.
@@ -21,8 +22,16 @@ let
   jq = pkgs.pkgsStatic.jq;
   # Without forFHSEnv, pkgs/shells/bash/5.nix compiles $out/lib/bash into BASH_LOADABLES_PATH's
   # default and /no-such-path into the default PATH and `command -p`'s. A node is FHS: bash's
-  # own defaults are the right ones there, and no store path is left in the binary.
-  bash = pkgs.pkgsStatic.bash.override { forFHSEnv = true; };
+  # own defaults are the right ones there. Since nixpkgs 25.11 (PR #379368) bash is also
+  # interactive by default: it links readline and a static ncurses, whose compiled-in terminfo
+  # default is ncurses' own $out/share/terminfo, a store path forFHSEnv does not touch, and
+  # `launcher pack` refuses the binary. The gate runs scripts, never a prompt: readline and
+  # terminfo are of no use on a node, so the bundle asks for the non-interactive build, and no
+  # store path is left in the binary.
+  bash = pkgs.pkgsStatic.bash.override {
+    forFHSEnv = true;
+    interactive = false;
+  };
   bats = pkgs.bats;
   # The resholved bats' src is `unresholved`, the installed tree; this is the source.
   batsSrc = bats.unresholved.src;
@@ -71,7 +80,7 @@ pkgs.stdenvNoCC.mkDerivation {
   inherit jqScrub;
   jqSource = describe "jq" "nixpkgs ${rev} pkgsStatic.jq ${jq.version}, build configuration scrubbed";
   bashBin = "${bash}/bin/bash";
-  bashSource = describe "bash" "nixpkgs ${rev} pkgsStatic.bash ${bash.version} forFHSEnv, bin/bash only";
+  bashSource = describe "bash" "nixpkgs ${rev} pkgsStatic.bash ${bash.version} forFHSEnv, non-interactive, bin/bash only";
   batsSrc = "${batsSrc}";
   batsSource = describe "bats-core" "nixpkgs ${rev} bats.unresholved.src ${bats.version}, laid out by its install.sh";
   inherit libsJson;

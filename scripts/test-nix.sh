@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The flake's tests, on a machine without nixpkgs (scripts/test.sh runs this; as root on a fresh
-# Debian 12 it installs what it needs: Debian's nix-bin, busybox-static, jq and binutils, and
-# nixfmt from crates.io). About 6 minutes from an empty Nix store (most of it compiling the
+# Debian 12 it installs what it needs: Debian's nix-bin, busybox-static, jq and binutils,
+# debootstrap, and nixfmt from crates.io). About 6 minutes from an empty Nix store (most of it compiling the
 # launcher's tests for checks.launcher-tests), seconds when the store already holds the builds.
 #
 #   1. every .nix file parses (nix-instantiate --parse) and is nixfmt-clean;
@@ -11,8 +11,10 @@
 #   3. the offline stand-in for nixpkgs (nix/standin/, test infrastructure, serving the inputs
 #      `bundle/build.sh --inputs-only` gathers and the static launcher scripts/lib.sh builds)
 #      has the real expressions' awkward properties: bats.src is the installed tree, static
-#      bash and jq name the store (and pack refuses them as built), what the flake builds runs
-#      in the Nix sandbox (uid 1000, no /usr);
+#      bash and jq name the store (and pack refuses them as built), 25.11's bash is interactive
+#      and names ncurses' terminfo dir even with forFHSEnv, what the flake builds runs in the
+#      Nix sandbox (uid 1000, no /usr); the bundle as it asked for bash before (interactive)
+#      is refused by pack, by name;
 #   4. `nix build .#bundle` runs flake.nix and nix/bundle.nix for real against it, in the
 #      sandbox; the result's tree is bundle/build.sh's from the same inputs but for bin/jq,
 #      whose build configuration is scrubbed; it verifies against its own pin, and
@@ -22,8 +24,16 @@
 #   7. the checks (bundle-verify, launcher-tests) build in the sandbox, and launcher-tests
 #      fails there without nixpkgs' jq (no /usr/bin/jq in a sandbox);
 #   8. `nix flake check --no-build` evaluates every output for both systems;
-#   9. allowedReferences = [ ] refuses a store path in the three outputs, and cannot see one
-#      inside the gzip'd payload (pack's own check guards that).
+#   9. the outputs a Nix user reaches for, used as one would: `nix flake init -t` then
+#      `nix build` (templates.default); `nix bundle --bundler` on a lifecycle dir output, whose
+#      bundle verifies and runs its suite on a bare node (bundlers); the launcher added to a
+#      package set (overlays.default);
+#  10. allowedReferences = [ ] refuses a store path in the three outputs, and cannot see one
+#      inside the gzip'd payload (pack's own check guards that);
+#  11. in a multi-user Nix (scripts/nix-chroot.sh: trixie's Nix in a debootstrap chroot, build
+#      users, sandbox = true, / read-only to the builder; made once, about a minute, and
+#      kept), the old bundle is refused, checks.bundle-verify passes, and
+#      checks.launcher-tests fails exactly on the known trust-file refusal (README, Nix).
 #
 # Usage: scripts/test-nix.sh [STATIC_LAUNCHER]   (default: built with scripts/lib.sh)
 set -euo pipefail
@@ -167,13 +177,26 @@ if bash_out=$(standin_out pkgsStatic.bash out) &&
 else
   fail "pkgsStatic.bash: expected its own store path in bin/bash, refused by pack"
 fi
-fhs_bash=$(nix build --impure --no-link --json --expr \
-  "(builtins.getFlake \"path:$standin\").$sys.pkgsStatic.bash.override { forFHSEnv = true; }" \
-  2>>"$work/standin.log" | "$standin/inputs/jq" -r '.[0].outputs.out') || true
-if [[ -x $fhs_bash/bin/bash ]] && ! grep -qaF /nix/store/ "$fhs_bash/bin/bash"; then
-  pass "pkgsStatic.bash.override { forFHSEnv = true; } names no store path"
+# 25.11's bash is interactive (nixpkgs PR #379368): readline and ncurses, whose terminfo default
+# is ncurses' own $out/share/terminfo. forFHSEnv drops bash's defaults, not that one.
+standin_bash() { # standin_bash OVERRIDE: build pkgsStatic.bash.override OVERRIDE, print its out
+  nix build --impure --no-link --json --expr \
+    "(builtins.getFlake \"path:$standin\").$sys.pkgsStatic.bash.override $1" \
+    2>>"$work/standin.log" | "$standin/inputs/jq" -r '.[0].outputs.out'
+}
+ncurses_out=$(nix eval --raw "path:$standin#$sys.pkgsStatic.ncurses.outPath" 2>>"$work/standin.log") || true
+if fhs_bash=$(standin_bash '{ forFHSEnv = true; }') && [[ -n $ncurses_out ]] &&
+  grep -qaF "$ncurses_out/share/terminfo" "$fhs_bash/bin/bash" && pack_refuses bash "$fhs_bash/bin/bash"; then
+  pass "pkgsStatic.bash.override { forFHSEnv = true; } is interactive: names ncurses' terminfo dir, and pack refuses it"
 else
-  fail "pkgsStatic.bash with forFHSEnv: expected no store path"
+  fail "pkgsStatic.bash with forFHSEnv: expected ncurses' \$out/share/terminfo in bin/bash, refused by pack"
+fi
+if plain_bash=$(standin_bash '{ forFHSEnv = true; interactive = false; }') &&
+  [[ -x $plain_bash/bin/bash ]] && ! grep -qaF /nix/store/ "$plain_bash/bin/bash" &&
+  [[ $(nix eval --raw "path:$standin#$sys.pkgsStatic.bashNonInteractive.pname" 2>>"$work/standin.log") == bash ]]; then
+  pass "pkgsStatic.bash.override { forFHSEnv = true; interactive = false; } names no store path; bashNonInteractive exists"
+else
+  fail "pkgsStatic.bash with forFHSEnv and interactive = false: expected no store path"
 fi
 if jq_bin=$(standin_out pkgsStatic.jq bin) &&
   jq_out=$(nix eval --raw "path:$standin#$sys.pkgsStatic.jq.out.outPath" 2>>"$work/standin.log") &&
@@ -192,6 +215,20 @@ if [[ -f $probe && $(tr '\n' ' ' <"$probe") == "1000 no-usr no-chown " ]]; then
   pass "runCommand builds in the sandbox: uid 1000, no /usr, chown refused"
 else
   fail "the stand-in's runCommand is not sandboxed: $(cat "$probe" 2>/dev/null)"
+fi
+
+step "nix: the bundle that asks for 25.11's default (interactive) bash is refused"
+# nix/bundle.nix before it asked for interactive = false: pack's store-path message, by name.
+cp -a "$work/src" "$work/oldbash"
+sed -i 's/^\( *\)interactive = false;$/\1# (as before: interactive, 25.11'"'"'s default)/' "$work/oldbash/nix/bundle.nix"
+if cmp -s nix/bundle.nix "$work/oldbash/nix/bundle.nix"; then
+  fail "could not make the old nix/bundle.nix (no 'interactive = false;' line)"
+elif nix build "path:$work/oldbash#bundle" "${override[@]}" --no-link >"$work/oldbash.log" 2>&1; then
+  fail "the bundle with an interactive bash was built: pack saw no store path"
+elif said=$(grep -o "bin/bash names the Nix store at byte [0-9]* ($ncurses_out/share/terminfo)" "$work/oldbash.log"); then
+  pass "with 25.11's interactive bash, pack refuses the bundle: $said"
+else
+  fail "the bundle with an interactive bash failed for another reason: $(tail -n 3 "$work/oldbash.log")"
 fi
 
 step "nix: build .#bundle against the stand-in"
@@ -288,6 +325,76 @@ else
   fail "nix flake check --no-build"
 fi
 
+step "nix: the outputs a Nix user reaches for: templates, bundlers, overlays"
+# The suite of a bundle, run on a bare node as launcher/tests/it/support/bare_node.rs makes one
+# (a chroot with busybox alone, /proc, /dev/null), with what `launcher run` sets: the bundle's
+# bin/ first on PATH, BATS_LIB_PATH and ARCHY_GATE_RUN_DIR. Prints bats' TAP.
+run_on_bare_node() { # run_on_bare_node BUNDLE_FILE NODE_DIR
+  local node=$2 d a
+  for d in bin usr/bin tmp var/tmp proc dev root etc; do mkdir -p "$node/$d"; done
+  chmod 1777 "$node/tmp" "$node/var/tmp"
+  install -m 0755 "$(command -v busybox)" "$node/bin/busybox"
+  for a in $(busybox --list); do [[ $a == busybox ]] || ln -s busybox "$node/bin/$a"; done
+  ln -s /bin/busybox "$node/usr/bin/env"
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$node/etc/passwd"
+  echo 'root:x:0:' >"$node/etc/group"
+  mknod -m 0666 "$node/dev/null" c 1 3
+  ln -s /proc/self/fd "$node/dev/fd"
+  install -m 0755 "$1" "$node/root/bundle"
+  # shellcheck disable=SC2016 # expanded by the node's sh
+  ROOT=$node unshare --mount --propagation private -- sh -c '
+    set -e
+    mount -t proc proc "$ROOT/proc"
+    exec chroot "$ROOT" /usr/bin/env -i PATH=/bin:/usr/bin HOME=/root TERM=dumb /bin/sh -c "
+      /root/bundle extract /root/bundle --to /opt/gate >/dev/null &&
+      cd /opt/gate && PATH=/opt/gate/bin:/bin:/usr/bin BATS_LIB_PATH=/opt/gate/lib \
+        ARCHY_GATE_RUN_DIR=/root/run bash lifecycle/run-gate.sh"'
+}
+# templates.default: `nix flake init -t` in an empty dir, then `nix build`, the template's two
+# inputs pointed at this checkout and the stand-in (its flake.lock would need the network).
+# (Nix 2.8's flake init writes files without their mode: the entry is started with bash.)
+user=$work/user
+mkdir -p "$user"
+user_override=(--override-input archy-gate "path:$work/src" --override-input archy-gate/nixpkgs "path:$standin")
+if (cd "$user" && nix flake init -t "$src" >"$work/init.log" 2>&1) &&
+  [[ -f $user/flake.nix && -f $user/lifecycle/run-gate.sh ]] &&
+  nix_logged "$work/user-build.log" build "path:$user" "${user_override[@]}" -o "$work/user-result" &&
+  [[ $("$standin/inputs/jq" -r .name "$work/user-result/manifest.json") == my-suite ]] &&
+  nix_logged "$work/user-check.log" flake check --no-build "path:$user" "${user_override[@]}"; then
+  pass "nix flake init -t, then nix build: the template's suite as a bundle named my-suite; its flake check evaluates"
+else
+  fail "templates.default: nix flake init -t and nix build (logs: $work/init.log, $work/user-build.log)"
+fi
+# bundlers.<system>.default: `nix bundle --bundler` on the user's lifecycle dir output. nix
+# bundle locks the bundler's flake with its own flake.lock (no --override-input reaches it), so
+# the bundler is a copy of the checkout locked to the stand-in, as a user would pin it.
+cp -a "$work/src" "$work/bundler"
+if nix_logged "$work/bundler-lock.log" flake lock "path:$work/bundler" "${override[@]}" &&
+  (cd "$user" && nix_logged "$work/bundle.log" bundle --bundler "path:$work/bundler#" \
+    "path:$user#lifecycle" "${user_override[@]}" -o "$work/bundled") &&
+  pin=$(sed -n 's/^\([0-9a-f]\{64\}\)  archy-gate$/\1/p' "$work/bundled/SHA256SUMS") &&
+  "$launcher" verify "$work/bundled/archy-gate" --sha256 "$pin" >"$work/bundled-verify.log" 2>&1 &&
+  [[ $("$standin/inputs/jq" -r .name "$work/bundled/manifest.json") == my-suite ]]; then
+  pass "nix bundle --bundler .# .#lifecycle: a bundle that verify accepts"
+  if tap=$(run_on_bare_node "$work/bundled/archy-gate" "$work/bare" 2>"$work/bare.log") &&
+    [[ $tap == *"1..2"* && $tap == *"ok 2 "* && $tap != *"not ok"* ]]; then
+    pass "the bundled suite runs on a bare node (busybox only): $(tr '\n' ' ' <<<"$tap")"
+  else
+    fail "the bundled suite on a bare node: $tap $(tail -n 5 "$work/bare.log")"
+  fi
+else
+  fail "bundlers.x86_64-linux.default (logs: $work/bundle.log, $work/bundled-verify.log)"
+fi
+# overlays.default: the launcher in a package set, through legacyPackages.extend.
+if overlaid=$(nix build --impure --no-link --json --expr \
+  "((builtins.getFlake \"path:$standin\").$sys.extend (builtins.getFlake \"$src\").overlays.default).archy-gate-launcher" \
+  2>"$work/overlay.log" | "$standin/inputs/jq" -r '.[0].outputs.out') &&
+  [[ $("$overlaid/bin/launcher" --version) == "launcher "* ]]; then
+  pass "overlays.default adds archy-gate-launcher to a package set: $("$overlaid/bin/launcher" --version)"
+else
+  fail "overlays.default: $(tail -n 3 "$work/overlay.log")"
+fi
+
 step "nix: allowedReferences = [ ] guards the three outputs, not the payload"
 # A suite file named after the launcher's store path: pack accepts it (no '/nix/store/' in
 # it), but manifest.json then carries the store hash, and Nix itself must refuse the output.
@@ -309,6 +416,104 @@ if nix build "path:$work/hidden#bundle" "${override[@]}" --no-link >"$work/hidde
   pass "a store hash inside a staged file passes allowedReferences (the payload is gzip'd)"
 else
   fail "the bundle with a store hash inside a file did not build: $(tail -n 3 "$work/hidden.log")"
+fi
+
+step "nix: a multi-user Nix: build users, sandbox = true, / read-only to the builder"
+# scripts/nix-chroot.sh: Debian trixie's Nix in a debootstrap chroot, its daemon building as
+# nixbld users. What the stand-in makes outside the sandbox (__noChroot: its packages, made
+# with the host's tools) stands for what a binary cache hands over, and arrives so: those
+# outputs, built above, go into a local binary cache, the chroot's only substituter, and
+# `sandbox = true` refuses to build any of them there. Everything else (the bundle, the checks,
+# the test runs) is built by the chroot's daemon, in its sandbox.
+# shellcheck source=scripts/nix-chroot.sh
+. scripts/nix-chroot.sh
+share=$work/share
+mkdir -p "$share"
+cp -a "$work/src" "$share/src"
+cp -a "$work/oldbash" "$share/oldbash"
+cp -a "$standin" "$share/standin"
+# The sandbox as the builder sees it: its uid inside and outside (uid_map), whether it can
+# write to / (a test that writes outside its temp dir, e.g. to /nonexistent, passes where it
+# can), whether chown works. Builds against the stand-in by content, so host and chroot agree.
+# shellcheck disable=SC2016 # Nix and the builder's sh expand it
+probe_expr='(builtins.getFlake "path:STANDIN").'"$sys"'.runCommand "sandbox-probe-users" { } '"''"'
+  { id -u; cat /proc/self/uid_map; mkdir /nonexistent 2>/dev/null && echo root-writable || echo root-read-only; } >$out
+'"''"
+if chroot_dir=$(nix_chroot_ensure) && {
+  t0=$SECONDS
+  drvs=()
+  for ref in "path:$share/src#$checks.launcher-tests" "path:$share/src#$checks.bundle-verify" \
+    "path:$share/oldbash#bundle"; do
+    drvs+=("$(nix eval --raw "$ref.drvPath" "${override[@]}" 2>>"$work/chroot.log")")
+  done
+  drvs+=("$(nix eval --raw --impure --expr "(${probe_expr//STANDIN/$share/standin}).drvPath" 2>>"$work/chroot.log")")
+  mapfile -t prebuilt < <(nix show-derivation -r "${drvs[@]}" 2>>"$work/chroot.log" |
+    "$standin/inputs/jq" -r 'to_entries[] | select(.value.env.__noChroot == "1") | .key' | sort -u)
+  ((${#prebuilt[@]} > 0)) &&
+    mapfile -t prebuilt < <(nix-store --realise "${prebuilt[@]}" 2>>"$work/chroot.log") &&
+    nix copy --to "file://$share/binary-cache?compression=none" "${prebuilt[@]}" >>"$work/chroot.log" 2>&1
+}; then
+  # shellcheck disable=SC2016 # run by the chroot's sh
+  nix_chroot_run "$share" sh -c '
+    set -u
+    o="--override-input nixpkgs path:/share/standin"
+    c=checks.x86_64-linux
+    nix --version >/share/version
+    nix config show build-users-group >/share/build-users-group 2>/dev/null ||
+      nix show-config build-users-group >/share/build-users-group
+    getent group nixbld | cut -d: -f4 | tr , "\n" | xargs -n 1 id -u >/share/nixbld-uids
+    nix build path:/share/src#$c.bundle-verify $o --no-link -L >/share/verify.log 2>&1
+    echo $? >/share/verify.status
+    nix build path:/share/src#$c.launcher-tests $o --no-link -L >/share/tests.log 2>&1
+    echo $? >/share/tests.status
+    nix build path:/share/oldbash#bundle $o --no-link >/share/oldbash.log 2>&1
+    echo $? >/share/oldbash.status
+    nix build --impure --no-link --print-out-paths --expr "$1" >/share/probe.path 2>/share/probe.log &&
+      cp "$(cat /share/probe.path)" /share/probe
+    # A store that outgrows 4 GiB (one copy of the tests per launcher change) is swept.
+    [ "$(du -sm /nix/store | cut -f1)" -lt 4096 ] || nix-collect-garbage >/dev/null 2>&1
+  ' sh "${probe_expr//STANDIN//share/standin}" >>"$work/chroot.log" 2>&1 || true
+  echo "     $(cat "$share/version" 2>/dev/null), in ${chroot_dir/#$HOME/\~}, $((SECONDS - t0)) s"
+  probe=$(tr -s ' \n' ' ' <"$share/probe" 2>/dev/null) || true
+  outside=$(awk '{ print $3 }' <<<"$probe")
+  if [[ $(cat "$share/build-users-group" 2>/dev/null) == nixbld && -n $outside && $outside != 0 &&
+    $probe == "1000 1000 $outside 1 root-read-only " ]] && grep -qx "$outside" "$share/nixbld-uids"; then
+    pass "the chroot's Nix builds as a build user (uid 1000 in the sandbox, a nixbld uid, $outside, outside), / read-only"
+  else
+    fail "the chroot's sandbox: expected build-users-group nixbld, uid 1000 mapped to a nixbld uid, / read-only; got '$probe' ($(tail -n 3 "$share/probe.log" 2>/dev/null))"
+  fi
+  if [[ $(cat "$share/verify.status" 2>/dev/null) == 0 ]] && grep -q 'signed   ok' "$share/verify.log"; then
+    pass "checks.bundle-verify passes in the multi-user sandbox (keygen, sign, verify --trust, extract)"
+  else
+    fail "checks.bundle-verify in the multi-user sandbox: $(grep -m 3 -E 'error' "$share/verify.log")"
+  fi
+  # Not fixed here (README, Nix): without --trust, verify reads the node's trust file, walking
+  # from /; the sandbox's / and /etc belong to host root, unmapped there (uid 65534), and the
+  # trust rule refuses them. Every test that verifies without --trust fails so, and nothing
+  # else may: pinned, so that a change either way is seen.
+  trust_refused='the trust file is not trusted: /: owned by uid 65534'
+  failed=$(sed -n 's/^launcher> test result: FAILED\. [0-9]* passed; \([0-9]*\) failed.*/\1/p' "$share/tests.log" |
+    awk '{ n += $1 } END { print n + 0 }')
+  panics=$(grep -c "^launcher> thread '.*' ([0-9]*) panicked at" "$share/tests.log" || true)
+  if [[ $(cat "$share/tests.status" 2>/dev/null) == 0 ]]; then
+    pass "checks.launcher-tests passes in the multi-user sandbox"
+    sed -n 's/^launcher> \(test result: \)/     \1/p' "$share/tests.log"
+  elif ((failed > 0 && panics == failed)) && (($(grep -c "$trust_refused" "$share/tests.log") >= failed)); then
+    pass "known defect, pinned: checks.launcher-tests fails in the multi-user sandbox, $failed tests, each on verify's '$trust_refused'"
+    # (cargo's own words would read as this run's result: said otherwise)
+    sed -n 's/^launcher> test result: FAILED\. \([0-9]*\) passed; \([0-9]*\) failed.*/     of those tests: \1 pass there, \2 do not/p' "$share/tests.log"
+  else
+    fail "checks.launcher-tests in the multi-user sandbox, beyond the known trust-file refusals: $(grep -m 3 -E 'panicked|error' "$share/tests.log")"
+  fi
+  if [[ $(cat "$share/oldbash.status" 2>/dev/null) != 0 ]] &&
+    said=$(grep -o "bin/bash names the Nix store at byte [0-9]* ($ncurses_out/share/terminfo)" "$share/oldbash.log"); then
+    pass "there too, the bundle with 25.11's interactive bash is refused: $said"
+  else
+    fail "the old bundle in the multi-user sandbox: expected pack's refusal, got: $(tail -n 3 "$share/oldbash.log" 2>/dev/null)"
+  fi
+else
+  fail "no multi-user Nix: the chroot or the binary cache for it (log: $work/chroot.log)"
+  tail -n 20 "$work/chroot.log" >&2 || true
 fi
 
 # What nix said while the stand-in's checks ran: a CI log that shows a FAIL shows why.

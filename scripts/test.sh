@@ -16,9 +16,11 @@ ensure_rust_target x86_64-unknown-linux-musl
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
-shellcheck -x scripts/*.sh bench/*.sh bundle/*.sh bundle/lifecycle/*.sh bundle/lifecycle/cross/*/*.sh .ci/run
+shellcheck -x scripts/*.sh bench/*.sh bundle/*.sh bundle/lifecycle/*.sh bundle/lifecycle/cross/*/*.sh .ci/run \
+  nix/template/lifecycle/*.sh
 shellcheck -s bash bundle/lifecycle/lib/*.bash bundle/lifecycle/tests/*.bash bundle/lifecycle/tests/*.bats \
-  bundle/lifecycle/cross/*/tests/*.bats bundle/lifecycle/cross/*/tests/*.bash
+  bundle/lifecycle/cross/*/tests/*.bats bundle/lifecycle/cross/*/tests/*.bash \
+  nix/template/lifecycle/tests/*.bats
 # The stand-in node's shims run under busybox sh.
 shellcheck -s sh launcher/tests/standin/shims/*
 

@@ -13,7 +13,8 @@
 #   * the packages the flake takes from nixpkgs (bash, jq, bats, ...) stand for what a binary
 #     cache would hand over: made here from prebuilt files with the host's tools, outside the
 #     sandbox (`__noChroot`, so Nix needs `sandbox = relaxed`), with the properties the real
-#     builds have, store paths inside the binaries included;
+#     builds have, store paths inside the binaries included (the multi-user Nix of
+#     scripts/nix-chroot.sh, with `sandbox = true`, gets them from a binary cache instead);
 #   * what the flake itself builds (stdenvNoCC.mkDerivation, runCommand, the check phase of
 #     buildRustPackage) runs in the Nix sandbox as nixpkgs' stdenv would: no /usr, the builder
 #     uid 1000 (not root), HOME=/homeless-shelter, and only store paths on PATH (a static
@@ -150,50 +151,97 @@
             '';
           };
 
-          # pkgsStatic.bash (pkgs/shells/bash/5.nix): bin/bash, bin/sh, five outputs. Unless
-          # forFHSEnv, 5.nix compiles in DEFAULT_LOADABLE_BUILTINS_PATH="$out/lib/bash:." (a
-          # store path in the binary) and DEFAULT_PATH_VALUE="/no-such-path". musl means
-          # --disable-nls and non-interactive means --disable-readline: no locale or terminfo
-          # default of its own, so Debian's FHS strings for those are left as they are.
+          # ncurses (pkgs/development/libraries/ncurses/default.nix): its configure never gets
+          # --with-default-terminfo-dir or --with-terminfo-dirs, so both default to
+          # $out/share/terminfo, a store path compiled into libtinfo, and so into every static
+          # binary that links it. readline (pkgs/development/libraries/readline/) links ncurses.
+          ncurses =
+            prebuilt {
+              name = "ncurses-standin";
+              buildCommand = "mkdir -p $out/share/terminfo $out/lib";
+            }
+            // {
+              pname = "ncurses";
+              version = "standin";
+            };
+          readline =
+            prebuilt {
+              name = "readline-standin";
+              inherit ncurses;
+              buildCommand = "mkdir -p $out/lib && echo $ncurses >$out/lib/.ncurses";
+            }
+            // {
+              pname = "readline";
+              version = "standin";
+            };
+
+          # pkgsStatic.bash (pkgs/shells/bash/5.nix, 25.11): bin/bash, bin/sh, five outputs.
+          # Interactive by default since nixpkgs PR #379368 (`interactive ? true`,
+          # --with-installed-readline, readline in buildInputs): a static bash then links
+          # readline and ncurses, and carries ncurses' terminfo default, $out/share/terminfo of
+          # ncurses, a store path. `interactive = false` is --disable-readline: no ncurses, no
+          # terminfo default (bashNonInteractive is that). forFHSEnv only drops bash's own
+          # defaults: unless it is set, 5.nix compiles in
+          # DEFAULT_LOADABLE_BUILTINS_PATH="$out/lib/bash:." (a store path in the binary) and
+          # DEFAULT_PATH_VALUE="/no-such-path". musl means --disable-nls: no locale default.
+          # The bytes are Debian's bash-static (interactive, its own static tinfo with the FHS
+          # terminfo dirs): the defaults above are patched in place; ncurses' terminfo dir does
+          # not fit in place of Debian's, so the interactive stand-in has it appended after the
+          # ELF's last byte, where the loader never reads but `launcher pack`'s byte scan does,
+          # as it would find it in libtinfo's data in the real build.
           mkBash =
             args@{
               forFHSEnv ? false,
+              interactive ? true,
               ...
             }:
-            prebuilt {
-              name = "bash-standin";
-              outputs = [
-                "out"
-                "dev"
-                "man"
-                "doc"
-                "info"
-              ];
-              buildCommand = ''
-                mkdir -p $out/bin $dev $man $doc $info
-                cp ${./inputs/bash} $out/bin/bash
-                chmod u+w $out/bin/bash
-                ln -s bash $out/bin/sh
-              ''
-              + (
-                if forFHSEnv then
-                  ""
-                else
-                  ''
-                    patch_string $out/bin/bash \
-                      /usr/local/lib/bash:/usr/lib/bash:/opt/local/lib/bash:/usr/pkg/lib/bash:/opt/pkg/lib/bash:. \
-                      "$out/lib/bash:."
-                    patch_string $out/bin/bash \
-                      /usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin:. /no-such-path
-                  ''
-              );
-            }
+            prebuilt (
+              {
+                name = if interactive then "bash-interactive-standin" else "bash-standin";
+                outputs = [
+                  "out"
+                  "dev"
+                  "man"
+                  "doc"
+                  "info"
+                ];
+                buildCommand = ''
+                  mkdir -p $out/bin $dev $man $doc $info
+                  cp ${./inputs/bash} $out/bin/bash
+                  chmod u+w $out/bin/bash
+                  ln -s bash $out/bin/sh
+                ''
+                + (
+                  if forFHSEnv then
+                    ""
+                  else
+                    ''
+                      patch_string $out/bin/bash \
+                        /usr/local/lib/bash:/usr/lib/bash:/opt/local/lib/bash:/usr/pkg/lib/bash:/opt/pkg/lib/bash:. \
+                        "$out/lib/bash:."
+                      patch_string $out/bin/bash \
+                        /usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin:. /no-such-path
+                    ''
+                )
+                + (
+                  if interactive then
+                    ''
+                      printf '\0%s/share/terminfo\0' "$ncurses" >>$out/bin/bash
+                    ''
+                  else
+                    ""
+                );
+              }
+              // (if interactive then { inherit ncurses readline; } else { })
+            )
             // {
-              pname = "bash";
+              pname = if interactive then "bash-interactive" else "bash";
               version = "standin";
               override = more: mkBash (args // more);
             };
           bash = mkBash { };
+          bashNonInteractive = mkBash { interactive = false; };
+          bashInteractive = bash;
 
           # pkgsStatic.jq (pkgs/by-name/jq/jq/package.nix): outputs bin (the default), doc,
           # man, dev, out. jq 1.8 compiles `./config.status --config` into
@@ -429,6 +477,16 @@
             inherit system;
             lib.trivial.revisionWithDefault = _: "standin";
 
+            # legacyPackages.extend (pkgs/top-level/stage.nix): the set with one overlay applied,
+            # the overlay seeing the result as final and this set as prev. (Real nixpkgs also
+            # applies it inside pkgsStatic and the other package sets; this one does not.)
+            extend =
+              overlay:
+              let
+                final = pkgs // overlay final pkgs;
+              in
+              final;
+
             # nix/bundle.nix's test hook: the source strings bundle/build.sh writes.
             archyGateStandin = info;
 
@@ -446,7 +504,15 @@
             inherit removeReferencesTo bats rustPlatform;
             jq = jqDynamic;
             pkgsStatic = {
-              inherit jq bash rustPlatform;
+              inherit
+                jq
+                bash
+                bashNonInteractive
+                bashInteractive
+                ncurses
+                readline
+                rustPlatform
+                ;
             };
 
             # The flake's dev shell and formatter are evaluated, never built, here.
