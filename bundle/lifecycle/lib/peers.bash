@@ -23,7 +23,10 @@
 #                          (launcher rpc --pin-sha256; curl --cacert of that PEM alone), so a
 #                          peer serving another one is refused, with both fingerprints said
 # peer_cert_sha256 NAME    that peer's pinned certificate's sha256; status 3 when none
+# peer_of_role ROLE        the name of the peer that holds ROLE (a scenario's roles); status 2,
+#                          and why, when none does
 # own_packages             this node's packages, [{"id", "version"}…] (its own RPC, password)
+# own_did                  this node's DID (node.identity on its own RPC, password)
 # version_differences PEER MINE THEIRS
 #                          one line per package whose version differs between two such lists,
 #                          naming it ("n198: lnd 0.18.0 here, 0.17.5 there"); nothing if none
@@ -87,6 +90,22 @@ peer_rpc() {
       _rpc_curl "$2"
     )
   fi
+}
+
+peer_of_role() {
+  local name
+  name=$(jq -r --arg r "$1" '[.[] | select(.role == $r) | .name][0] // empty' <<<"${ARCHY_PEERS:-[]}")
+  if [[ -z $name ]]; then
+    echo "no peer with role $1 in ARCHY_PEERS: ${ARCHY_PEERS:-(unset)}" >&2
+    return 2
+  fi
+  printf '%s\n' "$name"
+}
+
+own_did() {
+  local answer
+  answer=$(rpc node.identity) || return
+  jq -er '.did' <<<"$answer"
 }
 
 own_packages() {

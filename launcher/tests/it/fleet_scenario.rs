@@ -190,6 +190,28 @@ fn step<'a>(report: &'a Value, suite: &str, step: &str, node: &str) -> &'a Value
         .unwrap_or_else(|| panic!("no step {step} on {node}: {report:#}"))
 }
 
+/// Waits (at most a minute) until the fleet's state.json says `step` is
+/// running on some node; false if it never did.
+fn step_running(out: &Path, step: &str) -> bool {
+    for _ in 0..3000 {
+        let state: Option<Value> = fs::read(out.join("state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let running = state.is_some_and(|s| {
+            s["cross"][0]["steps"].as_array().is_some_and(|steps| {
+                steps
+                    .iter()
+                    .any(|x| x["step"] == step && x["outcome"] == "running")
+            })
+        });
+        if running {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
 fn gate_runs(node: &Node) -> usize {
     node.records()
         .iter()
@@ -450,28 +472,9 @@ fn a_node_gone_before_its_step_fails_the_step_and_the_rest_is_still_undone() {
     let out = fleet.out();
     // The client powers off while the server's step runs: its own step
     // cannot start.
-    let serving = || {
-        for _ in 0..3000 {
-            let state: Option<Value> = fs::read(out.join("state.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            let running = state.is_some_and(|s| {
-                s["cross"][0]["steps"].as_array().is_some_and(|steps| {
-                    steps
-                        .iter()
-                        .any(|x| x["step"] == "serve" && x["outcome"] == "running")
-                })
-            });
-            if running {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        false
-    };
     let run = thread::scope(|scope| {
         let fleet_run = scope.spawn(|| fleet.run(1));
-        assert!(serving(), "serve was seen running");
+        assert!(step_running(&out, "serve"), "serve was seen running");
         client.node.stop();
         fleet_run.join().unwrap()
     });
@@ -515,25 +518,12 @@ fn a_link_cut_mid_step_is_ridden_out_and_the_step_followed_to_its_end() {
     let out = fleet.out();
     let cut = thread::scope(|scope| {
         let cutter = scope.spawn(|| {
-            for _ in 0..3000 {
-                let state: Option<Value> = fs::read(out.join("state.json"))
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok());
-                let running = state.is_some_and(|s| {
-                    s["cross"][0]["steps"].as_array().is_some_and(|steps| {
-                        steps
-                            .iter()
-                            .any(|x| x["step"] == "use" && x["outcome"] == "running")
-                    })
-                });
-                if running {
-                    thread::sleep(Duration::from_millis(1500));
-                    proxy.cut();
-                    return true;
-                }
-                thread::sleep(Duration::from_millis(20));
+            let running = step_running(&out, "use");
+            if running {
+                thread::sleep(Duration::from_millis(1500));
+                proxy.cut();
             }
-            false
+            running
         });
         let run = fleet.run(1);
         assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);

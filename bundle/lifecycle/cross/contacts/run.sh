@@ -10,48 +10,10 @@
 # FILEs (relative to this suite's dir, e.g. tests/10-request.bats) are the tests to run, as a
 # scenario step names them; with none, every file in tests/. Other arguments go to bats.
 #
-# The launcher starts it as it starts the gate (the bundle's bash, cwd the unpacked bundle,
-# bin/ first on PATH, ARCHY_* set), with ARCHY_PEERS, ARCHY_CROSS_* and the values published
-# by earlier steps besides (lib/cross.bash; ../../AUTHORING.md). The TAP goes to
-# $ARCHY_GATE_RUN_DIR/cross.tap, bats' JUnit to $ARCHY_GATE_RUN_DIR/cross/report.xml.
-# Exit 0 when every test passed, else 1 (2: a FILE that is not there).
+# What it does, and what it gets from the launcher: lib/cross-suite.bash.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-bundle=$(cd "$here/../../.." && pwd)
-if [[ -d $bundle/bin ]]; then
-  export PATH="$bundle/bin:$PATH"
-fi
-export BATS_LIB_PATH="${BATS_LIB_PATH:-$bundle/lib}"
-
-if [[ -z ${ARCHY_GATE_RUN_DIR:-} ]]; then
-  ARCHY_GATE_RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/archy-gate-cross.XXXXXX")
-  echo "run.sh: ARCHY_GATE_RUN_DIR is not set; the reports go to $ARCHY_GATE_RUN_DIR" >&2
-fi
-export ARCHY_GATE_RUN_DIR
-mkdir -p "$ARCHY_GATE_RUN_DIR/cross"
-
-bats_args=() files=()
-for arg in "$@"; do
-  case $arg in
-    *.bats)
-      file=$arg
-      [[ $file == /* ]] || file=$here/$arg
-      [[ -f $file ]] || {
-        echo "run.sh: no test file $arg in ${here##*/lifecycle/}" >&2
-        exit 2
-      }
-      files+=("$file")
-      ;;
-    *) bats_args+=("$arg") ;;
-  esac
-done
-((${#files[@]} > 0)) || files=("$here/tests")
-
-echo "# cross suite ${ARCHY_CROSS_SUITE:-${here##*/}} on ${ARCHY_CROSS_NODE:-this node} (role ${ARCHY_CROSS_ROLE:-none})${ARCHY_CROSS_STEP:+, step $ARCHY_CROSS_STEP attempt ${ARCHY_CROSS_ATTEMPT:-1}}"
-set +e
-bats --tap --report-formatter junit --output "$ARCHY_GATE_RUN_DIR/cross" "${bats_args[@]}" "${files[@]}" |
-  tee "$ARCHY_GATE_RUN_DIR/cross.tap"
-rc=${PIPESTATUS[0]}
-set -e
-exit $((rc == 0 ? 0 : 1))
+# shellcheck source-path=SCRIPTDIR source=../../lib/cross-suite.bash
+source "$here/../../lib/cross-suite.bash"
+cross_suite_main "$here" "$@"
