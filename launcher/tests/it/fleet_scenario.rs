@@ -176,6 +176,20 @@ fn fleet_of(server: &Node, client: &Node, suite: &str) -> Fleet {
     fleet
 }
 
+/// The lab: `srv` (the server) and `cli` (the client), the marker files
+/// `marks` names planted first (`("cli", "/var/tmp/fail-use")`), and a fleet
+/// of the two running `suite`.
+fn relay_lab(suite: &str, marks: &[(&str, &str)]) -> (Node, Node, Fleet) {
+    let server = on_ssh(SshNode::start("srv"), "healthy");
+    let client = on_ssh(SshNode::start("cli"), "healthy");
+    for (name, inside) in marks {
+        let node = if *name == "srv" { &server } else { &client };
+        fs::write(node.node.path(inside), "").unwrap();
+    }
+    let fleet = fleet_of(&server, &client, suite);
+    (server, client, fleet)
+}
+
 fn on_node(node: &Node, inside: &str) -> Option<String> {
     fs::read_to_string(node.node.path(inside)).ok()
 }
@@ -221,9 +235,7 @@ fn gate_runs(node: &Node) -> usize {
 
 #[test]
 fn a_scenario_passes_values_between_nodes_in_order_and_retries_until_it_passes() {
-    let server = on_ssh(SshNode::start("srv"), "healthy");
-    let client = on_ssh(SshNode::start("cli"), "healthy");
-    let fleet = fleet_of(&server, &client, "relay");
+    let (server, client, fleet) = relay_lab("relay", &[]);
 
     // The plan shows each step with the node it will run on.
     let plan = Run::of(fleet.command("plan", 1).output().unwrap()).expect(0);
@@ -371,10 +383,7 @@ fn a_scenario_passes_values_between_nodes_in_order_and_retries_until_it_passes()
 
 #[test]
 fn a_failing_step_skips_the_rest_and_undoes_what_was_set_up_heals_included() {
-    let server = on_ssh(SshNode::start("srv"), "healthy");
-    let client = on_ssh(SshNode::start("cli"), "healthy");
-    fs::write(client.node.path("/var/tmp/fail-use"), "").unwrap();
-    let fleet = fleet_of(&server, &client, "relay-fault");
+    let (server, client, fleet) = relay_lab("relay-fault", &[("cli", "/var/tmp/fail-use")]);
 
     let run = fleet.run(1);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
@@ -432,10 +441,7 @@ fn a_failing_step_skips_the_rest_and_undoes_what_was_set_up_heals_included() {
 
 #[test]
 fn a_value_that_holds_a_password_is_refused_and_kept_nowhere() {
-    let server = on_ssh(SshNode::start("srv"), "healthy");
-    let client = on_ssh(SshNode::start("cli"), "healthy");
-    fs::write(server.node.path("/var/tmp/leak"), "").unwrap();
-    let fleet = fleet_of(&server, &client, "relay");
+    let (server, client, fleet) = relay_lab("relay", &[("srv", "/var/tmp/leak")]);
 
     let run = fleet.run(1);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
@@ -465,10 +471,7 @@ fn a_value_that_holds_a_password_is_refused_and_kept_nowhere() {
 
 #[test]
 fn a_node_gone_before_its_step_fails_the_step_and_the_rest_is_still_undone() {
-    let server = on_ssh(SshNode::start("srv"), "healthy");
-    let mut client = on_ssh(SshNode::start("cli"), "healthy");
-    fs::write(server.node.path("/var/tmp/slow-serve"), "").unwrap();
-    let fleet = fleet_of(&server, &client, "relay");
+    let (server, mut client, fleet) = relay_lab("relay", &[("srv", "/var/tmp/slow-serve")]);
     let out = fleet.out();
     // The client powers off while the server's step runs: its own step
     // cannot start.
