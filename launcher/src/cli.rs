@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
                   1    the gate ran and a test failed (rpc: the node answered an error)\n  \
                   2    usage or configuration: the command line, a roster, a trust file, a refused host\n  \
                   3    bundle integrity: corrupt, forged, unsigned or not the pinned artifact\n  \
-                  4    preflight failed\n  \
+                  4    preflight failed (fleet: nothing failed, but some nodes were not ready or not run)\n  \
                   5    environment: no usable work dir, lock held, unreachable, I/O\n  \
                   130  interrupted"
 )]
@@ -536,8 +536,18 @@ pub enum FleetCommand {
     Plan(FleetRunArgs),
     /// Run the gate across the roster.
     #[command(
-        after_help = "Example:\n  launcher fleet run --roster fleet.toml --bundle result/archy-gate --jobs 4\n\n\
-        What happens on each node: `launcher fleet --help`."
+        after_help = "Examples:\n  launcher fleet run --roster fleet.toml --bundle result/archy-gate --jobs 4\n  \
+        launcher fleet run --roster fleet.toml --bundle result/archy-gate --only failed,not-ready\n  \
+        launcher fleet run --roster fleet.toml --bundle result/archy-gate --wait-ready 2h --events events.jsonl\n\n\
+        What happens on each node: `launcher fleet --help`. The events' schema: docs/EVENTS.md.\n\n\
+        Exit status:\n  \
+        0    every gate node passed, and no cross-node suite failed\n  \
+        1    a gate or a cross-node suite failed, or a node was unreachable or misbehaved\n  \
+        2    usage: the command line, the roster, a --limit that matches no node\n  \
+        3    bundle integrity: not intact, not signed by the roster's trusted key\n  \
+        4    nothing failed, but some nodes were not ready (or not run: --limit, --only)\n  \
+        5    environment: the fleet dir, the --events file, ssh's control dir\n  \
+        130  interrupted"
     )]
     Run(FleetRunArgs),
     /// Show the state of the current (or last) fleet run.
@@ -566,6 +576,32 @@ pub struct FleetRunArgs {
     /// last run of this bundle passed (for developing a scenario); no gate runs
     #[arg(long)]
     pub cross_only: bool,
+    /// Run again only the nodes the fleet dir's last run left so, by kind:
+    /// failed, not-ready, unreachable, not-run, not-passed (comma-separated);
+    /// the other nodes keep their results
+    #[arg(long, value_name = "KINDS", value_delimiter = ',', value_parser = only_kind)]
+    pub only: Vec<String>,
+    /// Touch only the nodes a pattern matches: a node name, a role
+    /// (primary, fleet, tester, dev) or a glob over names (`web-*`);
+    /// comma-separated or repeated
+    #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
+    pub limit: Vec<String>,
+    /// Start no new node once N nodes failed (failed, unreachable, error);
+    /// the nodes already running finish
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    pub max_fail: Option<usize>,
+    /// Wait up to DURATION (90s, 30m, 2h) for a node that is not ready
+    /// (bitcoin in IBD, a package down): check it again every --ready-every
+    /// and run its gate once it is; other nodes go on meanwhile
+    #[arg(long, value_name = "DURATION", value_parser = duration_secs)]
+    pub wait_ready: Option<u64>,
+    /// How often a waiting node is checked again
+    #[arg(long, value_name = "DURATION", value_parser = duration_secs, default_value = "30s", requires = "wait_ready")]
+    pub ready_every: u64,
+    /// Write every change as a JSON line to FILE (`-`: stdout, and the
+    /// progress lines and report go to stderr); schema in docs/EVENTS.md
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<Utf8PathBuf>,
 }
 
 /// Which fleet run `fleet status` and `fleet report` read.
@@ -589,6 +625,10 @@ pub struct FleetStatusArgs {
     /// Print the state as JSON
     #[arg(long)]
     pub json: bool,
+    /// Print the run's events as JSON lines, replayed from the state (the
+    /// changes it still holds: steps, tests, each node's last phase, the verdict)
+    #[arg(long, conflicts_with = "json")]
+    pub events: bool,
 }
 
 #[derive(Debug, Args)]
@@ -614,5 +654,72 @@ fn at_least_one(text: &str) -> Result<usize, String> {
         Ok(0) => Err("0 would run no node: give 1 or more".into()),
         Ok(n) => Ok(n),
         Err(e) => Err(format!("{e}: give a whole number, 1 or more")),
+    }
+}
+
+/// `--only`'s kinds of node, as the fleet's state words them.
+pub const ONLY_KINDS: [&str; 5] = [
+    "failed",
+    "not-ready",
+    "unreachable",
+    "not-run",
+    "not-passed",
+];
+
+fn only_kind(text: &str) -> Result<String, String> {
+    if ONLY_KINDS.contains(&text) {
+        Ok(text.to_string())
+    } else {
+        Err(format!("give one or more of {}", ONLY_KINDS.join(", ")))
+    }
+}
+
+/// A duration as a person writes it: `90`, `90s`, `30m`, `2h`, `1h30m`;
+/// in seconds, at least 1.
+fn duration_secs(text: &str) -> Result<u64, String> {
+    let bad = || format!("{text:?} is not a duration: write it like 90s, 30m, 2h or 1h30m");
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(bad()),
+        };
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|s| total.checked_add(s))
+            .ok_or_else(bad)?;
+        number.clear();
+    }
+    if !number.is_empty() {
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        total = total.checked_add(n).ok_or_else(bad)?;
+    }
+    if total == 0 {
+        return Err(format!("{text:?}: give a duration of at least 1s"));
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration_secs;
+
+    #[test]
+    fn durations_as_people_write_them() {
+        assert_eq!(duration_secs("90"), Ok(90));
+        assert_eq!(duration_secs("90s"), Ok(90));
+        assert_eq!(duration_secs("30m"), Ok(1800));
+        assert_eq!(duration_secs("1h30m"), Ok(5400));
+        for bad in ["", "0s", "m", "1x", "-5s", "1.5h", "99999999999999999999h"] {
+            assert!(duration_secs(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -1,26 +1,41 @@
 //! `launcher fleet plan|run|status|report --roster FILE`.
 
-use crate::cli::{FleetArgs, FleetCommand, FleetDirArgs};
+use std::time::Duration;
+
+use crate::cli::{FleetArgs, FleetCommand, FleetDirArgs, FleetRunArgs};
 use crate::exit::{fail, ExitStatus};
-use crate::fleet::state::{CrossOutcome, FleetState, Phase};
-use crate::fleet::{self, progress, report, Plan};
+use crate::fleet::events::Stream;
+use crate::fleet::select::Selection;
+use crate::fleet::state::FleetState;
+use crate::fleet::{self, progress, report, Plan, WaitReady};
 
 pub fn fleet(args: FleetArgs) -> anyhow::Result<ExitStatus> {
     match args.command {
         FleetCommand::Plan(a) => {
-            let mut plan = Plan::new(&a.roster, &bundle(&a.bundle)?, a.out.as_deref(), a.jobs)?;
-            plan.cross_only = a.cross_only;
+            let plan = plan(&a)?;
             print!("{}", plan.describe());
             print!("{}", plan.describe_ssh()?);
             Ok(ExitStatus::Success)
         }
         FleetCommand::Run(a) => {
-            let mut plan = Plan::new(&a.roster, &bundle(&a.bundle)?, a.out.as_deref(), a.jobs)?;
-            plan.cross_only = a.cross_only;
+            let plan = plan(&a)?;
+            // Opened before any node is touched: a path we cannot write is
+            // said now, not after the run.
+            let events = a.events.as_deref().map(Stream::open).transpose()?;
+            let to_stderr = events.as_ref().is_some_and(Stream::is_stdout);
             eprint!("{}", plan.describe());
-            let state = fleet::run(&plan)?;
-            print!("{}", report::markdown(&state));
-            println!("\nreports: {}", report::paths(&plan.dir));
+            let state = fleet::run(&plan, events)?;
+            // With the events on stdout, stdout carries nothing else.
+            let closing = format!(
+                "{}\nreports: {}\n",
+                report::markdown(&state),
+                report::paths(&plan.dir)
+            );
+            if to_stderr {
+                eprint!("{closing}");
+            } else {
+                print!("{closing}");
+            }
             verdict(&state)
         }
         FleetCommand::Status(a) => {
@@ -28,6 +43,10 @@ pub fn fleet(args: FleetArgs) -> anyhow::Result<ExitStatus> {
             let state = FleetState::load(&dir)?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&state)?);
+            } else if a.events {
+                for line in fleet::events::replay(&state) {
+                    println!("{line}");
+                }
             } else {
                 println!("fleet dir {dir} (updated {})", state.updated);
                 // The lines `fleet run` draws, as of the state's last save.
@@ -50,6 +69,28 @@ pub fn fleet(args: FleetArgs) -> anyhow::Result<ExitStatus> {
     }
 }
 
+/// The plan `fleet plan` shows and `fleet run` carries out.
+fn plan(a: &FleetRunArgs) -> anyhow::Result<Plan> {
+    let mut plan = Plan::new(&a.roster, &bundle(&a.bundle)?, a.out.as_deref(), a.jobs)?;
+    plan.cross_only = a.cross_only;
+    if a.cross_only && !(a.only.is_empty() && a.limit.is_empty()) {
+        return Err(fail(
+            ExitStatus::Usage,
+            "--cross-only runs no gate: --only and --limit choose gate nodes, and mean nothing with it",
+        ));
+    }
+    plan.choose(Selection {
+        limit: a.limit.clone(),
+        only: a.only.clone(),
+    })?;
+    plan.max_fail = a.max_fail;
+    plan.wait_ready = a.wait_ready.map(|total| WaitReady {
+        total: Duration::from_secs(total),
+        every: Duration::from_secs(a.ready_every),
+    });
+    Ok(plan)
+}
+
 fn find_dir(a: &FleetDirArgs) -> anyhow::Result<camino::Utf8PathBuf> {
     fleet::find_dir(&a.roster, a.out.as_deref(), a.bundle.as_deref())
 }
@@ -65,32 +106,13 @@ fn bundle(arg: &Option<camino::Utf8PathBuf>) -> anyhow::Result<camino::Utf8PathB
     }
 }
 
-/// Green only when every gate node and every cross suite that ran passed;
-/// what did not is said on stderr. A skipped suite fails nothing by itself:
-/// the node that made it skip already did.
+/// The verdict as an exit status: 0 every gate node passed (and no cross
+/// suite failed), 1 something failed, 4 nothing failed but some nodes were
+/// not ready or not run. What did not pass is said on stderr.
 fn verdict(state: &FleetState) -> anyhow::Result<ExitStatus> {
-    let mut not_passed: Vec<String> = state
-        .nodes
-        .iter()
-        .filter(|n| n.gate && n.phase != Phase::Passed)
-        .map(|n| format!("{} {}", n.name, n.phase.word()))
-        .collect();
-    not_passed.extend(
-        state
-            .cross
-            .iter()
-            .filter(|c| {
-                matches!(
-                    c.outcome,
-                    CrossOutcome::Failed | CrossOutcome::Running | CrossOutcome::Pending
-                )
-            })
-            .map(|c| format!("cross suite {} {}", c.suite, c.outcome.word())),
-    );
-    if not_passed.is_empty() {
-        Ok(ExitStatus::Success)
-    } else {
-        eprintln!("not everything passed: {}", not_passed.join(", "));
-        Ok(ExitStatus::Failed)
+    let (verdict, short) = fleet::view::judge(state);
+    if !short.is_empty() {
+        eprintln!("not everything passed: {}", short.join(", "));
     }
+    Ok(verdict.status())
 }

@@ -23,13 +23,14 @@ use crate::cross_suite::{PackageVersion, Peer};
 use crate::exit::ExitStatus;
 
 /// Why no suite may start: the gate targets that neither passed nor were
-/// merely not ready ("n101 failed, n102 unreachable"), if any.
+/// merely not ready ("n101 failed, n102 unreachable"), if any. (A node
+/// still waiting for readiness when the phase starts is not ready.)
 fn blocking(shared: &Shared) -> Option<String> {
     let state = shared.snapshot();
     let blocking: Vec<String> = state
         .nodes
         .iter()
-        .filter(|n| n.gate && !matches!(n.phase, Phase::Passed | Phase::NotReady))
+        .filter(|n| n.gate && !matches!(n.phase, Phase::Passed | Phase::NotReady | Phase::Waiting))
         .map(|n| format!("{} {}", n.name, n.phase.word()))
         .collect();
     (!blocking.is_empty()).then(|| blocking.join(", "))

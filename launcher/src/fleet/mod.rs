@@ -7,6 +7,7 @@
 
 mod answer;
 mod cross_phase;
+pub mod events;
 mod fetch;
 mod html;
 mod node;
@@ -18,16 +19,18 @@ pub mod report;
 mod retry;
 pub mod roster;
 mod scenario_run;
+pub mod select;
 mod ssh;
 mod ssh_command;
 pub mod state;
 mod upload;
-mod view;
+pub mod view;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use camino::{Utf8Path, Utf8PathBuf};
@@ -57,6 +60,23 @@ pub struct Plan {
     /// `--cross-only`: the gates are taken as the fleet dir's last run
     /// left them; only the cross phase runs.
     pub cross_only: bool,
+    /// `--limit`, `--only`: which gate nodes this run drives.
+    pub selection: select::Selection,
+    /// The gate nodes this run drives (all of them unless `selection`
+    /// says otherwise: set by `choose`).
+    pub selected: BTreeSet<String>,
+    /// `--max-fail`: no new node starts once this many failed.
+    pub max_fail: Option<usize>,
+    /// `--wait-ready`: how long a not-ready node is waited for, and how
+    /// often it is checked meanwhile.
+    pub wait_ready: Option<WaitReady>,
+}
+
+/// `--wait-ready DURATION --ready-every DURATION`.
+#[derive(Clone, Copy, Debug)]
+pub struct WaitReady {
+    pub total: Duration,
+    pub every: Duration,
 }
 
 /// The fleet dir, opened by the trust rule (private_fs.rs) that `run` uses for
@@ -134,8 +154,15 @@ impl Plan {
             &sha[..8],
             crate::clock::compact(crate::clock::now_unix())
         );
+        let selected = roster
+            .nodes
+            .iter()
+            .filter(|n| n.gate)
+            .map(|n| n.name.clone())
+            .collect();
         Ok(Plan {
             roster,
+            selected,
             bundle: bundle.to_owned(),
             bundle_sha256: sha,
             bundle_size: opened.len,
@@ -144,7 +171,26 @@ impl Plan {
             jobs,
             scenarios,
             cross_only: false,
+            selection: select::Selection::default(),
+            max_fail: None,
+            wait_ready: None,
         })
+    }
+
+    /// The fleet dir's last state, when it is of this bundle.
+    pub fn last_state(&self) -> Option<FleetState> {
+        FleetState::load(&self.dir)
+            .ok()
+            .filter(|s| s.bundle_sha256 == self.bundle_sha256)
+    }
+
+    /// Narrows the run to the nodes `selection` picks (`--only` reads the
+    /// fleet dir's last state of this bundle).
+    pub fn choose(&mut self, selection: select::Selection) -> anyhow::Result<()> {
+        let last = self.last_state();
+        self.selected = selection.nodes(&self.roster, last.as_ref())?;
+        self.selection = selection;
+        Ok(())
     }
 
     pub fn primaries(&self) -> Vec<&Node> {
@@ -188,6 +234,26 @@ impl Plan {
                 "no trusted key ([defaults] trust): nodes check the pin, not who signed it\n",
             ),
         }
+        if !self.selection.is_all() {
+            let names: Vec<&str> = self.selected.iter().map(String::as_str).collect();
+            out.push_str(&format!(
+                "{}: this run drives {}; the other nodes keep what the fleet dir's last run found, and are not connected to\n",
+                self.selection.describe(),
+                if names.is_empty() { "no node".to_string() } else { names.join(", ") }
+            ));
+        }
+        if let Some(n) = self.max_fail {
+            out.push_str(&format!(
+                "--max-fail {n}: no new node starts once {n} failed (failed, unreachable, error); the running ones finish\n"
+            ));
+        }
+        if let Some(w) = self.wait_ready {
+            out.push_str(&format!(
+                "--wait-ready {}: a node that is not ready is checked again every {} until it is (then its gate runs) or the time is up\n",
+                crate::clock::duration(w.total.as_secs()),
+                crate::clock::duration(w.every.as_secs())
+            ));
+        }
         let phases = [
             (
                 "phase 1: primary nodes, which must all pass",
@@ -204,6 +270,14 @@ impl Plan {
                 out.push_str("  (none)\n");
             }
             for n in nodes {
+                if !self.selected.contains(&n.name) {
+                    out.push_str(&format!(
+                        "  {:<12} {:<8} not selected: keeps its last result, not connected to\n",
+                        n.name,
+                        n.role.word()
+                    ));
+                    continue;
+                }
                 let password = n.password.as_ref().map(|p| {
                     let ok = p.read().is_ok();
                     format!(
@@ -387,6 +461,7 @@ impl Plan {
                     steps: Vec::new(),
                     fetch_refused: Vec::new(),
                     fetch_incomplete: None,
+                    ready_wait: None,
                 })
                 .collect(),
             cross: self
@@ -449,8 +524,9 @@ fn check_roles(c: &roster::Cross, scenario: &crate::scenario::Scenario) -> Resul
     Ok(())
 }
 
-/// Runs the plan. Returns the final state.
-pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
+/// Runs the plan, telling `events` (if any) of every change. Returns the
+/// final state.
+pub fn run(plan: &Plan, events: Option<events::Stream>) -> anyhow::Result<FleetState> {
     private_dir(&plan.dir, Create::Yes)?;
     // The ssh control sockets and master logs: a fresh 0700 dir with a name
     // nobody can guess or plant first (mkdtemp), short enough for a socket
@@ -481,16 +557,46 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
             ))
         }
         Ok(previous) if previous.bundle_sha256 == plan.bundle_sha256 => {
-            eprintln!("fleet: picking up the run in {}", plan.dir);
+            if plan.selection.only.is_empty() {
+                eprintln!("fleet: picking up the run in {}", plan.dir);
+            } else {
+                eprintln!(
+                    "fleet: {}: read the fleet run started {} ({}): running {} again; the other nodes keep their results",
+                    plan.selection.describe(),
+                    previous.started,
+                    plan.dir.join(state::STATE_FILE),
+                    names_or_none(&plan.selected)
+                );
+            }
             previous
         }
         _ => plan.fresh_state(),
     };
     // Roster edits since: new nodes and suites join, and what is settled stays settled.
     let fresh = plan.fresh_state();
-    for node in fresh.nodes {
+    for node in &fresh.nodes {
         if !state.nodes.iter().any(|n| n.name == node.name) {
-            state.nodes.push(node);
+            state.nodes.push(node.clone());
+        }
+    }
+    // --only: the nodes it picked start over; they were settled.
+    if !plan.selection.only.is_empty() {
+        for n in state.nodes.iter_mut() {
+            if plan.selected.contains(&n.name) {
+                if let Some(fresh) = fresh.nodes.iter().find(|f| f.name == n.name) {
+                    *n = fresh.clone();
+                }
+            }
+        }
+    }
+    // A node left out that no run has reached yet: say why it has no result.
+    if !plan.selection.is_all() {
+        let why = format!("not selected ({})", plan.selection.describe());
+        for n in state.nodes.iter_mut() {
+            if n.gate && !plan.selected.contains(&n.name) && n.phase == Phase::Pending {
+                n.phase = Phase::Skipped;
+                n.reason = Some(why.clone());
+            }
         }
     }
     state
@@ -502,10 +608,17 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
         }
     }
     state.save(&plan.dir)?;
-    let progress = Progress::new();
+    let progress = Progress::new(events.as_ref().is_some_and(events::Stream::is_stdout));
     let told = progress.clone();
-    let shared = Shared::new(plan.dir.clone(), state)
-        .with_listener(Arc::new(move |state: &FleetState| told.changed(state)));
+    let events = events.map(|stream| Arc::new(events::Writer::start(stream, plan, &state)));
+    let told_events = events.clone();
+    let shared =
+        Shared::new(plan.dir.clone(), state).with_listener(Arc::new(move |state: &FleetState| {
+            if let Some(events) = &told_events {
+                events.changed(state);
+            }
+            told.changed(state);
+        }));
     let setup = ssh_command::Setup::new(
         control.path(),
         plan.roster.ssh_config.as_deref(),
@@ -514,6 +627,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
     .context("cannot write the ssh config wrapper")?;
     let pool = ssh::Pool::new(setup);
     let done = AtomicBool::new(false);
+    let failed = Failures::default();
 
     thread::scope(|scope| {
         // The lines a person watches, redrawn from the state.
@@ -528,7 +642,14 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
                 thread::sleep(every);
             }
         });
-        run_phases(plan, &shared, &pool, &progress);
+        let run = Run {
+            plan,
+            shared: &shared,
+            pool: &pool,
+            progress: &progress,
+            failed: &failed,
+        };
+        run.phases();
         done.store(true, Ordering::SeqCst);
     });
     progress.finish(&shared.snapshot());
@@ -536,70 +657,202 @@ pub fn run(plan: &Plan) -> anyhow::Result<FleetState> {
     drop(control);
     let state = shared.snapshot();
     report::write(&plan.dir, &state)?;
+    if let Some(events) = events {
+        events.finish(&state);
+    }
     Ok(state)
 }
 
-/// Primaries, then the rest once they passed, then the cross suites.
-fn run_phases(plan: &Plan, shared: &Shared, pool: &ssh::Pool, progress: &Progress) {
-    if plan.cross_only {
-        cross_phase::run_phase(plan, shared, pool, progress);
-        return;
-    }
-    let primaries: Vec<&Node> = plan.primaries();
-    run_phase(plan, shared, &primaries, pool, progress);
-    let snapshot = shared.snapshot();
-    let blocking: Vec<String> = primaries
-        .iter()
-        .map(|n| snapshot.node(&n.name))
-        .filter(|n| n.phase != Phase::Passed)
-        .map(|n| format!("{} {}", n.name, n.phase.word()))
-        .collect();
-    let others = plan.others();
-    if blocking.is_empty() {
-        run_phase(plan, shared, &others, pool, progress);
+fn names_or_none(names: &BTreeSet<String>) -> String {
+    if names.is_empty() {
+        "no node".into()
     } else {
-        let why = format!("not started: primary {} did not pass", blocking.join(", "));
-        progress.event("fleet", &why);
-        for n in &others {
-            shared.update(&n.name, |s| {
-                if !s.phase.is_settled() {
-                    s.phase = Phase::Skipped;
-                    s.reason = Some(why.clone());
-                }
-            });
-        }
-    }
-    if !plan.roster.cross.is_empty() {
-        cross_phase::run_phase(plan, shared, pool, progress);
+        names.iter().cloned().collect::<Vec<_>>().join(", ")
     }
 }
 
-/// Drives `nodes` with at most `plan.jobs` at a time; settled ones are kept.
-/// A node that a cross suite spans keeps its connection for that phase.
-fn run_phase(plan: &Plan, shared: &Shared, nodes: &[&Node], pool: &ssh::Pool, progress: &Progress) {
-    let snapshot = shared.snapshot();
-    let queue: VecDeque<Node> = nodes
-        .iter()
-        .filter(|n| !snapshot.node(&n.name).phase.is_settled())
-        .map(|n| (*n).clone())
-        .collect();
-    let queue = Arc::new(Mutex::new(queue));
-    thread::scope(|scope| {
-        for _ in 0..plan.jobs {
-            let queue = Arc::clone(&queue);
-            scope.spawn(move || loop {
-                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
-                let Some(node) = next else { break };
-                let mut ssh = pool.take(&node);
-                node::drive(plan, &node, shared, &mut ssh, progress);
-                if plan.roster.cross.iter().any(|c| c.spans(&node.name)) {
-                    pool.put(&node.name, ssh);
-                } else {
-                    ssh.close();
-                }
-            });
+/// The nodes of this run that failed (failed, unreachable, error…), for
+/// `--max-fail`.
+#[derive(Default)]
+struct Failures(Mutex<Vec<String>>);
+
+impl Failures {
+    fn add(&self, what: String) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(what);
+    }
+
+    /// Why no new node may start, once `--max-fail` is reached.
+    fn stop(&self, max: Option<usize>) -> Option<String> {
+        let failed = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let max = max?;
+        (failed.len() >= max).then(|| {
+            format!(
+                "not started: --max-fail {max} reached ({})",
+                failed.join(", ")
+            )
+        })
+    }
+}
+
+/// A phase that counts against `--max-fail`: the node was tried and did
+/// not pass for a reason other than not being ready.
+fn is_failure(phase: Phase) -> bool {
+    matches!(
+        phase,
+        Phase::Failed | Phase::Error | Phase::Interrupted | Phase::Unreachable | Phase::Misbehaving
+    )
+}
+
+/// One fleet run under way: what every node worker shares.
+struct Run<'a> {
+    plan: &'a Plan,
+    shared: &'a Shared,
+    pool: &'a ssh::Pool,
+    progress: &'a Progress,
+    failed: &'a Failures,
+}
+
+/// The nodes a phase still has to drive, and how many are being driven:
+/// a node waiting for readiness goes back in, to be taken again at its
+/// next check, and frees its worker meanwhile.
+struct Queue {
+    nodes: VecDeque<(Node, Instant)>,
+    in_flight: usize,
+}
+
+enum Pick {
+    Node(Node),
+    /// Nothing due yet: a waiting node's next check is ahead.
+    Later,
+    Done,
+}
+
+impl Run<'_> {
+    /// Primaries, then the rest once they passed, then the cross suites.
+    fn phases(&self) {
+        let (plan, shared) = (self.plan, self.shared);
+        if plan.cross_only {
+            cross_phase::run_phase(plan, shared, self.pool, self.progress);
+            return;
         }
-    });
+        let chosen = |nodes: Vec<&Node>| -> Vec<Node> {
+            nodes
+                .into_iter()
+                .filter(|n| plan.selected.contains(&n.name))
+                .cloned()
+                .collect()
+        };
+        let primaries = plan.primaries();
+        self.phase(chosen(primaries.clone()));
+        let snapshot = shared.snapshot();
+        let blocking: Vec<String> = primaries
+            .iter()
+            .map(|n| snapshot.node(&n.name))
+            .filter(|n| n.phase != Phase::Passed)
+            .map(|n| format!("{} {}", n.name, n.phase.word()))
+            .collect();
+        let others = chosen(plan.others());
+        if blocking.is_empty() {
+            self.phase(others);
+        } else {
+            let why = format!("not started: primary {} did not pass", blocking.join(", "));
+            self.progress.event("fleet", &why);
+            for n in &others {
+                shared.update(&n.name, |s| {
+                    if !s.phase.is_settled() {
+                        s.phase = Phase::Skipped;
+                        s.reason = Some(why.clone());
+                    }
+                });
+            }
+        }
+        if !plan.roster.cross.is_empty() {
+            cross_phase::run_phase(plan, shared, self.pool, self.progress);
+        }
+    }
+
+    /// Drives `nodes` with at most `plan.jobs` at a time; settled ones are
+    /// kept. A node that a cross suite spans, or that waits for readiness,
+    /// keeps its connection.
+    fn phase(&self, nodes: Vec<Node>) {
+        let snapshot = self.shared.snapshot();
+        let now = Instant::now();
+        let queue = Mutex::new(Queue {
+            nodes: nodes
+                .into_iter()
+                .filter(|n| !snapshot.node(&n.name).phase.is_settled())
+                .map(|n| (n, now))
+                .collect(),
+            in_flight: 0,
+        });
+        thread::scope(|scope| {
+            for _ in 0..self.plan.jobs {
+                scope.spawn(|| self.worker(&queue));
+            }
+        });
+    }
+
+    fn worker(&self, queue: &Mutex<Queue>) {
+        loop {
+            let (pick, stopped) = self.pick(queue);
+            if let Some((why, nodes)) = stopped {
+                for n in nodes {
+                    self.shared.update(&n.name, |s| {
+                        s.phase = Phase::Skipped;
+                        s.reason = Some(why.clone());
+                    });
+                }
+            }
+            let node = match pick {
+                Pick::Node(node) => node,
+                Pick::Later => {
+                    thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+                Pick::Done => break,
+            };
+            let mut ssh = self.pool.take(&node);
+            node::drive(self.plan, &node, self.shared, &mut ssh, self.progress);
+            let again = node::wait_for_ready(self.plan, &node, self.shared, self.progress);
+            let phase = self.shared.snapshot().node(&node.name).phase;
+            if is_failure(phase) {
+                self.failed.add(format!("{} {}", node.name, phase.word()));
+            }
+            if again.is_some() || self.plan.roster.cross.iter().any(|c| c.spans(&node.name)) {
+                self.pool.put(&node.name, ssh);
+            } else {
+                ssh.close();
+            }
+            let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(at) = again {
+                q.nodes.push_back((node, at));
+            }
+            q.in_flight -= 1;
+        }
+    }
+
+    /// The next node due, if any; and, once `--max-fail` is reached, the
+    /// nodes that will not start, with why.
+    fn pick(&self, queue: &Mutex<Queue>) -> (Pick, Option<(String, Vec<Node>)>) {
+        let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stopped = None;
+        if !q.nodes.is_empty() {
+            if let Some(why) = self.failed.stop(self.plan.max_fail) {
+                let nodes: Vec<Node> = q.nodes.drain(..).map(|(n, _)| n).collect();
+                stopped = Some((why, nodes));
+            }
+        }
+        let now = Instant::now();
+        let pick = match q.nodes.iter().position(|(_, due)| *due <= now) {
+            Some(at) => {
+                q.in_flight += 1;
+                Pick::Node(q.nodes.remove(at).expect("found").0)
+            }
+            None if q.nodes.is_empty() && q.in_flight == 0 => Pick::Done,
+            None => Pick::Later,
+        };
+        (pick, stopped)
+    }
 }
 
 /// The fleet dir to read for status and report: given; else the one of

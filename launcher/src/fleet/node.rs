@@ -16,7 +16,7 @@ use super::remote_run::{self, Started, StepResult};
 use super::roster::Node;
 use super::ssh::{quote, Ssh, SshError};
 use super::state::{
-    IterationResult, NodeState, Outcome, Phase, Shared, StepKind, StepStart, TimedStep,
+    IterationResult, NodeState, Outcome, Phase, ReadyWait, Shared, StepKind, StepStart, TimedStep,
 };
 use super::upload;
 use super::Plan;
@@ -149,7 +149,12 @@ fn upload_step(
         },
         Some(stats.words()),
     );
-    shared.update(name, |n| n.steps.push(step));
+    // A node checked again for readiness had its upload step already.
+    shared.update(name, |n| {
+        if n.ready_wait.is_none() {
+            n.steps.push(step)
+        }
+    });
     if stats.skipped {
         progress.event(name, "the node already has this bundle");
     } else if stats.resent > 0 {
@@ -202,7 +207,7 @@ fn start_step(
         .map(|c| format!("{}: {}", c.id, c.reason))
         .collect();
     let checks = report.as_ref().map_or(0, |r| r.checks.len());
-    let step = if ready {
+    let mut step = if ready {
         began.ended(
             StepKind::Preflight,
             Outcome::Passed,
@@ -216,6 +221,20 @@ fn start_step(
         )
     };
     shared.update(name, |n| {
+        if plan.wait_ready.is_some() {
+            count_check(n, ready);
+            // The wait is one preflight step on the timeline, from the
+            // first check to this one, not one step per check.
+            if let Some(wait) = &n.ready_wait {
+                if let Some(at) = n.steps.iter().position(|s| s.kind == StepKind::Preflight) {
+                    let first = n.steps.remove(at);
+                    step.seconds += step.started_unix - first.started_unix;
+                    step.started_unix = first.started_unix;
+                }
+                let detail = step.detail.take().unwrap_or_default();
+                step.detail = Some(format!("{detail}; {}", wait.words()));
+            }
+        }
         n.preflight = report;
         n.preflight_findings = findings.clone();
         n.steps.push(step);
@@ -369,4 +388,77 @@ fn iterations(
         results.push(IterationResult { n, outcome, tests });
     }
     (steps, results)
+}
+
+/// One more readiness check under `--wait-ready`: the first that finds the
+/// node not ready starts its wait; the one that finds it ready ends it.
+fn count_check(n: &mut NodeState, ready: bool) {
+    let now = crate::clock::now_unix();
+    match &mut n.ready_wait {
+        Some(wait) if !wait.ready => {
+            wait.checks += 1;
+            wait.seconds = now.saturating_sub(wait.started_unix);
+            wait.ready = ready;
+        }
+        Some(_) => {}
+        None if ready => {}
+        None => {
+            n.ready_wait = Some(ReadyWait {
+                started_unix: now,
+                checks: 1,
+                seconds: 0,
+                ready: false,
+            })
+        }
+    }
+}
+
+/// After a drive, under `--wait-ready`: a node found not ready waits (its
+/// phase says so) and is checked again at the returned instant, until the
+/// time given is up; then it stays not ready, saying how long it waited.
+pub fn wait_for_ready(
+    plan: &Plan,
+    node: &Node,
+    shared: &Shared,
+    progress: &Progress,
+) -> Option<Instant> {
+    let wait = plan.wait_ready?;
+    let snapshot = shared.snapshot();
+    let n = snapshot.node(&node.name);
+    if n.phase != Phase::NotReady {
+        return None;
+    }
+    let since = n.ready_wait.as_ref()?.started_unix;
+    let waited = crate::clock::now_unix().saturating_sub(since);
+    let left = wait.total.as_secs().saturating_sub(waited);
+    let findings = n.preflight_findings.join("; ");
+    if left == 0 {
+        shared.update(&node.name, |n| {
+            let words = n
+                .ready_wait
+                .as_ref()
+                .map(ReadyWait::words)
+                .unwrap_or_default();
+            n.reason = Some(answer::tame_str(&format!(
+                "still not ready: {words}, up to {} (--wait-ready): {findings}",
+                crate::clock::duration(wait.total.as_secs())
+            )));
+        });
+        progress.event(
+            &node.name,
+            "not ready by the end of --wait-ready: giving up",
+        );
+        return None;
+    }
+    let next = wait.every.min(Duration::from_secs(left));
+    shared.update(&node.name, |n| {
+        n.phase = Phase::Waiting;
+        n.reason = Some(answer::tame_str(&format!(
+            "not ready, checked again every {} for up to {} ({} so far): {findings}",
+            crate::clock::duration(wait.every.as_secs()),
+            crate::clock::duration(wait.total.as_secs()),
+            crate::clock::duration(waited)
+        )));
+    });
+    Some(Instant::now() + next)
 }

@@ -66,7 +66,10 @@ enum Drawing {
         bars: HashMap<String, ProgressBar>,
     },
     /// Printed when they change.
-    Plain { last: HashMap<String, String> },
+    Plain {
+        last: HashMap<String, String>,
+        on_stderr: bool,
+    },
 }
 
 /// The lines on stdout while the fleet runs. Cloned into every node's
@@ -77,16 +80,28 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Live when stdout is a terminal, plain lines otherwise.
-    pub fn new() -> Progress {
-        let mode = if std::io::stdout().is_terminal() {
+    /// Live when stdout is a terminal, plain lines otherwise; on stderr
+    /// instead when stdout carries something else (`--events -`).
+    pub fn new(on_stderr: bool) -> Progress {
+        let terminal = if on_stderr {
+            std::io::stderr().is_terminal()
+        } else {
+            std::io::stdout().is_terminal()
+        };
+        let mode = if terminal {
+            let target = if on_stderr {
+                ProgressDrawTarget::stderr()
+            } else {
+                ProgressDrawTarget::stdout()
+            };
             Drawing::Live {
-                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
+                multi: MultiProgress::with_draw_target(target),
                 bars: HashMap::new(),
             }
         } else {
             Drawing::Plain {
                 last: HashMap::new(),
+                on_stderr,
             }
         };
         Progress {
@@ -109,7 +124,7 @@ impl Progress {
             Drawing::Live { multi, .. } => {
                 let _ = multi.println(line);
             }
-            Drawing::Plain { .. } => plain(&line),
+            Drawing::Plain { on_stderr, .. } => plain(&line, *on_stderr),
         }
     }
 
@@ -158,11 +173,11 @@ impl Progress {
                     bar.tick();
                 }
             }
-            Drawing::Plain { last } => {
+            Drawing::Plain { last, on_stderr } => {
                 for (key, change, line) in rows {
                     if last.get(&key) != Some(&change) {
                         last.insert(key, change);
-                        plain(&line);
+                        plain(&line, *on_stderr);
                     }
                 }
             }
@@ -189,10 +204,14 @@ impl Progress {
 }
 
 /// A plain line: UTC time, then the line.
-fn plain(line: &str) {
+fn plain(line: &str, on_stderr: bool) {
     let now = crate::clock::rfc3339(crate::clock::now_unix());
     let time = now.get(11..19).unwrap_or(&now);
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{time} {line}");
-    let _ = out.flush();
+    if on_stderr {
+        eprintln!("{time} {line}");
+    } else {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{time} {line}");
+        let _ = out.flush();
+    }
 }

@@ -81,12 +81,16 @@ pub fn markdown(state: &FleetState) -> String {
             joined if joined.is_empty() => "-".to_string(),
             joined => joined,
         };
-        let state_cell = match &n.reason {
+        let mut state_cell = match &n.reason {
             Some(r) if !matches!(n.phase, Phase::Passed) => {
                 format!("**{}**: {}", row.phase, escape(r))
             }
             _ => format!("**{}**", row.phase),
         };
+        // A wait the reason does not already tell (it tells a vain one).
+        if let Some(waited) = row.waited.as_ref().filter(|_| n.phase != Phase::NotReady) {
+            state_cell.push_str(&format!(" ({waited})"));
+        }
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",

@@ -26,6 +26,8 @@ pub enum Phase {
     Interrupted,
     /// Preflight failed: not the build's fault.
     NotReady,
+    /// Not ready, and checked again until it is (`--wait-ready`).
+    Waiting,
     Unreachable,
     /// Its answers broke the fleet's bounds (too long, too slow, not what
     /// was asked): the node may be compromised, and is not followed further.
@@ -128,6 +130,39 @@ pub struct NodeState {
     /// Each iteration's tests, as its TAP said (read once, when fetched).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub iteration_results: Vec<IterationResult>,
+    /// How long it waited to be ready (`--wait-ready`), once it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_wait: Option<ReadyWait>,
+}
+
+/// A node's wait for readiness: from the first check that found it not
+/// ready to the one that found it ready, or to the end of the time given.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReadyWait {
+    /// When the first check found it not ready (this host's clock).
+    pub started_unix: u64,
+    /// Checks made, the first included.
+    pub checks: u32,
+    pub seconds: u64,
+    /// Found ready (its gate then ran); false: it was not by the end.
+    pub ready: bool,
+}
+
+impl ReadyWait {
+    /// "waited 1m 20s for readiness (4 checks)".
+    pub fn words(&self) -> String {
+        format!(
+            "{} {} for readiness ({} check{})",
+            if self.ready {
+                "waited"
+            } else {
+                "waited in vain"
+            },
+            crate::clock::duration(self.seconds),
+            self.checks,
+            if self.checks == 1 { "" } else { "s" }
+        )
+    }
 }
 
 /// One iteration of a node's gate, test by test.

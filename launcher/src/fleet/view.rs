@@ -42,6 +42,77 @@ pub fn verdict(state: &FleetState) -> (String, bool) {
     (text, good)
 }
 
+/// The fleet's verdict by kind of shortfall; the exit status tells them
+/// apart (commands/fleet.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FleetVerdict {
+    /// Every gate node passed, and no cross suite failed.
+    Passed,
+    /// Nothing failed, but not every gate node passed: some were not ready
+    /// (or not run: left out by --limit/--only, behind a primary that was
+    /// not ready).
+    Incomplete,
+    /// A gate or a cross suite failed, or a node could not be carried
+    /// through (unreachable, misbehaving, an error).
+    Failed,
+}
+
+impl FleetVerdict {
+    /// The exit status that says it: 0, 4 (as `run` does for a node that
+    /// is not ready), 1.
+    pub fn status(self) -> crate::exit::ExitStatus {
+        use crate::exit::ExitStatus;
+        match self {
+            FleetVerdict::Passed => ExitStatus::Success,
+            FleetVerdict::Incomplete => ExitStatus::Preflight,
+            FleetVerdict::Failed => ExitStatus::Failed,
+        }
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            FleetVerdict::Passed => "passed",
+            FleetVerdict::Incomplete => "incomplete",
+            FleetVerdict::Failed => "failed",
+        }
+    }
+}
+
+/// The verdict, and what did not pass ("n2 failed", "cross suite x failed").
+/// A skipped node or suite fails nothing by itself: what made it skip
+/// already counts.
+pub fn judge(state: &FleetState) -> (FleetVerdict, Vec<String>) {
+    let mut failed = false;
+    let mut short = Vec::new();
+    for n in state
+        .nodes
+        .iter()
+        .filter(|n| n.gate && n.phase != Phase::Passed)
+    {
+        short.push(format!("{} {}", n.name, n.phase.word()));
+        if !matches!(n.phase, Phase::NotReady | Phase::Waiting | Phase::Skipped) {
+            failed = true;
+        }
+    }
+    for c in &state.cross {
+        if matches!(
+            c.outcome,
+            CrossOutcome::Failed | CrossOutcome::Running | CrossOutcome::Pending
+        ) {
+            short.push(format!("cross suite {} {}", c.suite, c.outcome.word()));
+            failed = true;
+        }
+    }
+    let verdict = if failed {
+        FleetVerdict::Failed
+    } else if short.is_empty() {
+        FleetVerdict::Passed
+    } else {
+        FleetVerdict::Incomplete
+    };
+    (verdict, short)
+}
+
 /// One node as every report shows it. Strings are the node's as kept
 /// (escaped at arrival); each renderer escapes them again for its format.
 pub struct NodeRow<'a> {
@@ -60,6 +131,8 @@ pub struct NodeRow<'a> {
     /// Why the node is where it is, unless the row already says it (its
     /// failing tests, or its preflight findings, which it then counts).
     pub reason: Option<String>,
+    /// How long it waited to be ready (`--wait-ready`), when it did.
+    pub waited: Option<String>,
 }
 
 impl<'a> NodeRow<'a> {
@@ -93,6 +166,7 @@ impl<'a> NodeRow<'a> {
                 _ => "-".into(),
             },
             reason,
+            waited: n.ready_wait.as_ref().map(|w| w.words()),
         }
     }
 }

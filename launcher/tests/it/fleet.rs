@@ -18,14 +18,14 @@ use support::ssh_node::{SshConfig, SshNode};
 use support::strace::{self, Trace};
 use support::{node_report, real_bundle_dir, Run};
 
-const PASSWORD: &str = "fleet-secret-3141";
+pub(crate) const PASSWORD: &str = "fleet-secret-3141";
 
 /// An SSH node faking an Archy node (support::fixture); `node.node` is the
 /// SshNode.
-type Node = ArchyNode<SshNode>;
+pub(crate) type Node = ArchyNode<SshNode>;
 
 /// An SSH node called `name` faking `scenario`.
-fn archy_node(name: &str, scenario: &str) -> Node {
+pub(crate) fn archy_node(name: &str, scenario: &str) -> Node {
     on_ssh(SshNode::start(name), scenario)
 }
 
@@ -35,7 +35,7 @@ fn on_ssh(ssh: SshNode, scenario: &str) -> Node {
 }
 
 /// A roster entry for `node`, reached as `host` in the ssh config.
-fn entry(name: &str, ssh_host: &str, role: &str, rpc_host: Option<String>) -> String {
+pub(crate) fn entry(name: &str, ssh_host: &str, role: &str, rpc_host: Option<String>) -> String {
     let mut e = format!(
         "[[node]]\nname = \"{name}\"\nssh = \"{ssh_host}\"\nrole = \"{role}\"\npassword_env = \"ARCHY_PW_TEST\"\n"
     );
@@ -45,10 +45,10 @@ fn entry(name: &str, ssh_host: &str, role: &str, rpc_host: Option<String>) -> St
     e
 }
 
-struct Fleet {
+pub(crate) struct Fleet {
     dir: tempfile::TempDir,
-    config: SshConfig,
-    entries: Vec<String>,
+    pub(crate) config: SshConfig,
+    pub(crate) entries: Vec<String>,
     /// `[defaults] trust`, when set.
     trust: Option<String>,
     /// The bundle to run [default: the real one].
@@ -56,7 +56,7 @@ struct Fleet {
 }
 
 impl Fleet {
-    fn new() -> Fleet {
+    pub(crate) fn new() -> Fleet {
         Fleet {
             dir: support::lab::scratch("fleet."),
             config: SshConfig::new(),
@@ -66,7 +66,7 @@ impl Fleet {
         }
     }
 
-    fn add(&mut self, node: &Node, role: &str) {
+    pub(crate) fn add(&mut self, node: &Node, role: &str) {
         self.config.add(&node.node);
         self.entries.push(entry(
             node.node.name(),
@@ -76,7 +76,7 @@ impl Fleet {
         ));
     }
 
-    fn roster(&self, iterations: u32) -> PathBuf {
+    pub(crate) fn roster(&self, iterations: u32) -> PathBuf {
         let path = self.dir.path().join("fleet.toml");
         let trust = self
             .trust
@@ -92,11 +92,11 @@ impl Fleet {
         path
     }
 
-    fn out(&self) -> PathBuf {
+    pub(crate) fn out(&self) -> PathBuf {
         self.dir.path().join("out")
     }
 
-    fn command(&self, verb: &str, iterations: u32, jobs: u32) -> Command {
+    pub(crate) fn command(&self, verb: &str, iterations: u32, jobs: u32) -> Command {
         let mut cmd = Command::new(support::launcher());
         cmd.args(["fleet", verb, "--roster"])
             .arg(self.roster(iterations))
@@ -116,11 +116,11 @@ impl Fleet {
         cmd
     }
 
-    fn run(&self, iterations: u32, jobs: u32) -> Run {
+    pub(crate) fn run(&self, iterations: u32, jobs: u32) -> Run {
         Run::of(self.command("run", iterations, jobs).output().unwrap())
     }
 
-    fn report(&self) -> Value {
+    pub(crate) fn report(&self) -> Value {
         serde_json::from_slice(&fs::read(self.out().join("report.json")).unwrap()).unwrap()
     }
 }
@@ -137,7 +137,7 @@ fn calls(node: &Node) -> String {
 /// How many preflights ran on `node`: the launcher's own `podman ps -a`
 /// calls (one per preflight; the gate's suite calls it too, and is told
 /// apart by its environment).
-fn preflights(node: &Node) -> usize {
+pub(crate) fn preflights(node: &Node) -> usize {
     calls(node)
         .lines()
         .filter(|l| l.starts_with("launcher podman ps -a"))

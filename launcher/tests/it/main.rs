@@ -35,6 +35,8 @@ mod fleet_report_html;
 #[cfg(feature = "host-tests")]
 mod fleet_scenario;
 #[cfg(feature = "host-tests")]
+mod fleet_select;
+#[cfg(feature = "host-tests")]
 mod gate_on_node;
 #[cfg(feature = "host-tests")]
 mod hostile_input;

@@ -219,7 +219,8 @@ fn exit_table(help: &str) -> BTreeSet<u32> {
 fn the_exit_tables_in_help_are_exit_rs() {
     let statuses = exit_statuses();
     assert!(statuses.len() >= 5, "read exit.rs: {statuses:?}");
-    for words in [vec![], vec!["run".to_string()]] {
+    let fleet_run = vec!["fleet".to_string(), "run".to_string()];
+    for words in [vec![], vec!["run".to_string()], fleet_run] {
         let text = help(&words).stdout;
         assert_eq!(
             exit_table(&text),

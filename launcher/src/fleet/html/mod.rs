@@ -82,6 +82,7 @@ fn tone(phase: Phase) -> &'static str {
         | Phase::Connecting
         | Phase::Uploading
         | Phase::Preflight
+        | Phase::Waiting
         | Phase::Running => "busy",
     }
 }
@@ -213,7 +214,7 @@ fn order(p: Phase) -> u8 {
         Phase::Failed => 1,
         Phase::Error => 2,
         Phase::Unreachable | Phase::Misbehaving => 3,
-        Phase::NotReady => 4,
+        Phase::NotReady | Phase::Waiting => 4,
         Phase::Interrupted => 5,
         Phase::Running => 6,
         Phase::Preflight => 7,
@@ -545,6 +546,7 @@ mod tests {
             steps: Vec::new(),
             fetch_refused: Vec::new(),
             fetch_incomplete: None,
+            ready_wait: None,
         }
     }
 
