@@ -131,7 +131,7 @@ pub enum Command {
         \n\
         Exit status:\n  \
         0    the gate passed\n  \
-        1    the gate failed; or a partial run (--rerun-failed) ended, even all passed\n  \
+        1    the gate failed, or ran partially (--rerun-failed), whatever its tests did\n  \
         2    usage: the command line, a refused host or scheme, a password with a line break\n  \
         3    bundle integrity: not intact, not the pinned artifact, not signed by a trusted key\n  \
         4    preflight failed (--force runs the gate anyway)\n  \
@@ -159,7 +159,11 @@ pub enum Command {
     #[command(after_help = "Example:\n  launcher logs --follow")]
     Logs(LogsArgs),
     /// Wait for a run to end; exit with its result (0 passed, 1 failed, 130 interrupted).
-    #[command(after_help = "Example:\n  launcher wait 20261128T043012Z-4242 && echo green")]
+    #[command(
+        after_help = "Example:\n  launcher wait 20261128T043012Z-4242 && echo green\n\n\
+        A partial run (run --rerun-failed) exits 1 even when every test it ran passed:\n\
+        0 is only ever the whole gate's pass."
+    )]
     Wait(WaitArgs),
     /// Run the gate on every node of a roster over SSH, primaries first.
     #[command(
