@@ -97,7 +97,7 @@ pub enum Command {
     Extract(ExtractArgs),
     /// Run the gate on this node: verify, work dir, lock, unpack, preflight, record, gate.
     #[command(
-        after_help = "Examples:\n  ARCHY_PASSWORD=… ./archy-gate run --iterations 5 --allow-destructive\n  ./archy-gate run --password-file /root/gate.pw --detach\n  ./archy-gate run -- --filter bitcoin\n\n\
+        after_help = "Examples:\n  ARCHY_PASSWORD=… ./archy-gate run --iterations 5 --allow-destructive\n  ./archy-gate run --password-file /root/gate.pw --detach\n  ./archy-gate run -- --filter bitcoin\n  ./archy-gate run --rerun-failed\n\n\
         The work dir is the first of --workdir, $ARCHY_GATE_DIR, /tmp/archy-gate,\n\
         /var/tmp/archy-gate, $XDG_RUNTIME_DIR/archy-gate, ~/.cache/archy-gate where a file\n\
         really executes. The bundle is unpacked into WORKDIR/b/<digest>/ (reused after a\n\
@@ -108,6 +108,13 @@ pub enum Command {
         on PATH.\n\
         A pass needs at least one test result counted (TAP or JUnit): a gate that exits 0\n\
         having reported none fails with \"no test ran\", unless --allow-no-tests.\n\
+        --rerun-failed runs only the tests that failed in this node's latest run of the same\n\
+        bundle (in this work dir; every iteration's failures, by exact name, as its run.json\n\
+        names them), as one bats --filter (each name regex-escaped, the whole anchored). It\n\
+        is a partial run: run.json's \"rerun\" says of which run and which tests, and it is\n\
+        never a gate pass: its state is \"partial\" when every test it ran passed (exit 1),\n\
+        \"failed\" when one still fails. With no such run, or one that named no failed\n\
+        test, it refuses (exit 2) and runs nothing.\n\
         --cross SUITE --peers JSON runs a cross-node suite instead of the gate, the same way\n\
         (trust, work dir, lock, record, log), with ARCHY_PEERS (the peers JSON: name, host,\n\
         role, packages; never a password), ARCHY_CROSS_SUITE, ARCHY_CROSS_NODE and\n\
@@ -124,7 +131,7 @@ pub enum Command {
         \n\
         Exit status:\n  \
         0    the gate passed\n  \
-        1    the gate failed\n  \
+        1    the gate failed, or ran partially (--rerun-failed), whatever its tests did\n  \
         2    usage: the command line, a refused host or scheme, a password with a line break\n  \
         3    bundle integrity: not intact, not the pinned artifact, not signed by a trusted key\n  \
         4    preflight failed (--force runs the gate anyway)\n  \
@@ -152,7 +159,11 @@ pub enum Command {
     #[command(after_help = "Example:\n  launcher logs --follow")]
     Logs(LogsArgs),
     /// Wait for a run to end; exit with its result (0 passed, 1 failed, 130 interrupted).
-    #[command(after_help = "Example:\n  launcher wait 20261128T043012Z-4242 && echo green")]
+    #[command(
+        after_help = "Example:\n  launcher wait 20261128T043012Z-4242 && echo green\n\n\
+        A partial run (run --rerun-failed) exits 1 even when every test it ran passed:\n\
+        0 is only ever the whole gate's pass."
+    )]
     Wait(WaitArgs),
     /// Run the gate on every node of a roster over SSH, primaries first.
     #[command(
@@ -403,6 +414,11 @@ pub struct RunArgs {
     /// strings (ARCHY_CROSS_VALUES)
     #[arg(long, value_name = "JSON", requires = "step")]
     pub values: Option<String>,
+    /// Run only the tests that failed in this node's latest run of this bundle
+    /// (named exactly: a bats --filter after GATE_ARGS): a partial run, recorded
+    /// as one, never a gate pass (exit 1, state "partial", even when they pass)
+    #[arg(long, conflicts_with = "cross")]
+    pub rerun_failed: bool,
     /// Arguments passed to the gate's entry script
     #[arg(last = true, value_name = "GATE_ARGS")]
     pub gate_args: Vec<String>,

@@ -52,8 +52,12 @@ pub fn command(record: &RunRecord, secret: Option<&Secret>) -> Command {
         cmd.args(step.files.iter().map(|f| dir.join(f)));
         cmd.args(&step.args);
     }
-    cmd.args(&record.gate_args)
-        .current_dir(dir)
+    cmd.args(&record.gate_args);
+    // After the operator's: bats keeps the last --filter it is given.
+    if let Some(rerun) = &record.rerun {
+        cmd.args(rerun.gate_args());
+    }
+    cmd.current_dir(dir)
         .env("PATH", format!("{dir}/bin:{path}"))
         .env("BATS_LIB_PATH", dir.join("lib"))
         .env("ARCHY_HOST", &record.host)
@@ -188,11 +192,17 @@ pub fn supervise(
     };
     // A suite that silently ran nothing must not be green.
     let state = if state == RunState::Passed && counted == 0 && !record.allow_no_tests {
-        message = Some(
-            "no test ran: the gate exited 0 but no TAP or JUnit result was found (in its run \
-             dir or its output); for a suite that reports none, run with --allow-no-tests"
+        message = Some(match &record.rerun {
+            Some(rerun) => format!(
+                "no test ran: the filter for the tests that failed in run {} selected none \
+                 (does the gate's entry pass its arguments to bats?); run the whole gate",
+                rerun.of
+            ),
+            None => "no test ran: the gate exited 0 but no TAP or JUnit result was found (in \
+                     its run dir or its output); for a suite that reports none, run with \
+                     --allow-no-tests"
                 .into(),
-        );
+        });
         RunState::Failed
     } else {
         state
@@ -211,6 +221,8 @@ pub fn supervise(
         }
         None => (state, message),
     };
+    // A partial run's pass is not the gate's: recorded as `partial`.
+    let state = crate::rerun::settle(state, record.rerun.as_ref());
     finish(record, state, code, message, started);
     record.save()?;
     Ok(state)

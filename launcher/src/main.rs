@@ -28,6 +28,7 @@ mod preflight;
 mod printable;
 mod private_fs;
 mod reports;
+mod rerun;
 mod rpc;
 mod run_id;
 mod runs;

@@ -28,6 +28,9 @@ pub enum RunState {
     Starting,
     Running,
     Passed,
+    /// A rerun of failed tests (`run --rerun-failed`) in which every test
+    /// it ran passed: a partial run, never a gate pass (it exits 1).
+    Partial,
     Failed,
     Interrupted,
     /// The gate could not be started.
@@ -44,7 +47,8 @@ impl RunState {
     pub fn exit_status(self) -> ExitStatus {
         match self {
             RunState::Passed => ExitStatus::Success,
-            RunState::Failed => ExitStatus::Failed,
+            // 0 is a gate pass, and a partial run never is one.
+            RunState::Failed | RunState::Partial => ExitStatus::Failed,
             RunState::Interrupted => ExitStatus::Interrupted,
             _ => ExitStatus::Environment,
         }
@@ -115,6 +119,10 @@ pub struct RunRecord {
     /// A cross-node suite's run (`run --cross`): the suite, its peers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cross: Option<crate::cross_suite::CrossRun>,
+    /// A partial run (`run --rerun-failed`): which run's failed tests it
+    /// reran. Such a run is never a gate pass (`RunState::Partial`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<crate::rerun::Rerun>,
     /// The iteration the gate is in (its newest `iteration-N.tap`), kept
     /// current by the supervisor while it runs: `fleet status` shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,19 +158,17 @@ impl RunRecord {
             .map(crate::clock::duration)
             .unwrap_or_default();
         let state = self.current_state();
+        // A partial run's line says so before anything else.
+        let head = match &self.rerun {
+            Some(rerun) => rerun.verdict(state),
+            None => format!("{} {state}", self.what()),
+        };
         match &self.tests {
             Some(t) => out.push_str(&format!(
-                "\n{} {state}: {} passed, {} failed, {} skipped over {} iteration(s) in {took}\n",
-                self.what(),
-                t.passed,
-                t.failed,
-                t.skipped,
-                self.iterations
+                "\n{head}: {} passed, {} failed, {} skipped over {} iteration(s) in {took}\n",
+                t.passed, t.failed, t.skipped, self.iterations
             )),
-            None => out.push_str(&format!(
-                "\n{} {state} after {took} (no test report found)\n",
-                self.what()
-            )),
+            None => out.push_str(&format!("\n{head} after {took} (no test report found)\n")),
         }
         if let Some(t) = &self.tests {
             for name in &t.failing {
@@ -295,32 +301,61 @@ fn trusted_records(workdir: Option<&Utf8Path>) -> Found {
                 continue;
             }
         };
-        let runs = match private.open_dir(RUNS) {
-            Ok(r) => r,
-            Err(e) if e.missing => continue,
-            Err(e) => {
-                found.ignored.push(e.to_string());
-                continue;
-            }
-        };
-        for name in runs.list().unwrap_or_default() {
-            let loaded = runs
-                .open_dir(&name)
-                .map_err(anyhow::Error::from)
-                .and_then(|run| RunRecord::load_from(&run));
-            match loaded {
-                Ok(record) if *record.run_id == *name && record.workdir == private.path() => {
-                    found.records.push(record)
-                }
-                Ok(_) => found.ignored.push(format!(
-                    "{}/{name}: its record names another run or work dir",
-                    runs.path()
-                )),
-                Err(e) => found.ignored.push(format!("{e:#}")),
-            }
-        }
+        records_in(&private, &mut found);
     }
     found
+}
+
+/// The records in one work dir the caller owns, into `found`.
+fn records_in(workdir: &PrivateDir, found: &mut Found) {
+    let runs = match workdir.open_dir(RUNS) {
+        Ok(r) => r,
+        Err(e) if e.missing => return,
+        Err(e) => {
+            found.ignored.push(e.to_string());
+            return;
+        }
+    };
+    for name in runs.list().unwrap_or_default() {
+        let loaded = runs
+            .open_dir(&name)
+            .map_err(anyhow::Error::from)
+            .and_then(|run| RunRecord::load_from(&run));
+        match loaded {
+            Ok(record) if *record.run_id == *name && record.workdir == workdir.path() => {
+                found.records.push(record)
+            }
+            Ok(_) => found.ignored.push(format!(
+                "{}/{name}: its record names another run or work dir",
+                runs.path()
+            )),
+            Err(e) => found.ignored.push(format!("{e:#}")),
+        }
+    }
+}
+
+/// The latest gate run (not a cross suite's) in `workdir` of the bundle
+/// whose whole file has `sha256`, and what was passed over and why: the
+/// run `run --rerun-failed` reruns the failures of.
+pub fn latest_gate_run(workdir: &PrivateDir, sha256: &str) -> (Option<RunRecord>, Vec<String>) {
+    let mut found = Found {
+        records: Vec::new(),
+        ignored: Vec::new(),
+    };
+    records_in(workdir, &mut found);
+    let latest = found
+        .records
+        .into_iter()
+        .filter(|r| r.cross.is_none() && r.bundle.sha256 == sha256)
+        // To the millisecond where the record has it: a rerun started in
+        // the same second as the run it reran is still the later one.
+        .max_by(|a, b| {
+            let at = |r: &RunRecord| r.gate_started_unix.unwrap_or(r.started_unix as f64);
+            at(a)
+                .total_cmp(&at(b))
+                .then_with(|| a.run_id.cmp(&b.run_id))
+        });
+    (latest, found.ignored)
 }
 
 /// Finds a run: `RUN` is a run dir when it holds a '/', else a run id or a

@@ -17,6 +17,7 @@ use crate::gate::{self, Echo};
 use crate::host;
 use crate::lock::{NodeLock, LOCK_FD_ENV};
 use crate::preflight;
+use crate::rerun::Rerun;
 use crate::run_id::RunId;
 use crate::runs::{self, BundleFacts, RunRecord, RunState};
 use crate::secret::{self, Secret};
@@ -31,6 +32,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
         &args.node.host,
         args.node.allow_cleartext,
     )?;
+    // bats would keep our --filter (the last one) anyway; saying so beats
+    // silently dropping the operator's.
+    if args.rerun_failed && args.gate_args.iter().any(|a| a == "--filter" || a == "-f") {
+        return Err(fail(
+            ExitStatus::Usage,
+            "--rerun-failed chooses the tests itself (a bats --filter): drop --filter from \
+             GATE_ARGS, or run without --rerun-failed",
+        ));
+    }
     let peers = args
         .peers
         .as_deref()
@@ -98,6 +108,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
         None => RunId::generate(now),
     };
     let lock = NodeLock::acquire(&work.dir, &run_id)?;
+    // Under the lock, so the run it reads has ended; before anything is
+    // unpacked or recorded, so a refusal leaves everything as it was.
+    let rerun = if args.rerun_failed {
+        let rerun = Rerun::plan(&work.dir, &to_hex(&checked.whole_sha256))?;
+        eprint!("{}", rerun.announce());
+        Some(rerun)
+    } else {
+        None
+    };
     let payload_hex = to_hex(&bundle.trailer.payload_sha256);
     let bdir = work.dir.ensure_dir("b")?;
     let bundle_dir = bdir.path().join(&payload_hex);
@@ -188,6 +207,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
         preflight,
         message: None,
         cross,
+        rerun,
         iteration: None,
         iteration_times: Vec::new(),
         gate_started_unix: None,

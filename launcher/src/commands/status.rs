@@ -57,6 +57,15 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         record.scheme,
         record.host
     );
+    if let Some(rerun) = &record.rerun {
+        println!(
+            "partial  a rerun of the failed tests of run {} ({}): never a gate pass",
+            rerun.of, rerun.of_state
+        );
+        for name in &rerun.tests {
+            println!("  rerun: {}", printable(name));
+        }
+    }
     if let Some(t) = &record.tests {
         println!(
             "tests    {} passed, {} failed, {} skipped",

@@ -51,6 +51,8 @@ mod peer_tls;
 #[cfg(feature = "host-tests")]
 mod preflight;
 #[cfg(feature = "host-tests")]
+mod rerun_failed;
+#[cfg(feature = "host-tests")]
 mod run;
 #[cfg(feature = "host-tests")]
 mod signed;
