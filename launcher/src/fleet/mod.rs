@@ -9,6 +9,7 @@ mod answer;
 mod cross_phase;
 mod fetch;
 mod html;
+mod matrix;
 mod node;
 mod peer_cert;
 pub mod progress;
