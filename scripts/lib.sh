@@ -36,3 +36,62 @@ build_static_launcher() {
     cargo build --quiet --locked --release --target x86_64-unknown-linux-musl -p launcher >&2
   echo "${CARGO_TARGET_DIR:-$root/target}/x86_64-unknown-linux-musl/release/launcher"
 }
+
+# The cache every script and `cargo xtask bundle` share.
+archy_gate_cache() {
+  echo "${ARCHY_GATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/archy-gate}"
+}
+
+# A Python venv in the cache holding exactly the pinned requirements given
+# (NAME==VERSION …), from pip's configured index; prints its dir. One venv per
+# set of requirements, so a script that needs more packages (or other pins)
+# gets a venv of its own and never changes one another script uses. A venv
+# names its own dir in its scripts, so it is made in place; `.complete`,
+# written last, says it is whole, and one without it is made again.
+ensure_python_venv() {
+  local key dir
+  key=$(printf '%s\n' "$@" | sha256sum | cut -c1-16)
+  dir=$(archy_gate_cache)/venv/$key
+  if [ ! -f "$dir/.complete" ]; then
+    step "python venv: $*"
+    rm -rf "$dir"
+    mkdir -p "$(dirname "$dir")"
+    python3 -m venv "$dir" >&2
+    "$dir/bin/pip" install --quiet --disable-pip-version-check --no-input "$@" >&2
+    printf '%s\n' "$@" >"$dir/.complete"
+  fi
+  echo "$dir"
+}
+
+# The judges of junit.xml: xmlschema validates it against the JUnit schema CI
+# tools use (Jenkins xunit's junit-10.xsd, below), junitparser reads it as a
+# CI consumer does (its xunit2 module knows flakyFailure and rerunFailure).
+# shellcheck disable=SC2034 # read by the scripts that source this file
+TEST_VENV_REQUIREMENTS=(xmlschema==4.3.2 elementpath==5.1.4 junitparser==5.0.3)
+
+# junit-10.xsd, the JUnit schema of Jenkins' xunit plugin, as pytest ships it
+# in its sdist (testing/example_scripts/): fetched from pip's index with the
+# venv's pip, both the sdist and the schema checked against their sha256,
+# kept in the cache (we ship only what we wrote); prints its path.
+JUNIT_XSD_SDIST=pytest==8.3.4
+JUNIT_XSD_SDIST_SHA256=965370d062bce11e73868e0335abac31b4d3de0e82f4007408d242b4f8610761
+JUNIT_XSD_SHA256=a1a816f58d1bf95ebabf371994df0b9246dee66ea9572fbec4f9296f1b2c0ff6
+ensure_junit_xsd() {
+  local venv=$1 dir xsd scratch sdist
+  dir=$(archy_gate_cache)/junit-xsd
+  xsd=$dir/junit-10.xsd
+  if ! echo "$JUNIT_XSD_SHA256  $xsd" | sha256sum -c --quiet >/dev/null 2>&1; then
+    step "junit-10.xsd, from the $JUNIT_XSD_SDIST sdist"
+    mkdir -p "$dir"
+    scratch=$(mktemp -d "$dir/fetch.XXXXXX")
+    "$venv/bin/pip" download --quiet --disable-pip-version-check --no-input --no-deps \
+      --no-binary :all: -d "$scratch" "$JUNIT_XSD_SDIST" >&2
+    sdist=$(find "$scratch" -maxdepth 1 -name 'pytest-*.tar.gz' | head -n 1)
+    echo "$JUNIT_XSD_SDIST_SHA256  $sdist" | sha256sum -c --quiet >&2
+    tar -xzf "$sdist" -O --wildcards '*/testing/example_scripts/junit-10.xsd' >"$scratch/junit-10.xsd"
+    echo "$JUNIT_XSD_SHA256  $scratch/junit-10.xsd" | sha256sum -c --quiet >&2
+    mv "$scratch/junit-10.xsd" "$xsd"
+    rm -rf "$scratch"
+  fi
+  echo "$xsd"
+}

@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # jq: Debian's dynamic one, which the bare-node test shows failing; busybox-static:
 # the bare node; binutils: readelf, an independent judge of static linking;
 # chromium: the browser the fleet's report.html is rendered in, headless;
-# strace: sees every exec, however short-lived, for the password checks.
-ensure_debian_packages musl-tools jq shellcheck busybox-static binutils openssh-server openssh-client bash-static minisign chromium strace
+# strace: sees every exec, however short-lived, for the password checks;
+# python3-venv: the venv of the JUnit judges (ensure_python_venv).
+ensure_debian_packages musl-tools jq shellcheck busybox-static binutils openssh-server openssh-client bash-static minisign chromium strace python3-venv
 ensure_rust_target x86_64-unknown-linux-musl
 
 step "format and lints"
@@ -34,6 +35,13 @@ bundle_dir=$(pwd)/target/test-bundle
 
 step "the flake (nix/), against the offline stand-in for nixpkgs"
 bash scripts/test-nix.sh "$static_launcher"
+
+step "the JUnit judges: a python venv and the JUnit schema"
+# The fleet's junit.xml is validated against the schema CI tools use and read
+# by a JUnit consumer from PyPI (launcher/tests/it/fleet_flaky.rs).
+ARCHY_GATE_TEST_VENV=$(ensure_python_venv "${TEST_VENV_REQUIREMENTS[@]}")
+ARCHY_GATE_JUNIT_XSD=$(ensure_junit_xsd "$ARCHY_GATE_TEST_VENV")
+export ARCHY_GATE_TEST_VENV ARCHY_GATE_JUNIT_XSD
 
 step "tests: the default tier and the slow tier"
 # Both tiers (launcher/tests/it/main.rs): --include-ignored runs the slow tier,

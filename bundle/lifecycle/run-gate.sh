@@ -6,7 +6,8 @@
 #
 # Runs tests/*.bats ARCHY_ITERATIONS times (default 1). Iteration i prints "# iteration i of N",
 # then bats' TAP, which also goes to $ARCHY_GATE_RUN_DIR/iteration-i.tap, and bats writes its
-# JUnit report to $ARCHY_GATE_RUN_DIR/iteration-i/report.xml. Every iteration runs; the exit
+# JUnit report to $ARCHY_GATE_RUN_DIR/iteration-i/report.xml. `--timing` makes each result line
+# end in " # in N ms", the time the fleet's reports give each test. Every iteration runs; the exit
 # status is 0 only if all of them passed, else 1 (2: bad ARCHY_ITERATIONS).
 #
 # `launcher run` starts it with the bundle's bash, cwd the unpacked bundle, the bundle's bin/
@@ -41,7 +42,7 @@ for ((i = 1; i <= iterations; i++)); do
   mkdir -p "$out"
   echo "# iteration $i of $iterations"
   set +e
-  bats --tap --report-formatter junit --output "$out" "$@" "$here/tests" | tee "$out.tap"
+  bats --tap --timing --report-formatter junit --output "$out" "$@" "$here/tests" | tee "$out.tap"
   rc=${PIPESTATUS[0]}
   set -e
   if ((rc != 0)); then

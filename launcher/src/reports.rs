@@ -100,22 +100,53 @@ fn walk(dir: &Utf8Path, depth: usize, out: &mut Vec<Utf8PathBuf>) {
     }
 }
 
+/// One TAP result line, and what the producer printed under it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TapTest {
+    pub name: String,
+    pub outcome: Outcome,
+    /// How long it took, when the line says so in bats' `--timing` form.
+    pub ms: Option<u64>,
+    /// A failed test's diagnostic lines (`# …`) after its result line, as
+    /// they are; empty for the others.
+    pub output: Vec<String>,
+}
+
 /// Each TAP result line as (test name, outcome):
 /// `ok N name`, `not ok N name`, `ok N name # skip reason`, `# TODO` passes.
 pub fn tap_results(text: &str) -> Vec<(String, Outcome)> {
-    let mut results = Vec::new();
+    tap_tests(text)
+        .into_iter()
+        .map(|t| (t.name, t.outcome))
+        .collect()
+}
+
+/// Each TAP result line as a [`TapTest`]: [`tap_results`], with the time
+/// bats' `--timing` adds and a failed test's diagnostics.
+pub fn tap_tests(text: &str) -> Vec<TapTest> {
+    let mut results: Vec<TapTest> = Vec::new();
     for line in text.lines() {
         let (passed, rest) = if let Some(rest) = line.strip_prefix("not ok ") {
             (false, rest)
         } else if let Some(rest) = line.strip_prefix("ok ") {
             (true, rest)
         } else {
+            // A failed test's diagnostics, until the next result line.
+            if let Some(last) = results.last_mut() {
+                if last.outcome == Outcome::Failed
+                    && line.starts_with('#')
+                    && iteration_line(line).is_none()
+                {
+                    last.output.push(line.to_string());
+                }
+            }
             continue;
         };
         let rest = rest
             .trim_start_matches(|c: char| c.is_ascii_digit())
             .trim_start();
         let rest = rest.strip_prefix("- ").unwrap_or(rest);
+        let (rest, ms) = timing(rest);
         let (name, directive) = match rest.split_once(" # ") {
             Some((name, directive)) => (name, directive.to_ascii_lowercase()),
             None => (rest, String::new()),
@@ -127,9 +158,34 @@ pub fn tap_results(text: &str) -> Vec<(String, Outcome)> {
         } else {
             Outcome::Failed
         };
-        results.push((name.trim().to_string(), outcome));
+        results.push(TapTest {
+            name: name.trim().to_string(),
+            outcome,
+            ms,
+            output: Vec::new(),
+        });
     }
     results
+}
+
+/// A result line's text without what bats' `--timing` appends, and the
+/// milliseconds: exactly ` # in N ms` at the end, or followed by bats'
+/// ` # timeout after N s` (bats-core's `bats-format-tap`). Anything else is
+/// left alone, so a suite whose TAP has no timings (or a test named so)
+/// keeps its name whole.
+fn timing(rest: &str) -> (&str, Option<u64>) {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let body = match rest.rsplit_once(" # timeout after ") {
+        Some((body, secs)) if secs.strip_suffix(" s").is_some_and(digits) => body,
+        _ => rest,
+    };
+    match body.rsplit_once(" # in ") {
+        Some((name, ms)) => match ms.strip_suffix(" ms") {
+            Some(n) if digits(n) => (name, n.parse().ok()),
+            _ => (rest, None),
+        },
+        None => (rest, None),
+    }
 }
 
 /// N of a gate's `iteration-N.tap` (run-gate.sh writes one per iteration,
@@ -215,6 +271,52 @@ mod tests {
         let c = parse_tap(tap);
         assert_eq!((c.passed, c.failed, c.skipped), (2, 1, 1));
         assert_eq!(c.failing, vec!["every package is healthy"]);
+    }
+
+    /// bats-core 1.13's `--timing` lines (`bats-format-tap`): the time is
+    /// kept and stripped from the name only in exactly that form.
+    #[test]
+    fn tap_timing_is_read_in_bats_form_only() {
+        let tap = "1..6\nok 1 health # in 12 ms\nnot ok 2 lnd is up # in 3051 ms\n# (in test file tests/10.bats, line 9)\n#   `false' failed\nok 3 bitcoin # skip no bitcoin-cli\nnot ok 4 slow # in 5000 ms # timeout after 5 s\nok 5 issue # in 12 ms please\nok 6 untimed\n";
+        let got: Vec<(String, Outcome, Option<u64>)> = tap_tests(tap)
+            .into_iter()
+            .map(|t| (t.name, t.outcome, t.ms))
+            .collect();
+        let want = [
+            ("health", Outcome::Passed, Some(12)),
+            ("lnd is up", Outcome::Failed, Some(3051)),
+            ("bitcoin", Outcome::Skipped, None),
+            ("slow", Outcome::Failed, Some(5000)),
+            // Not bats' form: the old reading (the first ` # ` ends the name).
+            ("issue", Outcome::Passed, None),
+            ("untimed", Outcome::Passed, None),
+        ];
+        let want: Vec<(String, Outcome, Option<u64>)> = want
+            .into_iter()
+            .map(|(n, o, ms)| (n.to_string(), o, ms))
+            .collect();
+        assert_eq!(got, want);
+        let counts = parse_tap(tap);
+        assert_eq!((counts.passed, counts.failed, counts.skipped), (3, 2, 1));
+        assert_eq!(counts.failing, vec!["lnd is up", "slow"]);
+    }
+
+    #[test]
+    fn a_failed_tests_diagnostics_are_its_output() {
+        let tap = "1..3\nnot ok 1 lnd is up\n# (in test file tests/10.bats, line 9)\n#   `false' failed\nok 2 tor\n# a comment after a pass\nnot ok 3 last\n# iteration 2 of 2\n";
+        let tests = tap_tests(tap);
+        assert_eq!(
+            tests[0].output,
+            vec![
+                "# (in test file tests/10.bats, line 9)",
+                "#   `false' failed"
+            ]
+        );
+        assert!(tests[1].output.is_empty());
+        assert!(
+            tests[2].output.is_empty(),
+            "run-gate.sh's own line is not output"
+        );
     }
 
     #[test]

@@ -270,16 +270,39 @@ pub fn read_text(path: &Utf8Path, cap: u64) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// Lines of a failed test's output kept, each at most this many characters,
+/// and at most this many characters of output in all per TAP file: enough
+/// for bats' diagnostics, bounded whatever a node writes.
+const OUTPUT_LINES: usize = 20;
+const OUTPUT_WIDTH: usize = 500;
+const OUTPUT_CHARS: usize = 64 << 10;
+
 /// The tests of a fetched TAP file, each name tamed, at most
-/// `answer::LIST_ITEMS` of them: the one read of a node's TAP, kept in the
-/// state for every report.
+/// `answer::LIST_ITEMS` of them, with their times and a failed test's
+/// output (tamed, and capped above): the one read of a node's TAP, kept in
+/// the state for every report.
 pub fn tap_tests(path: &Utf8Path) -> Vec<TestResult> {
-    crate::reports::tap_results(&read_text(path, answer::RUN_DIR_BYTES))
+    let mut budget = OUTPUT_CHARS;
+    crate::reports::tap_tests(&read_text(path, answer::RUN_DIR_BYTES))
         .into_iter()
         .take(answer::LIST_ITEMS)
-        .map(|(name, outcome)| TestResult {
-            name: answer::tame_str(&name),
-            outcome,
+        .map(|t| TestResult {
+            name: answer::tame_str(&t.name),
+            outcome: t.outcome,
+            ms: t.ms,
+            output: t
+                .output
+                .iter()
+                .take(OUTPUT_LINES)
+                .map_while(|line| {
+                    let mut line = answer::tame_str(line);
+                    if line.chars().count() > OUTPUT_WIDTH {
+                        line = line.chars().take(OUTPUT_WIDTH).collect::<String>() + "…";
+                    }
+                    budget = budget.checked_sub(line.chars().count())?;
+                    Some(line)
+                })
+                .collect(),
         })
         .collect()
 }

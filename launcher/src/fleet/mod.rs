@@ -10,6 +10,7 @@ mod cross_phase;
 pub mod events;
 mod fetch;
 mod html;
+mod matrix;
 mod node;
 mod peer_cert;
 pub mod progress;

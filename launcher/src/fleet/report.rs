@@ -1,14 +1,19 @@
-//! The fleet's reports: `report.json` (the state, for machines), `report.md`
-//! (a table a person reads), `report.html` (the same, with a timeline:
-//! `html.rs`), `junit.xml` (one testsuite per node, and one per cross-node
-//! suite).
+//! The fleet's reports: `report.json` (the state and the flakiness matrix,
+//! for machines), `report.md` (a table a person reads, then the flaky and
+//! the always-failing tests), `report.html` (the same, with a timeline and
+//! the matrix drawn: `html/`), `junit.xml` (one testsuite per node, a
+//! testcase per test over its iterations, flaky ones marked as surefire and
+//! nextest mark them; and one per cross-node suite).
 
 use std::fmt::Write as _;
 
 use anyhow::Context;
 use camino::Utf8Path;
 
-use super::state::{CrossOutcome, CrossResult, FleetState, NodeState, Outcome, Phase};
+use super::matrix::{Mark, Matrix, TestOnNode, TestVerdict};
+use super::state::{
+    CrossOutcome, CrossResult, FleetState, NodeState, Outcome, Phase, StepKind, TestResult,
+};
 use super::view::{self, NodeRow};
 use crate::printable::printable;
 use crate::private_fs::Create;
@@ -38,11 +43,7 @@ pub fn write(dir: &Utf8Path, state: &FleetState) -> anyhow::Result<()> {
     let private = super::private_dir(dir, Create::No)?;
     for name in FILES {
         let bytes = match name {
-            "report.json" => {
-                let mut json = serde_json::to_vec_pretty(state)?;
-                json.push(b'\n');
-                json
-            }
+            "report.json" => json(state)?,
             "report.md" => markdown(state).into_bytes(),
             "report.html" => super::html::render(dir, state).into_bytes(),
             "junit.xml" => junit(state).into_bytes(),
@@ -53,6 +54,18 @@ pub fn write(dir: &Utf8Path, state: &FleetState) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write {dir}/{name}"))?;
     }
     Ok(())
+}
+
+/// report.json: the state as state.json has it, and `matrix` (tests ×
+/// gate nodes × iterations, each test's verdict on each node: `matrix.rs`).
+pub fn json(state: &FleetState) -> anyhow::Result<Vec<u8>> {
+    let mut value = serde_json::to_value(state)?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert("matrix".into(), serde_json::to_value(Matrix::of(state))?);
+    }
+    let mut json = serde_json::to_vec_pretty(&value)?;
+    json.push(b'\n');
+    Ok(json)
 }
 
 /// One line per node: a verdict a person reads first.
@@ -105,6 +118,7 @@ pub fn markdown(state: &FleetState) -> String {
             row.upload
         );
     }
+    flaky_and_failing(&mut out, &Matrix::of(state));
     if !state.cross.is_empty() {
         let ran = state
             .cross
@@ -247,6 +261,57 @@ pub fn markdown(state: &FleetState) -> String {
     out
 }
 
+/// The flaky tests, then the always-failing ones, each on its node: two
+/// lists, because a flake and a broken test call for different work.
+fn flaky_and_failing(out: &mut String, matrix: &Matrix) {
+    if matrix.tests.is_empty() {
+        return;
+    }
+    let flaky = matrix.with(TestVerdict::Flaky);
+    let _ = writeln!(
+        out,
+        "\n## Flaky tests\n\nPassed in some iterations and failed in others, on the same node.\n"
+    );
+    if flaky.is_empty() {
+        let _ = writeln!(out, "None.");
+    } else {
+        let _ = writeln!(
+            out,
+            "| test | node | failed in | passed in |\n|---|---|---|---|"
+        );
+        for (test, on) in flaky {
+            let passed: Vec<String> = on.marked(Mark::Pass).iter().map(u32::to_string).collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                escape(test),
+                escape(&on.node),
+                on.failed_in_words(),
+                passed.join(", ")
+            );
+        }
+    }
+    let failing = matrix.with(TestVerdict::Failing);
+    let _ = writeln!(
+        out,
+        "\n## Always failing\n\nFailed, and never passed, on the node.\n"
+    );
+    if failing.is_empty() {
+        let _ = writeln!(out, "None.");
+    } else {
+        let _ = writeln!(out, "| test | node | failed in |\n|---|---|---|");
+        for (test, on) in failing {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                escape(test),
+                escape(&on.node),
+                on.failed_in_words()
+            );
+        }
+    }
+}
+
 /// A node's string (a test name, a finding, a reason) in Markdown: its
 /// control characters escaped, no line break, and a backslash before each
 /// character Markdown gives a meaning that could turn it into something
@@ -271,6 +336,18 @@ fn xml(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// Lines of a node's output as XML text: each line as [`xml`] has it, the
+/// line breaks kept.
+fn xml_lines(lines: &[String]) -> String {
+    lines.iter().map(|l| xml(l)).collect::<Vec<_>>().join("\n")
+}
+
+/// Seconds as JUnit's schema takes them (surefire's `SUREFIRE_TIME`: at
+/// most three decimals).
+fn junit_secs(secs: f64) -> String {
+    format!("{:.3}", secs.max(0.0))
 }
 
 /// One JUnit testsuite being written: its testcases and their counts.
@@ -299,8 +376,18 @@ impl Case<'_> {
     }
 }
 
+/// What a suite's testsuite element says of itself beside its counts.
+struct SuiteHead<'a> {
+    name: String,
+    /// The whole suite's length, when known.
+    seconds: Option<f64>,
+    /// When it began, unix seconds on this host's clock.
+    began: Option<f64>,
+    hostname: &'a str,
+}
+
 impl Suite {
-    fn case(&mut self, class: &str, name: &str, ended: Case) {
+    fn open(&mut self, class: &str, name: &str, time: Option<f64>) {
         self.tests += 1;
         let _ = write!(
             self.cases,
@@ -308,6 +395,13 @@ impl Suite {
             xml(class),
             xml(name)
         );
+        if let Some(secs) = time {
+            let _ = write!(self.cases, " time=\"{}\"", junit_secs(secs));
+        }
+    }
+
+    fn case(&mut self, class: &str, name: &str, ended: Case) {
+        self.open(class, name, None);
         let _ = match ended {
             Case::Passed => writeln!(self.cases, "/>"),
             Case::Failed(message) => {
@@ -333,31 +427,123 @@ impl Suite {
         };
     }
 
-    fn finish(self, name: &str) -> String {
-        format!(
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">\n{}  </testsuite>\n",
-            xml(name),
+    /// A gate test over a node's iterations: one testcase. Failed in every
+    /// iteration it ran: a `<failure>` with the first failure's output,
+    /// then a `<rerunFailure>` per further failed iteration (surefire's
+    /// reruns). Flaky: still a `<failure>` (the gate needs every iteration
+    /// green), saying "flaky", and a `<flakyFailure>` per failed iteration,
+    /// as nextest and surefire mark a flaky test. Every failed iteration's
+    /// output is in `<system-out>` too, each headed by its iteration.
+    fn gate_test(&mut self, class: &str, test: &str, on: &TestOnNode, runs: &[(u32, &TestResult)]) {
+        let timed: Vec<u64> = runs.iter().filter_map(|(_, t)| t.ms).collect();
+        let time = (!timed.is_empty()).then(|| timed.iter().sum::<u64>() as f64 / 1000.0);
+        self.open(class, test, time);
+        let failed: Vec<&(u32, &TestResult)> = runs
+            .iter()
+            .filter(|(_, t)| matches!(t.outcome, Outcome::Failed | Outcome::Error))
+            .collect();
+        let (kind, message, interim) = match on.verdict {
+            TestVerdict::Passed => {
+                let _ = writeln!(self.cases, "/>");
+                return;
+            }
+            TestVerdict::Skipped | TestVerdict::NotRun => {
+                self.skipped += 1;
+                let _ = writeln!(
+                    self.cases,
+                    "><skipped message=\"skipped in every iteration\"/></testcase>"
+                );
+                return;
+            }
+            TestVerdict::Flaky => (
+                "flaky",
+                format!("flaky: failed in {}", on.failed_in_words()),
+                "flakyFailure",
+            ),
+            TestVerdict::Failing => (
+                "failed",
+                format!("failed in {}", on.failed_in_words()),
+                "rerunFailure",
+            ),
+        };
+        self.failures += 1;
+        let output = |t: &TestResult| xml_lines(&t.output);
+        let _ = write!(
+            self.cases,
+            ">\n      <failure type=\"{kind}\" message=\"{}\"",
+            xml(&message)
+        );
+        let _ = match failed.first().map(|(_, t)| output(t)) {
+            Some(first) if !first.is_empty() => writeln!(self.cases, ">{first}</failure>"),
+            _ => writeln!(self.cases, "/>"),
+        };
+        // A rerun is every failure after the first; a flake, every failure.
+        let skip = usize::from(on.verdict == TestVerdict::Failing);
+        for (n, t) in failed.iter().skip(skip) {
+            let _ = writeln!(
+                self.cases,
+                "      <{interim} type=\"failed\" message=\"iteration {n}\"><system-out>{}</system-out></{interim}>",
+                output(t)
+            );
+        }
+        let mut all = Vec::new();
+        for (n, t) in &failed {
+            all.push(format!("# iteration {n}: not ok {}", t.name));
+            all.extend(t.output.iter().cloned());
+        }
+        let _ = writeln!(
+            self.cases,
+            "      <system-out>{}</system-out>\n    </testcase>",
+            xml_lines(&all)
+        );
+    }
+
+    fn finish(self, head: SuiteHead) -> String {
+        let mut attrs = format!(
+            "name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\"",
+            xml(&head.name),
             self.tests,
             self.failures,
-            self.skipped,
-            self.cases
-        )
+            self.skipped
+        );
+        if let Some(secs) = head.seconds {
+            let _ = write!(attrs, " time=\"{}\"", junit_secs(secs));
+        }
+        if let Some(began) = head.began {
+            let _ = write!(
+                attrs,
+                " timestamp=\"{}\"",
+                crate::clock::rfc3339(began.max(0.0) as u64)
+            );
+        }
+        let _ = write!(attrs, " hostname=\"{}\"", xml(head.hostname));
+        format!("  <testsuite {attrs}>\n{}  </testsuite>\n", self.cases)
     }
 }
 
-/// One testsuite per node: its gate's test results (each iteration's, as
-/// read from its TAP when fetched), or a single testcase saying why it has
-/// none; then one per cross suite.
+/// One testsuite per gate node (its tests over its iterations, as read
+/// from each iteration's TAP when fetched, or a single testcase saying why
+/// it has none), then one per cross suite. JUnit's testcase has no
+/// timestamp (the schema CI tools use has none), so the testsuite carries
+/// it: when the node's first iteration began, on this host's clock. No
+/// result is an `<error>`: `errors` is always 0.
 pub fn junit(state: &FleetState) -> String {
-    let mut out = String::from(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"archy-gate fleet\">\n",
-    );
+    let matrix = Matrix::of(state);
+    let mut suites = Vec::new();
+    let mut totals = (0, 0);
     for n in state.nodes.iter().filter(|n| n.gate) {
         let mut suite = Suite::default();
-        for iteration in &n.iteration_results {
-            let class = format!("{}.iteration-{}", n.name, iteration.n);
-            for test in &iteration.tests {
-                suite.case(&class, &test.name, Case::of(test.outcome));
+        for row in &matrix.tests {
+            let Some(on) = row.nodes.iter().find(|t| t.node == n.name) else {
+                continue;
+            };
+            let runs: Vec<(u32, &TestResult)> = n
+                .iteration_results
+                .iter()
+                .filter_map(|i| Some((i.n, i.tests.iter().find(|t| t.name == row.test)?)))
+                .collect();
+            if !runs.is_empty() {
+                suite.gate_test(&n.name, &row.test, on, &runs);
             }
         }
         if suite.tests == 0 {
@@ -373,18 +559,41 @@ pub fn junit(state: &FleetState) -> String {
             };
             suite.case(&n.name, "gate", ended);
         }
-        out.push_str(&suite.finish(&n.name));
+        let iterations: Vec<_> = n
+            .steps
+            .iter()
+            .filter(|s| matches!(s.kind, StepKind::Iteration(_)))
+            .collect();
+        let head = SuiteHead {
+            name: n.name.clone(),
+            seconds: (!iterations.is_empty()).then(|| iterations.iter().map(|s| s.seconds).sum()),
+            began: iterations
+                .first()
+                .map(|s| s.started_unix)
+                .or(n.started_unix.map(|s| s as f64)),
+            hostname: &n.name,
+        };
+        totals.0 += suite.tests;
+        totals.1 += suite.failures;
+        suites.push(suite.finish(head));
     }
     for c in &state.cross {
-        out.push_str(&cross_junit(c));
+        let (suite, head) = cross_junit(c);
+        totals.0 += suite.tests;
+        totals.1 += suite.failures;
+        suites.push(suite.finish(head));
     }
-    out.push_str("</testsuites>\n");
-    out
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"archy-gate fleet\" tests=\"{}\" failures=\"{}\" errors=\"0\">\n{}</testsuites>\n",
+        totals.0,
+        totals.1,
+        suites.concat()
+    )
 }
 
 /// A cross suite's testsuite: its tests (as its TAP said when fetched), or
 /// one testcase saying why it has none.
-fn cross_junit(c: &CrossResult) -> String {
+fn cross_junit(c: &CrossResult) -> (Suite, SuiteHead<'_>) {
     let class = format!("cross.{}", c.suite);
     let mut suite = Suite::default();
     // A scenario: each step on each node is a case too, so CI shows which
@@ -415,7 +624,14 @@ fn cross_junit(c: &CrossResult) -> String {
         };
         suite.case(&class, "suite", ended);
     }
-    suite.finish(&format!("cross/{}", c.suite))
+    let ran = !matches!(c.outcome, CrossOutcome::Skipped | CrossOutcome::Pending);
+    let head = SuiteHead {
+        name: format!("cross/{}", c.suite),
+        seconds: ran.then_some(c.seconds as f64),
+        began: c.started_unix.map(|s| s as f64),
+        hostname: &c.runs_on,
+    };
+    (suite, head)
 }
 
 #[cfg(test)]
@@ -423,15 +639,17 @@ mod tests {
     use super::junit;
     use crate::fleet::state::FleetState;
 
-    /// junit.xml pinned byte for byte: a node's tests (as its iterations'
-    /// TAP said), a node with none (not ready, unreachable), a cross suite skipped and one failed
-    /// without a TAP; names escaped.
+    /// junit.xml pinned byte for byte: a node's tests over its two
+    /// iterations (as their TAP said: a pass with times, a flaky test, one
+    /// failed in both, one skipped), a node with none (not ready,
+    /// unreachable), a cross suite skipped and one failed without a TAP;
+    /// names and output escaped.
     #[test]
     fn junit_says_each_case_as_ci_readers_expect() {
         let node = |name: &str, phase: &str, reason: Option<&str>| {
             serde_json::json!({
                 "name": name, "role": "fleet", "gate": true, "ssh": name, "phase": phase,
-                "reason": reason, "iterations": 1, "preflight_findings": [], "connections": 1,
+                "reason": reason, "iterations": 2, "preflight_findings": [], "connections": 1,
             })
         };
         let cross = |suite: &str, outcome: &str, reason: &str| {
@@ -444,11 +662,26 @@ mod tests {
         a["iteration_results"] = serde_json::json!([{
             "n": 1, "outcome": "failed",
             "tests": [
-                { "name": "up", "outcome": "passed" },
-                { "name": "lnd <runs>", "outcome": "failed" },
+                { "name": "up", "outcome": "passed", "ms": 12 },
+                { "name": "lnd <runs>", "outcome": "failed", "ms": 3051,
+                  "output": ["# (in test file tests/10.bats, line 9)", "#   `[ -e <x> ]' failed"] },
                 { "name": "tor", "outcome": "skipped" },
+                { "name": "btc", "outcome": "failed" },
+            ],
+        }, {
+            "n": 2, "outcome": "failed",
+            "tests": [
+                { "name": "up", "outcome": "passed", "ms": 10 },
+                { "name": "lnd <runs>", "outcome": "passed", "ms": 2000 },
+                { "name": "tor", "outcome": "skipped" },
+                { "name": "btc", "outcome": "failed", "output": ["# boom & bust"] },
             ],
         }]);
+        a["steps"] = serde_json::json!([
+            { "kind": "upload", "started_unix": 1767225590.0, "seconds": 2.0, "outcome": "passed" },
+            { "kind": { "iteration": 1 }, "started_unix": 1767225600.4, "seconds": 4.5, "outcome": "failed" },
+            { "kind": { "iteration": 2 }, "started_unix": 1767225604.9, "seconds": 3.2505, "outcome": "failed" },
+        ]);
         let state: FleetState = serde_json::from_value(serde_json::json!({
             "roster": "fleet.toml", "bundle": "archy-gate", "bundle_sha256": "ab",
             "bundle_size": 1, "started": "t", "updated": "t",
@@ -464,22 +697,37 @@ mod tests {
         }))
         .unwrap();
         let expected = r#"<?xml version="1.0" encoding="UTF-8"?>
-<testsuites name="archy-gate fleet">
-  <testsuite name="a" tests="3" failures="1" skipped="1">
-    <testcase classname="a.iteration-1" name="up"/>
-    <testcase classname="a.iteration-1" name="lnd &lt;runs&gt;"><failure message="failed"/></testcase>
-    <testcase classname="a.iteration-1" name="tor"><skipped/></testcase>
+<testsuites name="archy-gate fleet" tests="8" failures="4" errors="0">
+  <testsuite name="a" tests="4" failures="2" errors="0" skipped="1" time="7.751" timestamp="2026-01-01T00:00:00Z" hostname="a">
+    <testcase classname="a" name="up" time="0.022"/>
+    <testcase classname="a" name="lnd &lt;runs&gt;" time="5.051">
+      <failure type="flaky" message="flaky: failed in iteration 1 of 2"># (in test file tests/10.bats, line 9)
+#   `[ -e &lt;x&gt; ]' failed</failure>
+      <flakyFailure type="failed" message="iteration 1"><system-out># (in test file tests/10.bats, line 9)
+#   `[ -e &lt;x&gt; ]' failed</system-out></flakyFailure>
+      <system-out># iteration 1: not ok lnd &lt;runs&gt;
+# (in test file tests/10.bats, line 9)
+#   `[ -e &lt;x&gt; ]' failed</system-out>
+    </testcase>
+    <testcase classname="a" name="tor"><skipped message="skipped in every iteration"/></testcase>
+    <testcase classname="a" name="btc">
+      <failure type="failed" message="failed in iterations 1 and 2 of 2"/>
+      <rerunFailure type="failed" message="iteration 2"><system-out># boom &amp; bust</system-out></rerunFailure>
+      <system-out># iteration 1: not ok btc
+# iteration 2: not ok btc
+# boom &amp; bust</system-out>
+    </testcase>
   </testsuite>
-  <testsuite name="b" tests="1" failures="0" skipped="1">
+  <testsuite name="b" tests="1" failures="0" errors="0" skipped="1" hostname="b">
     <testcase classname="b" name="gate"><skipped message="not-ready: bitcoin in IBD"/></testcase>
   </testsuite>
-  <testsuite name="c" tests="1" failures="1" skipped="0">
+  <testsuite name="c" tests="1" failures="1" errors="0" skipped="0" hostname="c">
     <testcase classname="c" name="gate"><failure message="unreachable: ssh: refused"/></testcase>
   </testsuite>
-  <testsuite name="cross/fed" tests="1" failures="0" skipped="1">
+  <testsuite name="cross/fed" tests="1" failures="0" errors="0" skipped="1" hostname="a">
     <testcase classname="cross.fed" name="suite"><skipped message="b not ready"/></testcase>
   </testsuite>
-  <testsuite name="cross/mesh" tests="1" failures="1" skipped="0">
+  <testsuite name="cross/mesh" tests="1" failures="1" errors="0" skipped="0" time="0.000" hostname="a">
     <testcase classname="cross.mesh" name="suite"><failure message="failed: the run ended error"/></testcase>
   </testsuite>
 </testsuites>

@@ -177,6 +177,12 @@ pub struct IterationResult {
 pub struct TestResult {
     pub name: String,
     pub outcome: Outcome,
+    /// How long it took, when its TAP line said (bats' `--timing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ms: Option<u64>,
+    /// A failed test's diagnostic lines from its TAP, capped (`fetch::tap_tests`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<String>,
 }
 
 /// One timed step of a node's way through the fleet run.

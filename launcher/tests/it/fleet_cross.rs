@@ -441,7 +441,7 @@ fn a_node_that_is_not_ready_skips_the_suites_that_span_it() {
     let junit = fs::read_to_string(fleet.out().join("junit.xml")).unwrap();
     assert!(
         junit.contains(
-            "<testsuite name=\"cross/federation\" tests=\"1\" failures=\"0\" skipped=\"1\">"
+            "<testsuite name=\"cross/federation\" tests=\"1\" failures=\"0\" errors=\"0\" skipped=\"1\" hostname=\"prim\">"
         ),
         "{junit}"
     );

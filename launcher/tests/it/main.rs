@@ -31,6 +31,8 @@ mod fleet;
 #[cfg(feature = "host-tests")]
 mod fleet_cross;
 #[cfg(feature = "host-tests")]
+mod fleet_flaky;
+#[cfg(feature = "host-tests")]
 mod fleet_report_html;
 #[cfg(feature = "host-tests")]
 mod fleet_scenario;

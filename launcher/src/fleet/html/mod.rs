@@ -2,8 +2,8 @@
 //! needs nothing else: inline CSS and SVG, no script, no font, no URL
 //! outside the fleet dir (its only links are to the nodes' fetched
 //! `gate.log`s, relative). A table per fleet phase with a row per node, the
-//! failing tests with their lines in the node's log, and a timeline of each
-//! node's steps. Every string a node or a bundle controls is escaped.
+//! failing tests with their lines in the node's log, a timeline of each
+//! node's steps, and the tests x nodes x iterations matrix (`grid`). Every string a node or a bundle controls is escaped.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use camino::Utf8Path;
 
 use super::state::{CrossOutcome, CrossResult, FleetState, NodeState, Phase};
+mod grid;
 mod timeline;
 
 use super::view::{self, LogFailure, NodeRow};
@@ -120,6 +121,7 @@ pub fn render(dir: &Utf8Path, state: &FleetState) -> String {
     );
     header(&mut out, state);
     timeline::render(&mut out, state);
+    grid::render(&mut out, &super::matrix::Matrix::of(state), &failures);
     let primaries: Vec<&NodeState> = state
         .nodes
         .iter()
@@ -516,7 +518,9 @@ fn failing_section(
 mod tests {
     use super::*;
     use crate::fleet::roster::Role;
-    use crate::fleet::state::{CrossResult, Outcome, StepKind, TimedStep, UploadStats};
+    use crate::fleet::state::{
+        CrossResult, IterationResult, Outcome, StepKind, TestResult, TimedStep, UploadStats,
+    };
     use crate::reports::TestCounts;
 
     fn node(name: &str, role: Role, phase: Phase) -> NodeState {
@@ -598,6 +602,25 @@ mod tests {
             failing: vec!["every package is <healthy> & \"up\"".into()],
             sources: Vec::new(),
         });
+        let run = |n: u32, second: Outcome| IterationResult {
+            n,
+            outcome: Outcome::Failed,
+            tests: vec![
+                TestResult {
+                    name: "health".into(),
+                    outcome: Outcome::Passed,
+                    ms: None,
+                    output: Vec::new(),
+                },
+                TestResult {
+                    name: "every package is <healthy> & \"up\"".into(),
+                    outcome: second,
+                    ms: None,
+                    output: Vec::new(),
+                },
+            ],
+        };
+        bad.iteration_results = vec![run(1, Outcome::Failed), run(2, Outcome::Failed)];
         bad.steps = vec![
             step(StepKind::Iteration(1), 1_031.0, 9.0, Outcome::Failed),
             step(StepKind::Iteration(2), 1_040.0, 9.0, Outcome::Failed),
@@ -731,6 +754,40 @@ mod tests {
         assert!(!pre.contains("ok 3 more"), "{pre}");
     }
 
+    /// The matrix: a square per iteration, each failed one linked to its
+    /// failure on the page (by iteration, as the log says it).
+    #[test]
+    fn each_failed_square_links_to_its_failure() {
+        let html = rendered();
+        let grid = html.split("data-phase=\"matrix\"").nth(1).unwrap();
+        let grid = &grid[..grid.find("</section>").unwrap()];
+        let row = grid
+            .split("<tr data-test=\"every package is &lt;healthy&gt; &amp; &quot;up&quot;\">")
+            .nth(1)
+            .unwrap();
+        let row = &row[..row.find("</tr>").unwrap()];
+        let bad = row
+            .split("data-cell=\"bad&lt;script&gt;&amp;\" data-verdict=\"failing\"")
+            .nth(1)
+            .unwrap();
+        for (i, index, line) in [(1, 0, 4), (2, 1, 10)] {
+            assert!(
+                bad.contains(&format!(
+                    "<a class=\"c fail\" data-i=\"{i}\" data-mark=\"fail\" href=\"#fail-bad&lt;script&gt;&amp;-{index}\" title=\"iteration {i}: failed, gate.log line {line}\">"
+                )),
+                "{bad}"
+            );
+        }
+        assert!(bad.contains("<b class=\"tag\">failing</b>"), "{bad}");
+        // The primary ran no test the matrix knows: not run, twice.
+        assert!(
+            row.contains("data-cell=\"prim\" data-verdict=\"not-run\""),
+            "{row}"
+        );
+        assert!(grid.contains("0 tests flaky"), "{grid}");
+        assert!(grid.contains("1 test always failing"), "{grid}");
+    }
+
     #[test]
     fn every_phase_and_node_has_its_place() {
         let html = rendered();
@@ -740,6 +797,7 @@ mod tests {
             "cross",
             "listed",
             "timeline",
+            "matrix",
             "failures",
         ] {
             assert!(html.contains(&format!("data-phase=\"{phase}\"")), "{phase}");

@@ -228,7 +228,8 @@ fn paeth(a: u8, b: u8, c: u8) -> u8 {
 
 /// Reads what the browser rendered of the report framed in it: each phase
 /// section, each node's (or suite's) rows (a `<tbody>`) with the rendered
-/// text of each `data-k` cell, each timeline lane with its steps, each
+/// text of each `data-k` cell, each timeline lane with its steps, each cell
+/// of the tests x nodes x iterations matrix with its squares, each
 /// link; whether each is on screen (laid out with a size, not hidden). The
 /// result lands in `#out` as JSON.
 const PROBE: &str = r#"<!DOCTYPE html>
@@ -270,6 +271,24 @@ function probe(frame) {
         return {step: r.dataset.step, outcome: r.dataset.outcome, shown: shown(r)};
       })});
   });
+  // The matrix: each test's cell on each node, its squares, their colours,
+  // and the failure each failed square links to (its heading's text).
+  out.grid = [];
+  d.querySelectorAll('section[data-phase=matrix] tr[data-test]').forEach(function (tr) {
+    tr.querySelectorAll('td[data-cell]').forEach(function (td) {
+      var tag = td.querySelector('.tag'), view = d.defaultView;
+      out.grid.push({test: tr.dataset.test, node: td.dataset.cell, verdict: td.dataset.verdict,
+        shown: shown(td), tag: tag ? text(tag) : null, frame: view.getComputedStyle(td).boxShadow,
+        squares: Array.from(td.querySelectorAll('.c')).map(function (c) {
+          var href = c.getAttribute('href'), target = href ? d.getElementById(href.slice(1)) : null;
+          return {i: Number(c.dataset.i), mark: c.dataset.mark, shown: shown(c),
+            width: c.getBoundingClientRect().width, background: view.getComputedStyle(c).backgroundColor,
+            href: href, target: target ? text(target.querySelector('h3')) : null};
+        })});
+    });
+  });
+  var grid = d.querySelector('table.grid');
+  out.grid_right = grid ? grid.getBoundingClientRect().right : null;
   d.querySelectorAll('a[href]').forEach(function (a) {
     var li = a.closest('li'), rows = a.closest('tbody');
     out.links.push({href: a.getAttribute('href'), text: text(a), shown: shown(a),
