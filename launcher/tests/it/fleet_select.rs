@@ -287,6 +287,11 @@ fn wait_ready_starts_a_node_that_becomes_ready_and_gives_up_on_one_that_does_not
         "the report says how long it waited: {md}"
     );
     assert!(row("stuck").contains("waited in vain"), "{md}");
+    let html = fs::read_to_string(fleet.out().join("report.html")).unwrap();
+    assert!(
+        html.contains("data-k=\"waited\">waited "),
+        "report.html says how long it waited"
+    );
 
     let lines = event_lines(&fs::read_to_string(&events).unwrap());
     let stuck_checks = lines

@@ -265,14 +265,26 @@ fn node_rows(out: &mut String, n: &NodeState, failures: Option<&[LogFailure]>) {
         row.role,
         escape(&n.ssh)
     );
+    // A wait the reason does not already tell (it tells a vain one).
+    let waited = row
+        .waited
+        .as_deref()
+        .filter(|_| n.phase != Phase::NotReady)
+        .map(|w| {
+            format!(
+                "<span class=\"reason\" data-k=\"waited\">{}</span>",
+                escape(w)
+            )
+        });
     let _ = write!(
         out,
-        "<td data-k=\"phase\">{}{}</td>",
+        "<td data-k=\"phase\">{}{}{}</td>",
         badge(tone(n.phase), &row.phase),
         row.reason
             .as_deref()
             .map(|r| format!("<span class=\"reason\">{}</span>", escape(r)))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        waited.unwrap_or_default()
     );
     let _ = write!(
         out,
