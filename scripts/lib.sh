@@ -36,3 +36,30 @@ build_static_launcher() {
     cargo build --quiet --locked --release --target x86_64-unknown-linux-musl -p launcher >&2
   echo "${CARGO_TARGET_DIR:-$root/target}/x86_64-unknown-linux-musl/release/launcher"
 }
+
+# The pinned ansible-core the Ansible tests run (ansible-inventory,
+# ansible-playbook, ansible-test): installed from the package index by pip into
+# a venv of its own under ~/.cache/archy-gate, reused while the pin holds.
+# Prints the venv's path. Fails, saying so, when it cannot be installed: the
+# tests that need it then fail too (never skip).
+ANSIBLE_CORE_VERSION=2.17.7
+ensure_ansible_venv() {
+  local venv="$HOME/.cache/archy-gate/ansible-core-$ANSIBLE_CORE_VERSION"
+  # The marker is written last: a venv an interrupted install left is made again.
+  # (A venv cannot be moved into place: its scripts name their own path.)
+  if [ -f "$venv/.complete" ] && "$venv/bin/ansible-inventory" --version 2>/dev/null | grep -q "core $ANSIBLE_CORE_VERSION"; then
+    echo "$venv"
+    return 0
+  fi
+  # Debian's python3 needs python3-venv for `python3 -m venv` to give a pip.
+  ensure_debian_packages python3 python3-venv >&2 || true
+  rm -rf "$venv"
+  if ! { python3 -m venv "$venv" >&2 &&
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "ansible-core==$ANSIBLE_CORE_VERSION" >&2; }; then
+    rm -rf "$venv"
+    echo "error: cannot install ansible-core $ANSIBLE_CORE_VERSION into a venv (python3 -m venv, pip): the Ansible tests need it" >&2
+    return 1
+  fi
+  touch "$venv/.complete"
+  echo "$venv"
+}
