@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: archy-gate maintainers
-# MIT License (see the repository's license)
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# (GPL, as Ansible is: these plugins run inside it and import it; the launcher keeps its own license)
 """archy.gate.gate, on the controller: the node needs no Python.
 
 Every step is a plain command over the task's own connection (as
@@ -171,7 +172,7 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp  # no remote tmp: nothing of ours runs on the node but the launcher
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
         name = task_vars.get('inventory_hostname', '')
         if not NODE_NAME.match(name):
             raise AnsibleActionFail('inventory host %r: a node name must start with a letter or digit, '

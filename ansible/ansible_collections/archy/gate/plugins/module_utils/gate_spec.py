@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: archy-gate maintainers
-# MIT License (see the repository's license)
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# (GPL, as Ansible is: these plugins run inside it and import it; the launcher keeps its own license)
 """The one argument spec of archy.gate.gate: the module stub's documentation
 and the action plugin's validation both read it, so they cannot drift."""
 

@@ -1,7 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: archy-gate maintainers
-# MIT License (see the repository's license)
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# (GPL, as Ansible is: these plugins run inside it and import it; the launcher keeps its own license)
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ options:
     required: true
   sha256:
     description:
-      - The bundle's sha256 (from C(SHA256SUMS)): the pin the node checks.
+      - "The bundle's sha256 (from C(SHA256SUMS)): the pin the node checks."
       - Computed from O(bundle) on the controller when not given.
     type: str
   password:
@@ -73,7 +74,7 @@ options:
     type: int
     default: 7200
 author:
-  - archy-gate maintainers
+  - archy-gate maintainers (@archipelago-labs)
 notes:
   - Check mode is not supported.
 '''
