@@ -630,7 +630,12 @@ pub struct InventoryArgs {
 #[derive(Debug, Args)]
 pub struct FleetDirArgs {
     /// The roster (TOML), or the inventory, that names the default fleet dir
-    #[arg(long, value_name = "FILE", alias = "inventory", required_unless_present_any = ["out", "from_runs"])]
+    #[arg(
+        long,
+        value_name = "FILE",
+        alias = "inventory",
+        required_unless_present = "out"
+    )]
     pub roster: Option<Utf8PathBuf>,
     /// The bundle whose fleet run to read [default: the latest run for this roster]
     #[arg(long, value_name = "FILE")]

@@ -656,7 +656,7 @@ mod tests {
         // The last of the plugin's names wins: ansible_ssh_host.
         assert_eq!(n2.ssh, "10.0.0.2");
         assert_eq!(n2.role, Role::Tester);
-        assert!(n2.password_file.as_deref().unwrap().ends_with("/pw/n2"));
+        assert!(n2.password_file.as_deref().unwrap().ends_with("pw/n2"));
     }
 
     #[test]

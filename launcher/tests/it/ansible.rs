@@ -155,13 +155,14 @@ fn inventory_fixtures_give_the_roster_or_the_refusal_expected() {
     );
 
     // Without ansible-inventory on PATH: how to install it.
+    let empty = support::lab::scratch("nobin.");
     let run = Run::of(
         Command::new(support::launcher())
             .args(["fleet", "plan", "--bundle"])
             .arg(real_bundle_dir().join("archy-gate"))
             .args(["--inventory", "yaml/hosts.yml"])
             .current_dir(fixtures())
-            .env("PATH", "/nonexistent-bin")
+            .env("PATH", empty.path())
             .output()
             .unwrap(),
     );
@@ -424,7 +425,7 @@ fn from_runs_reads_fetched_runs_as_node_data() {
     let node = runs.join("n1");
     fs::create_dir_all(&node).unwrap();
     fs::write(node.join("gate.log"), "ok\n").unwrap();
-    std::os::unix::fs::symlink("/etc/shadow", node.join("run.json")).unwrap();
+    std::os::unix::fs::symlink("../../secret", node.join("run.json")).unwrap();
     fs::write(node.join("evil.sh"), "#!/bin/sh\n").unwrap();
     let out = scratch.path().join("out");
     let run = Run::of(
