@@ -95,3 +95,60 @@ ensure_junit_xsd() {
   fi
   echo "$xsd"
 }
+
+# The pinned ansible-core the Ansible tests run (ansible-inventory,
+# ansible-playbook, ansible-test): installed from the package index by pip into
+# a venv of its own under ~/.cache/archy-gate, reused while the pin holds.
+# Prints the venv's path. Fails, saying so, when it cannot be installed: the
+# tests that need it then fail too (never skip).
+ANSIBLE_CORE_VERSION=2.17.7
+ensure_ansible_venv() {
+  local venv="$HOME/.cache/archy-gate/ansible-core-$ANSIBLE_CORE_VERSION"
+  # The marker is written last: a venv an interrupted install left is made again.
+  # (A venv cannot be moved into place: its scripts name their own path.)
+  if [ -f "$venv/.complete-with-sanity" ] && "$venv/bin/ansible-inventory" --version 2>/dev/null | grep -q "core $ANSIBLE_CORE_VERSION"; then
+    echo "$venv"
+    return 0
+  fi
+  # Debian's python3 needs python3-venv for `python3 -m venv` to give a pip.
+  ensure_debian_packages python3 python3-venv >&2 || true
+  rm -rf "$venv"
+  if ! { python3 -m venv "$venv" >&2 &&
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "ansible-core==$ANSIBLE_CORE_VERSION" >&2; }; then
+    rm -rf "$venv"
+    echo "error: cannot install ansible-core $ANSIBLE_CORE_VERSION into a venv (python3 -m venv, pip): the Ansible tests need it" >&2
+    return 1
+  fi
+  # ansible-test sanity: the pinned requirements of the tests we run, from the
+  # files ansible-test ships, into this venv (for --local runs)...
+  local reqs r
+  reqs=$(echo "$venv"/lib/python3*/site-packages/ansible_test/_data/requirements)
+  for r in validate-modules pep8 yamllint import runtime-metadata; do
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$reqs/sanity.$r.txt" >&2 || {
+      rm -rf "$venv"
+      echo "error: cannot install ansible-test's sanity.$r requirements" >&2
+      return 1
+    }
+  done
+  touch "$venv/.complete-with-sanity"
+  echo "$venv"
+}
+
+# ansible-test makes a venv per sanity test and bootstraps pip into it with a
+# script it downloads from a host of its own, outside the package index. This
+# places ansible/tools/get_pip_shim.py (ensurepip, then pip from the index) where
+# ansible-test looks for its cached copy, with the pip settings of this
+# environment (ansible-test passes few variables on to pip).
+ensure_ansible_test_pip_shim() {
+  local cache="$HOME/.ansible/test/cache" pip_version
+  pip_version=$(grep -hoE "pip='[0-9.]+'" "$1"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | grep -oE '[0-9.]+' | head -1)
+  [ -n "$pip_version" ] || { echo "error: cannot tell which pip ansible-test bootstraps" >&2; return 1; }
+  mkdir -p "$cache"
+  {
+    echo "import os"
+    env | grep -E '^(PIP_[A-Z_]+|SSL_CERT_FILE|SSL_CERT_DIR|REQUESTS_CA_BUNDLE)=' | while IFS='=' read -r k v; do
+      printf 'os.environ.setdefault(%s, %s)\n' "'$k'" "$(printf '%s' "$v" | python3 -c 'import sys; print(repr(sys.stdin.read()))')"
+    done
+    cat ansible/tools/get_pip_shim.py
+  } >"$cache/get_pip_${pip_version//./_}.py"
+}

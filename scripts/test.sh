@@ -14,6 +14,14 @@ cd "$(dirname "$0")/.."
 ensure_debian_packages musl-tools jq shellcheck busybox-static binutils openssh-server openssh-client bash-static minisign chromium strace python3-venv
 ensure_rust_target x86_64-unknown-linux-musl
 
+step "ansible-core for the Ansible tests (pinned, in a venv)"
+# ARCHY_GATE_ANSIBLE_VENV: the venv launcher/tests/it/ansible.rs runs
+# ansible-inventory, ansible-playbook and ansible-test from. If it cannot be
+# installed, say so and fail: those tests never pass by skipping.
+ansible_venv=$(ensure_ansible_venv) || { echo "ansible-core could not be installed: the Ansible tests cannot run" >&2; exit 1; }
+ensure_ansible_test_pip_shim "$ansible_venv"
+export ARCHY_GATE_ANSIBLE_VENV=$ansible_venv
+
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings

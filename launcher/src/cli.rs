@@ -547,14 +547,16 @@ pub struct FleetArgs {
 pub enum FleetCommand {
     /// Print what `fleet run` would do; touches no node.
     #[command(
-        after_help = "Example:\n  launcher fleet plan --roster fleet.toml --bundle result/archy-gate"
+        after_help = "Examples:\n  launcher fleet plan --roster fleet.toml --bundle result/archy-gate\n  \
+        launcher fleet plan --inventory inventory/hosts.yml --limit archy_primary --bundle result/archy-gate"
     )]
     Plan(FleetRunArgs),
     /// Run the gate across the roster.
     #[command(
         after_help = "Examples:\n  launcher fleet run --roster fleet.toml --bundle result/archy-gate --jobs 4\n  \
         launcher fleet run --roster fleet.toml --bundle result/archy-gate --only failed,not-ready\n  \
-        launcher fleet run --roster fleet.toml --bundle result/archy-gate --wait-ready 2h --events events.jsonl\n\n\
+        launcher fleet run --roster fleet.toml --bundle result/archy-gate --wait-ready 2h --events events.jsonl\n  \
+        launcher fleet run --inventory inventory/hosts.yml --bundle result/archy-gate --limit 'archy_primary:web*'\n\n\
         What happens on each node: `launcher fleet --help`. The events' schema: docs/EVENTS.md.\n\n\
         Exit status:\n  \
         0    every gate node passed, and no cross-node suite failed\n  \
@@ -569,16 +571,21 @@ pub enum FleetCommand {
     /// Show the state of the current (or last) fleet run.
     #[command(after_help = "Example:\n  launcher fleet status --roster fleet.toml --json")]
     Status(FleetStatusArgs),
-    /// Write the reports again from the state.
-    #[command(after_help = "Example:\n  launcher fleet report --roster fleet.toml")]
+    /// Write the reports again from the state (or from fetched run dirs).
+    #[command(
+        after_help = "Examples:\n  launcher fleet report --roster fleet.toml\n  \
+        launcher fleet report --from-runs fetched-runs/ --out fleet-report/"
+    )]
     Report(FleetReportArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct FleetRunArgs {
     /// The roster (TOML)
-    #[arg(long, value_name = "FILE")]
-    pub roster: Utf8PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["inventory", "inventory_json"])]
+    pub roster: Option<Utf8PathBuf>,
+    #[command(flatten)]
+    pub inventory: InventoryArgs,
     /// The bundle to run [default: the one appended to this executable]
     #[arg(long, value_name = "FILE")]
     pub bundle: Option<Utf8PathBuf>,
@@ -599,7 +606,8 @@ pub struct FleetRunArgs {
     pub only: Vec<String>,
     /// Touch only the nodes a pattern matches: a node name, a role
     /// (primary, fleet, tester, dev) or a glob over names (`web-*`);
-    /// comma-separated or repeated
+    /// comma-separated or repeated. With --inventory: Ansible's host
+    /// pattern, resolved by `ansible-inventory --limit`
     #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
     pub limit: Vec<String>,
     /// Start no new node once N nodes failed (failed, unreachable, error);
@@ -620,12 +628,31 @@ pub struct FleetRunArgs {
     pub events: Option<Utf8PathBuf>,
 }
 
+/// The nodes from an Ansible inventory (fleet/inventory.rs).
+#[derive(Debug, Args, Default)]
+pub struct InventoryArgs {
+    /// Take the nodes from an Ansible inventory, through `ansible-inventory
+    /// -i INV --list` (ansible-core installed on this host); with --roster,
+    /// the roster's [defaults] and [[cross]] apply on top
+    #[arg(long, value_name = "INV", conflicts_with = "inventory_json")]
+    pub inventory: Option<Utf8PathBuf>,
+    /// As --inventory, from a saved `ansible-inventory -i INV --list > FILE`
+    /// (no Ansible needed here; --limit then means what it means for a roster)
+    #[arg(long, value_name = "FILE")]
+    pub inventory_json: Option<Utf8PathBuf>,
+}
+
 /// Which fleet run `fleet status` and `fleet report` read.
 #[derive(Debug, Args)]
 pub struct FleetDirArgs {
-    /// The roster (TOML)
-    #[arg(long, value_name = "FILE")]
-    pub roster: Utf8PathBuf,
+    /// The roster (TOML), or the inventory, that names the default fleet dir
+    #[arg(
+        long,
+        value_name = "FILE",
+        alias = "inventory",
+        required_unless_present = "out"
+    )]
+    pub roster: Option<Utf8PathBuf>,
     /// The bundle whose fleet run to read [default: the latest run for this roster]
     #[arg(long, value_name = "FILE")]
     pub bundle: Option<Utf8PathBuf>,
@@ -651,6 +678,12 @@ pub struct FleetStatusArgs {
 pub struct FleetReportArgs {
     #[command(flatten)]
     pub dir: FleetDirArgs,
+    /// Build the fleet's state from run dirs fetched by other means (the
+    /// archy.gate Ansible collection): DIR/NODE/ each one node's run dir
+    /// (run.json, gate.log, TAP), or its start.json when it was not ready;
+    /// read as a node's answer is (capped, plain files only), into --out
+    #[arg(long, value_name = "DIR", requires = "out")]
+    pub from_runs: Option<Utf8PathBuf>,
 }
 
 /// Which run `status`, `logs` and `wait` mean.

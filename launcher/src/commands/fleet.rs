@@ -5,6 +5,8 @@ use std::time::Duration;
 use crate::cli::{FleetArgs, FleetCommand, FleetDirArgs, FleetRunArgs};
 use crate::exit::{fail, ExitStatus};
 use crate::fleet::events::Stream;
+use crate::fleet::inventory;
+use crate::fleet::roster::Roster;
 use crate::fleet::select::Selection;
 use crate::fleet::state::FleetState;
 use crate::fleet::{self, progress, report, Plan, WaitReady};
@@ -59,6 +61,18 @@ pub fn fleet(args: FleetArgs) -> anyhow::Result<ExitStatus> {
             Ok(ExitStatus::Success)
         }
         FleetCommand::Report(a) => {
+            if let Some(runs) = &a.from_runs {
+                let out = a
+                    .dir
+                    .out
+                    .as_deref()
+                    .expect("clap: --from-runs requires --out");
+                let state = fleet::from_runs::build(runs, out, a.dir.bundle.as_deref())?;
+                report::write(out, &state)?;
+                print!("{}", report::markdown(&state));
+                println!("\nreports: {}", report::paths(out));
+                return verdict(&state);
+            }
             let dir = find_dir(&a.dir)?;
             let state = FleetState::load(&dir)?;
             report::write(&dir, &state)?;
@@ -71,7 +85,29 @@ pub fn fleet(args: FleetArgs) -> anyhow::Result<ExitStatus> {
 
 /// The plan `fleet plan` shows and `fleet run` carries out.
 fn plan(a: &FleetRunArgs) -> anyhow::Result<Plan> {
-    let mut plan = Plan::new(&a.roster, &bundle(&a.bundle)?, a.out.as_deref(), a.jobs)?;
+    let source = match (&a.inventory.inventory, &a.inventory.inventory_json) {
+        (Some(inv), _) => Some(inventory::Source::Inventory(inv.clone())),
+        (None, Some(json)) => Some(inventory::Source::Dump(json.clone())),
+        (None, None) => None,
+    };
+    let mut roster = Roster::load_with(a.roster.as_deref(), source)?;
+    // With an inventory Ansible reads, --limit is Ansible's pattern: it
+    // picks the nodes by name, and the roster's own --limit takes those.
+    let mut limit = a.limit.clone();
+    if let Some((source @ inventory::Source::Inventory(_), origins)) = &mut roster.inventory {
+        if !limit.is_empty() {
+            let names: Vec<String> = roster
+                .nodes
+                .iter()
+                .filter(|n| n.gate)
+                .map(|n| n.name.clone())
+                .collect();
+            let (pattern, picked) = inventory::limit(source, &limit, &names)?;
+            origins.limit = Some((pattern, picked.clone()));
+            limit = picked;
+        }
+    }
+    let mut plan = Plan::new(roster, &bundle(&a.bundle)?, a.out.as_deref(), a.jobs)?;
     plan.cross_only = a.cross_only;
     if a.cross_only && !(a.only.is_empty() && a.limit.is_empty()) {
         return Err(fail(
@@ -80,7 +116,7 @@ fn plan(a: &FleetRunArgs) -> anyhow::Result<Plan> {
         ));
     }
     plan.choose(Selection {
-        limit: a.limit.clone(),
+        limit,
         only: a.only.clone(),
     })?;
     plan.max_fail = a.max_fail;
@@ -92,7 +128,9 @@ fn plan(a: &FleetRunArgs) -> anyhow::Result<Plan> {
 }
 
 fn find_dir(a: &FleetDirArgs) -> anyhow::Result<camino::Utf8PathBuf> {
-    fleet::find_dir(&a.roster, a.out.as_deref(), a.bundle.as_deref())
+    // Without --roster, --out names the dir (clap requires one of them).
+    let named = a.roster.clone().unwrap_or_else(|| "fleet".into());
+    fleet::find_dir(&named, a.out.as_deref(), a.bundle.as_deref())
 }
 
 fn bundle(arg: &Option<camino::Utf8PathBuf>) -> anyhow::Result<camino::Utf8PathBuf> {

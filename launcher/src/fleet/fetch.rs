@@ -115,6 +115,31 @@ pub fn run_dir(ssh: &mut Ssh, remote: &str, local: &Utf8Path) -> Result<Fetched,
     Err(FetchError::Link(last))
 }
 
+/// A run dir's tar stream from elsewhere (`from_runs.rs`: a dir fetched
+/// by Ansible, walked without following anything) unpacked into `local`,
+/// made afresh, by the same rule as a node's.
+pub fn from_stream(stream: &mut dyn Read, local: &Utf8Path) -> Result<Fetched, FetchError> {
+    let (Some(parent), Some(name)) = (local.parent(), local.file_name()) else {
+        return Err(FetchError::Local(format!(
+            "{local}: not a dir to fetch into"
+        )));
+    };
+    let parent =
+        PrivateDir::open(parent, Create::Yes).map_err(|e| FetchError::Local(e.to_string()))?;
+    parent
+        .remove_all(name)
+        .map_err(|e| FetchError::Local(format!("{local}: {e}")))?;
+    let into = parent
+        .ensure_dir(name)
+        .map_err(|e| FetchError::Local(e.to_string()))?;
+    let mut capped = answer::Capped::new(stream, answer::RUN_DIR_STREAM);
+    match unpack(&mut capped, &into) {
+        Ok(fetched) => Ok(fetched),
+        Err(Unpack::Misbehaved(why)) => Err(FetchError::Misbehaved(why)),
+        Err(Unpack::Local(why)) => Err(FetchError::Local(why)),
+    }
+}
+
 enum Unpack {
     Misbehaved(String),
     Local(String),

@@ -9,8 +9,10 @@ mod answer;
 mod cross_phase;
 pub mod events;
 mod fetch;
+pub mod from_runs;
 mod html;
 mod matrix;
+pub mod inventory;
 mod node;
 mod peer_cert;
 pub mod progress;
@@ -109,12 +111,12 @@ pub fn default_dir(roster: &Utf8Path, sha256: Option<&str>) -> Utf8PathBuf {
 
 impl Plan {
     pub fn new(
-        roster_path: &Utf8Path,
+        roster: Roster,
         bundle: &Utf8Path,
         out: Option<&Utf8Path>,
         jobs: usize,
     ) -> anyhow::Result<Plan> {
-        let roster = Roster::load(roster_path)?;
+        let roster_path = &roster.path.clone();
         let opened = Bundle::open(bundle)?;
         let checked = opened.check_digests(None)?;
         // Refused here, before any node is touched, as each node would.
@@ -242,6 +244,9 @@ impl Plan {
                 self.selection.describe(),
                 if names.is_empty() { "no node".to_string() } else { names.join(", ") }
             ));
+        }
+        if let Some((_, origins)) = &self.roster.inventory {
+            out.push_str(&origins.describe());
         }
         if let Some(n) = self.max_fail {
             out.push_str(&format!(

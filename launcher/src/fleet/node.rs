@@ -280,23 +280,7 @@ fn finish(
             .filter(|s| s.outcome == Outcome::Passed)
             .count() as u32
     });
-    let phase = match record.state {
-        RunState::Passed => Phase::Passed,
-        RunState::Failed => Phase::Failed,
-        RunState::Interrupted => Phase::Interrupted,
-        _ => Phase::Error,
-    };
-    let reason = match (&record.tests, phase) {
-        (Some(t), Phase::Failed) if !t.failing.is_empty() => {
-            Some(format!("failed: {}", t.failing.join("; ")))
-        }
-        (_, Phase::Error) => Some(format!(
-            "the run ended {}: {}",
-            record.state,
-            record.message.as_deref().unwrap_or("")
-        )),
-        _ => None,
-    };
+    let (phase, reason) = settled(&record);
     // Only what this host verified: the roster's key, which the bundle was
     // checked against here before upload and which the node was told to
     // require (`run --trust`). The node's own word on its signer is not
@@ -321,6 +305,29 @@ fn finish(
     Ok(())
 }
 
+/// The node's phase, and why, from its ended run's record (also for runs
+/// fetched by other means: `from_runs.rs`).
+pub(super) fn settled(record: &RunRecord) -> (Phase, Option<String>) {
+    let phase = match record.state {
+        RunState::Passed => Phase::Passed,
+        RunState::Failed => Phase::Failed,
+        RunState::Interrupted => Phase::Interrupted,
+        _ => Phase::Error,
+    };
+    let reason = match (&record.tests, phase) {
+        (Some(t), Phase::Failed) if !t.failing.is_empty() => {
+            Some(format!("failed: {}", t.failing.join("; ")))
+        }
+        (_, Phase::Error) => Some(format!(
+            "the run ended {}: {}",
+            record.state,
+            record.message.as_deref().unwrap_or("")
+        )),
+        _ => None,
+    };
+    (phase, reason)
+}
+
 /// The gate's iterations, from the run dir fetched into `dir`: each one's
 /// tests from its `iteration-N.tap` (passed: no failing test, and at least
 /// one test), read once here; its times from the record, where the node's
@@ -328,7 +335,7 @@ fn finish(
 /// measures lengths, and those are clamped: the end of the last iteration
 /// is placed when this host saw the run end (`seen_end`), and no step lies
 /// outside `seen_start`..`seen_end`, which this host saw.
-fn iterations(
+pub(super) fn iterations(
     dir: &Utf8Path,
     fetched: &Fetched,
     record: &RunRecord,

@@ -57,24 +57,37 @@ pub struct Defaults {
     pub trust: Option<String>,
 }
 
+/// A node as the roster (or an inventory, `inventory.rs`) gives it, before
+/// the checks and defaults.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawNode {
-    name: String,
-    ssh: String,
-    role: Role,
+pub(super) struct RawNode {
+    pub(super) name: String,
+    pub(super) ssh: String,
+    pub(super) role: Role,
     #[serde(default = "yes")]
-    gate: bool,
-    iterations: Option<u32>,
-    password_env: Option<String>,
-    password_file: Option<String>,
+    pub(super) gate: bool,
+    pub(super) iterations: Option<u32>,
+    pub(super) password_env: Option<String>,
+    pub(super) password_file: Option<String>,
     #[serde(default)]
-    ssh_options: Vec<String>,
-    allow_destructive: Option<bool>,
-    host: Option<String>,
+    pub(super) ssh_options: Vec<String>,
+    pub(super) allow_destructive: Option<bool>,
+    pub(super) host: Option<String>,
     /// The node's RPC address as the other nodes reach it (cross suites).
-    peer_host: Option<String>,
-    remote_path: Option<String>,
+    pub(super) peer_host: Option<String>,
+    pub(super) remote_path: Option<String>,
+}
+
+/// `[inventory]`: the nodes of an Ansible inventory, added to the roster's
+/// own (`inventory.rs`); the roster's `[defaults]` and `[[cross]]` apply on top.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    /// An inventory `ansible-inventory -i` reads.
+    path: Option<String>,
+    /// A saved `ansible-inventory --list`.
+    json: Option<String>,
 }
 
 /// A node a cross suite spans: its name, or its name and its role there.
@@ -106,6 +119,7 @@ struct RawRoster {
     node: Vec<RawNode>,
     #[serde(default)]
     cross: Vec<RawCross>,
+    inventory: Option<RawInventory>,
 }
 
 /// Where a node's password comes from.
@@ -190,6 +204,9 @@ pub struct Roster {
     pub trust: Option<PublicKey>,
     pub nodes: Vec<Node>,
     pub cross: Vec<Cross>,
+    /// The Ansible inventory the nodes came from, and where each field of
+    /// each of them came from (`fleet plan` shows it).
+    pub inventory: Option<(super::inventory::Source, super::inventory::Origins)>,
 }
 
 impl Roster {
@@ -243,6 +260,22 @@ fn check_remote_path(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Why `name` cannot be a node's name, if it cannot: it becomes a dir of
+/// the fleet dir and a file name, so never `.`, `..` or a hidden name.
+pub(super) fn check_node_name(name: &str) -> Result<(), &'static str> {
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(
+            "start with a letter or digit, then letters, digits, '-', '_' and '.' (at most 64)",
+        );
+    }
+    Ok(())
+}
+
 /// `~/x` → `$HOME/x`; relative paths are relative to the roster's directory.
 fn resolve(base: &Utf8Path, path: &str) -> Utf8PathBuf {
     if let Some(rest) = path.strip_prefix("~/") {
@@ -265,6 +298,45 @@ impl Roster {
     }
 
     pub fn parse(path: &Utf8Path, text: &str) -> anyhow::Result<Roster> {
+        Roster::parse_with(path, text, None)
+    }
+
+    /// The roster at `roster`, or none, with the nodes of `inventory` (over
+    /// the roster's own `[inventory]`): `--roster`, `--inventory`,
+    /// `--inventory-json`.
+    pub fn load_with(
+        roster: Option<&Utf8Path>,
+        inventory: Option<super::inventory::Source>,
+    ) -> anyhow::Result<Roster> {
+        match (roster, inventory) {
+            (Some(path), None) => Roster::load(path),
+            (Some(path), inventory) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    fail(
+                        ExitStatus::Usage,
+                        format!("cannot read the roster {path}: {e}"),
+                    )
+                })?;
+                Roster::parse_with(path, &text, inventory)
+            }
+            (None, Some(inventory)) => {
+                let path = inventory.path().to_owned();
+                Roster::parse_with(&path, "", Some(inventory))
+            }
+            (None, None) => Err(fail(
+                ExitStatus::Usage,
+                "name the nodes with --roster FILE, --inventory INV or --inventory-json FILE",
+            )),
+        }
+    }
+
+    /// `text` as the roster at `path`, its nodes after `inventory`'s (or
+    /// its own `[inventory]`'s) when there is one.
+    pub fn parse_with(
+        path: &Utf8Path,
+        text: &str,
+        inventory: Option<super::inventory::Source>,
+    ) -> anyhow::Result<Roster> {
         let bad = |msg: String| fail(ExitStatus::Usage, format!("roster {path}: {msg}"));
         let raw: RawRoster = toml::from_str(text).map_err(|e| {
             let msg = e.to_string();
@@ -278,22 +350,42 @@ impl Roster {
         })?;
         let base = path.parent().unwrap_or(Utf8Path::new("."));
         let d = &raw.defaults;
+        let inventory = match (inventory, &raw.inventory) {
+            (Some(source), _) => Some(source),
+            (None, None) => None,
+            (
+                None,
+                Some(RawInventory {
+                    path: Some(p),
+                    json: None,
+                }),
+            ) => Some(super::inventory::Source::Inventory(resolve(base, p))),
+            (
+                None,
+                Some(RawInventory {
+                    path: None,
+                    json: Some(j),
+                }),
+            ) => Some(super::inventory::Source::Dump(resolve(base, j))),
+            (None, Some(_)) => {
+                return Err(bad(
+                    "[inventory]: name one of path = \"INVENTORY\" or json = \"DUMP.json\"".into(),
+                ))
+            }
+        };
+        let loaded = inventory
+            .as_ref()
+            .map(|source| super::inventory::load(source, d))
+            .transpose()?;
+        let (inventory_nodes, inventory) = match loaded {
+            Some(l) => (l.nodes, inventory.map(|s| (s, l.origins))),
+            None => (Vec::new(), None),
+        };
         let mut names = HashSet::new();
         let mut nodes = Vec::new();
-        for n in raw.node {
-            // A name becomes a dir of the fleet dir and a file name: never
-            // `.`, `..` or a hidden name.
-            if !n.name.starts_with(|c: char| c.is_ascii_alphanumeric())
-                || n.name.len() > 64
-                || !n
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
-                return Err(bad(format!(
-                    "node name {:?}: start with a letter or digit, then letters, digits, '-', '_' and '.' (at most 64)",
-                    n.name
-                )));
+        for n in inventory_nodes.into_iter().chain(raw.node) {
+            if let Err(why) = check_node_name(&n.name) {
+                return Err(bad(format!("node name {:?}: {why}", n.name)));
             }
             // ssh would take a leading '-' as an option (-oProxyCommand=…).
             if n.ssh.is_empty() || n.ssh.starts_with('-') || n.ssh.chars().any(char::is_whitespace)
@@ -370,7 +462,7 @@ impl Roster {
             });
         }
         if nodes.is_empty() {
-            return Err(bad("no [[node]] entries".into()));
+            return Err(bad("no [[node]] entries (and no [inventory])".into()));
         }
         let cross = cross_suites(raw.cross, &nodes).map_err(bad)?;
         let trust = match &d.trust {
@@ -401,6 +493,7 @@ impl Roster {
             ssh_config: d.ssh_config.as_deref().map(|p| resolve(base, p.as_str())),
             nodes,
             cross,
+            inventory,
         })
     }
 }
@@ -573,6 +666,7 @@ gate = false                   # listed, never a gate target
             ("[[node]]\nname='a'\nssh='a'\nrole='boss'\npassword_env='X'\n", "unknown variant"),
             ("[[node]]\nname='a'\nssh='a'\nrole='dev'\ngate=false\n[[node]]\nname='a'\nssh='b'\nrole='dev'\ngate=false\n", "two nodes are named a"),
             ("", "no [[node]] entries"),
+            ("[inventory]\n", "name one of path"),
             ("[defaults]\ntrust='no-such.pub'\n[[node]]\nname='a'\nssh='a'\nrole='dev'\ngate=false\n", "neither a minisign public key nor a readable .pub file"),
             ("[[node]]\nname='a'\nssh='a'\nrole='dev'\npassword_env='X'\n[[node]]\nname='b'\nssh='b'\nrole='dev'\npassword_env='X'\n[[cross]]\nsuite='f'\nnodes=['a','b']\n", "whose RPC host 127.0.0.1 is loopback, which its peers cannot reach: set peer_host"),
             ("[[node]]\nname='a'\nssh='a'\nrole='dev'\npassword_env='X'\npeer_host='10.0.0.1'\n[[cross]]\nsuite='f'\nnodes=['a','c']\n", "spans c, which is no [[node]] of the roster"),

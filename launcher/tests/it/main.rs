@@ -23,6 +23,8 @@ mod pack;
 mod verify;
 
 #[cfg(feature = "host-tests")]
+mod ansible;
+#[cfg(feature = "host-tests")]
 mod bare_node;
 #[cfg(feature = "host-tests")]
 mod bundle_build;
