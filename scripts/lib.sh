@@ -36,3 +36,28 @@ build_static_launcher() {
     cargo build --quiet --locked --release --target x86_64-unknown-linux-musl -p launcher >&2
   echo "${CARGO_TARGET_DIR:-$root/target}/x86_64-unknown-linux-musl/release/launcher"
 }
+
+# The evidence judges (launcher/tests/evidence/check.py): CycloneDX's own JSON schemas and
+# validator, in-toto-attestation's protobuf definitions (Statement v1, SLSA Provenance v1,
+# test-result) and securesystemslib's DSSE verifier, pinned, in a venv of their own under
+# ~/.cache/archy-gate keyed by the pins; prints its python. Installed through the machine's
+# configured pip.
+EVIDENCE_PINS=(
+  "cyclonedx-python-lib[json-validation]==11.12.0"
+  "in-toto-attestation==0.9.3"
+  "securesystemslib==1.6.0"
+  "protobuf==7.36.2"
+  "jsonschema==4.26.0"
+)
+ensure_evidence_venv() {
+  local key dir
+  key=$(printf '%s\n' "${EVIDENCE_PINS[@]}" | sha256sum | cut -c1-12)
+  dir=${XDG_CACHE_HOME:-$HOME/.cache}/archy-gate/evidence-venv-$key
+  if [[ ! -x $dir/bin/python || ! -f $dir/.complete ]]; then
+    rm -rf "$dir"
+    python3 -m venv "$dir" >&2
+    "$dir/bin/pip" install --quiet --disable-pip-version-check "${EVIDENCE_PINS[@]}" >&2
+    touch "$dir/.complete"
+  fi
+  echo "$dir/bin/python"
+}

@@ -61,12 +61,21 @@ pub fn render(
         if let Some(p) = &facts.purl {
             c["purl"] = json!(p);
         }
+        // The upstream project, and the artifact the build fetched (named by
+        // its purl, so no registry host is written) with its pinned sha256.
+        let mut references = Vec::new();
         if let Some(url) = &facts.url {
-            let mut reference = json!({"type": "distribution", "url": url});
-            if let Some(sha) = &facts.sha256 {
-                reference["hashes"] = json!([{"alg": "SHA-256", "content": sha}]);
-            }
-            c["externalReferences"] = json!([reference]);
+            references.push(json!({"type": "vcs", "url": url}));
+        }
+        if let (Some(purl), Some(sha)) = (&facts.purl, &facts.sha256) {
+            references.push(json!({
+                "type": "distribution",
+                "url": purl,
+                "hashes": [{"alg": "SHA-256", "content": sha}],
+            }));
+        }
+        if !references.is_empty() {
+            c["externalReferences"] = json!(references);
         }
         components.push(c);
     }
