@@ -108,7 +108,7 @@ pub struct AttestedRun {
 
 /// What the attestation files hold, line by line, once checked.
 #[derive(Debug, Default)]
-pub struct Checked {
+pub struct CheckedLines {
     pub runs: Vec<AttestedRun>,
     /// Lines refused: changed, forged, or signed by an untrusted key.
     pub refused: Vec<String>,
@@ -122,7 +122,7 @@ pub fn check_lines(
     text: &str,
     trusted: &[PublicKey],
     bundle_sha256: &str,
-    out: &mut Checked,
+    out: &mut CheckedLines,
 ) {
     for (i, line) in text.lines().enumerate() {
         let at = format!("{file}:{}", i + 1);
@@ -223,7 +223,7 @@ pub struct NodeVerdict {
 
 /// Each requirement applied to the checked runs: a verdict per node it
 /// selects, or, when it selects none, a verdict saying so.
-pub fn judge(checked: &Checked, requirements: &[Requirement]) -> Vec<NodeVerdict> {
+pub fn judge(checked: &CheckedLines, requirements: &[Requirement]) -> Vec<NodeVerdict> {
     // Every node the valid attestations name, with its role.
     let mut known: BTreeMap<String, String> = BTreeMap::new();
     for r in &checked.runs {

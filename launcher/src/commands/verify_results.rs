@@ -8,7 +8,7 @@ use crate::cli::VerifyResultsArgs;
 use crate::digest::{parse_hex, sha256, to_hex};
 use crate::exit::{fail, ExitStatus};
 use crate::printable::printable as p;
-use crate::result_policy::{self, Checked, Requirement};
+use crate::result_policy::{self, CheckedLines, Requirement};
 
 /// An attestation file is small (a few KiB a node): more is not ours.
 const FILE_CAP: u64 = 64 << 20;
@@ -37,7 +37,7 @@ pub fn verify_results(args: VerifyResultsArgs) -> anyhow::Result<ExitStatus> {
         }
         (None, None) => unreachable!("clap requires --bundle or --sha256"),
     };
-    let mut checked = Checked::default();
+    let mut checked = CheckedLines::default();
     for file in &args.files {
         let mut text = String::new();
         std::fs::File::open(file)
