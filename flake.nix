@@ -36,6 +36,11 @@
           lifecycle = ./bundle/lifecycle;
           # the commit time, as bundle/build.sh takes it
           sourceDateEpoch = self.lastModified or 315532800;
+          # flake.lock's nixpkgs, named in the bundle's provenance
+          nixpkgsLock = {
+            rev = nixpkgs.rev or "unknown";
+            narHash = nixpkgs.narHash or null;
+          };
         };
       # A bundle's name from the suite a bundler is given: a derivation's pname or name.
       suiteName =

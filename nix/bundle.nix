@@ -17,6 +17,9 @@
   entry ? "lifecycle/run-gate.sh",
   # pack's own default; the flake passes its last-modified time (the commit time)
   sourceDateEpoch ? 315532800,
+  # The locked nixpkgs ({ rev, narHash }, flake.lock's) for the provenance; the flake passes its
+  # own input's. Without it, only the revision pkgs reports is named.
+  nixpkgsLock ? null,
 }:
 let
   jq = pkgs.pkgsStatic.jq;
@@ -68,6 +71,52 @@ let
       }
     ) libraries
   );
+
+  # pack --build-info: what sbom.cdx.json and provenance.json say of the inputs (licences and
+  # homepages from each package's meta, where it has them), the pinned nixpkgs, and the
+  # Cargo.lock the launcher was built from.
+  meta = drv: {
+    license = drv.meta.license.spdxId or null;
+    url = drv.meta.homepage or null;
+  };
+  lockRev = if nixpkgsLock != null then nixpkgsLock.rev or rev else rev;
+  buildInfoJson = builtins.toJSON {
+    builder = "nix/bundle.nix";
+    command = [
+      "nix"
+      "build"
+      ".#bundle"
+    ];
+    components = {
+      jq = meta jq;
+      bash = meta bash;
+      bats-core = meta bats;
+    }
+    // builtins.listToAttrs (
+      map (lib: {
+        name = lib;
+        value = meta bats.libraries.${lib};
+      }) libraries
+    );
+    resolvedDependencies = [
+      (
+        {
+          name = "nixpkgs";
+          uri = "github:NixOS/nixpkgs/${lockRev}";
+          annotations = {
+            narHash = if nixpkgsLock != null then nixpkgsLock.narHash or null else null;
+            lockedBy = "flake.lock";
+          };
+        }
+        // (if lockRev != "unknown" then { digest.gitCommit = lockRev; } else { })
+      )
+      {
+        name = "Cargo.lock";
+        digest.sha256 = builtins.hashFile "sha256" ../Cargo.lock;
+      }
+    ];
+    cargoLock = "${../Cargo.lock}";
+  };
 in
 pkgs.stdenvNoCC.mkDerivation {
   name = "${name}-bundle-${version}";
@@ -83,7 +132,7 @@ pkgs.stdenvNoCC.mkDerivation {
   bashSource = describe "bash" "nixpkgs ${rev} pkgsStatic.bash ${bash.version} forFHSEnv, non-interactive, bin/bash only";
   batsSrc = "${batsSrc}";
   batsSource = describe "bats-core" "nixpkgs ${rev} bats.unresholved.src ${bats.version}, laid out by its install.sh";
-  inherit libsJson;
+  inherit libsJson buildInfoJson;
   sourcesJson = builtins.toJSON (
     standin.sources or {
       builder = "nix/bundle.nix";
@@ -110,10 +159,12 @@ pkgs.stdenvNoCC.mkDerivation {
       --bats-core "$batsSrc" --bats-core-source "$batsSource" \
       --libs "$libsJson" --sources "$sourcesJson"
     mkdir -p "$out"
-    "$launcherBin" pack "$NIX_BUILD_TOP/stage" --launcher "$launcherBin" --out "$out"
+    printf '%s' "$buildInfoJson" >"$NIX_BUILD_TOP/build-info.json"
+    "$launcherBin" pack "$NIX_BUILD_TOP/stage" --launcher "$launcherBin" --out "$out" \
+      --build-info "$NIX_BUILD_TOP/build-info.json"
   '';
 
-  # The three outputs refer to no store path: Nix checks that, but only in what it can read.
+  # The outputs refer to no store path: Nix checks that, but only in what it can read.
   # It cannot see into the gzip'd payload, so a store path inside a staged file would pass
   # here; `launcher pack` above is the guard for those (it reads every staged file).
   allowedReferences = [ ];

@@ -152,3 +152,18 @@ ensure_ansible_test_pip_shim() {
     cat ansible/tools/get_pip_shim.py
   } >"$cache/get_pip_${pip_version//./_}.py"
 }
+
+# The evidence judges (launcher/tests/evidence/check.py): CycloneDX's own JSON schemas and
+# validator, in-toto-attestation's protobuf definitions (Statement v1, SLSA Provenance v1,
+# test-result) and securesystemslib's DSSE verifier, pinned, in a venv of their own
+# (ensure_python_venv); prints its python.
+EVIDENCE_PINS=(
+  "cyclonedx-python-lib[json-validation]==11.12.0"
+  "in-toto-attestation==0.9.3"
+  "securesystemslib==1.6.0"
+  "protobuf==7.36.2"
+  "jsonschema==4.26.0"
+)
+ensure_evidence_venv() {
+  echo "$(ensure_python_venv "${EVIDENCE_PINS[@]}")/bin/python"
+}

@@ -272,6 +272,25 @@ if [[ -f $result/manifest.json ]]; then
     fail "manifest.json differs from bundle/build.sh's beyond bin/jq"
   fi
 
+  step "nix: the SBOM and provenance beside the Nix bundle, judged by CycloneDX and in-toto"
+  pin=$(sed -n 's/^\([0-9a-f]\{64\}\)  archy-gate$/\1/p' "$result/SHA256SUMS")
+  if [[ ! -x ${ARCHY_GATE_EVIDENCE_PYTHON:-} ]]; then
+    fail "ARCHY_GATE_EVIDENCE_PYTHON is not the evidence venv's python: scripts/test.sh exports it; by hand, ARCHY_GATE_EVIDENCE_PYTHON=\$(bash -c '. scripts/lib.sh && ensure_evidence_venv')"
+  elif judged=$("$ARCHY_GATE_EVIDENCE_PYTHON" launcher/tests/evidence/check.py sbom "$result/sbom.cdx.json" "$result/manifest.json") &&
+    judged2=$("$ARCHY_GATE_EVIDENCE_PYTHON" launcher/tests/evidence/check.py provenance "$result/provenance.json" "$pin"); then
+    pass "$judged"
+    pass "$judged2"
+  else
+    fail "the Nix bundle's evidence: ${judged:-} ${judged2:-}"
+  fi
+  if "$standin/inputs/jq" -e '.predicate.buildDefinition.resolvedDependencies[]
+      | select(.name == "nixpkgs" and (.annotations.narHash | startswith("sha256-")))' \
+    "$result/provenance.json" >/dev/null; then
+    pass "the provenance names the locked nixpkgs with its narHash"
+  else
+    fail "the provenance does not name nixpkgs' narHash: $(cat "$result/provenance.json")"
+  fi
+
   pin=$(sed -n 's/^\([0-9a-f]\{64\}\)  archy-gate$/\1/p' "$result/SHA256SUMS")
   if "$result/archy-gate" verify "$result/archy-gate" --sha256 "$pin" >"$work/verify.log" 2>&1; then
     pass "the Nix-built archy-gate verifies against its SHA256SUMS pin"

@@ -33,6 +33,12 @@ shellcheck -s bash bundle/lifecycle/lib/*.bash bundle/lifecycle/tests/*.bash bun
 # The stand-in node's shims run under busybox sh.
 shellcheck -s sh launcher/tests/standin/shims/*
 
+step "the evidence judges (CycloneDX, in-toto, DSSE; a pinned venv)"
+ensure_debian_packages python3-venv
+ARCHY_GATE_EVIDENCE_PYTHON=$(ensure_evidence_venv)
+export ARCHY_GATE_EVIDENCE_PYTHON
+echo "$ARCHY_GATE_EVIDENCE_PYTHON"
+
 step "static launcher (musl)"
 static_launcher=$(build_static_launcher)
 echo "$static_launcher"

@@ -192,6 +192,22 @@ pub enum Command {
         when it changes; `fleet status` prints the same lines from the fleet dir's state."
     )]
     Fleet(FleetArgs),
+    /// Check signed fleet results against a trusted key and a release policy.
+    #[command(
+        name = "verify-results",
+        after_help = "Example:\n  launcher verify-results archy-gate-fleet/fleet/1a2b3c4d5e6f/attestations.jsonl \\\n    --trust archy-gate.pub --bundle dist/archy-gate --require role=primary:iterations=5\n\n\
+        Reads attestations.jsonl as `fleet run --attest-key` writes it: one DSSE envelope a\n\
+        line, each an in-toto Statement (test-result predicate) about one node's run, signed\n\
+        by the operator's key. Every line must verify against --trust. Only statements whose\n\
+        subject is the bundle's sha256 (--bundle FILE, the whole file as the fleet ran it, or\n\
+        --sha256) count. --require role=ROLE or node=NAME, with :iterations=N, repeated: every\n\
+        node it selects (a role selects every node of that role the fleet run had) must have a\n\
+        run whose result is PASSED with at least N iterations passed (default: all it asked).\n\
+        Exits 0 when every requirement holds; 1 when one does not, naming each node and\n\
+        what it lacks; 3 when a line is changed, malformed, or signed by another key; 2 for\n\
+        a wrong command line."
+    )]
+    VerifyResults(VerifyResultsArgs),
     /// (internal) carry out a recorded run, detached
     #[command(name = "__supervise", hide = true)]
     Supervise(SuperviseArgs),
@@ -239,6 +255,11 @@ pub struct PackArgs {
     /// Where to write archy-gate, manifest.json and SHA256SUMS
     #[arg(long, value_name = "DIR")]
     pub out: Utf8PathBuf,
+    /// The build's description (JSON: builder, command, components, pinned
+    /// inputs, Cargo.lock): also write sbom.cdx.json (CycloneDX) and
+    /// provenance.json (SLSA v1) beside the bundle
+    #[arg(long, value_name = "FILE")]
+    pub build_info: Option<Utf8PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -274,6 +295,30 @@ pub struct SignArgs {
     /// The trusted comment (signed, shown by inspect and minisign) [default: file name and built sha256]
     #[arg(long, value_name = "TEXT")]
     pub trusted_comment: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyResultsArgs {
+    /// Attestation files (JSON lines of DSSE envelopes), as the fleet writes them
+    #[arg(value_name = "ATTESTATIONS", required = true)]
+    pub files: Vec<Utf8PathBuf>,
+    /// The operator's public key: a .pub file or its base64 line
+    #[arg(long, value_name = "KEY")]
+    pub trust: String,
+    /// The bundle the results must be for (its whole file's sha256)
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "sha256",
+        conflicts_with = "sha256"
+    )]
+    pub bundle: Option<Utf8PathBuf>,
+    /// The bundle's sha256, instead of --bundle
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    /// A requirement: role=ROLE or node=NAME, optionally :iterations=N; repeatable
+    #[arg(long, value_name = "POLICY", required = true)]
+    pub require: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -626,6 +671,11 @@ pub struct FleetRunArgs {
     /// progress lines and report go to stderr); schema in docs/EVENTS.md
     #[arg(long, value_name = "FILE")]
     pub events: Option<Utf8PathBuf>,
+    /// Sign each node run's result with this key (a `launcher keygen` secret
+    /// key) into attestations.jsonl in the fleet dir [default: the roster's
+    /// [defaults] attest_key; none: no attestations]
+    #[arg(long, value_name = "SECRET_KEY_FILE")]
+    pub attest_key: Option<Utf8PathBuf>,
 }
 
 /// The nodes from an Ansible inventory (fleet/inventory.rs).
@@ -684,6 +734,10 @@ pub struct FleetReportArgs {
     /// read as a node's answer is (capped, plain files only), into --out
     #[arg(long, value_name = "DIR", requires = "out")]
     pub from_runs: Option<Utf8PathBuf>,
+    /// Sign the state's node runs into attestations.jsonl with this key
+    /// [default: the roster's [defaults] attest_key]
+    #[arg(long, value_name = "SECRET_KEY_FILE")]
+    pub attest_key: Option<Utf8PathBuf>,
 }
 
 /// Which run `status`, `logs` and `wait` mean.

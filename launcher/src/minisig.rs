@@ -169,6 +169,13 @@ impl SecretKey {
         Ok((key, text))
     }
 
+    /// A plain Ed25519 signature over `message` itself, no prehash: what
+    /// DSSE signs (its pre-authentication encoding), so that any Ed25519
+    /// verifier checks it, not only minisign.
+    pub fn sign_raw(&self, message: &[u8]) -> [u8; 64] {
+        self.pair.sign(message).as_ref().try_into().unwrap()
+    }
+
     /// Signs `message` the way `minisign -S` does (prehashed, `ED`).
     pub fn sign(&self, message: &[u8], trusted_comment: &str, untrusted: &str) -> Signature {
         let sig: [u8; 64] = self

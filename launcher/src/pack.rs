@@ -483,6 +483,11 @@ fn check_description(stage: &Utf8Path, manifest: &Manifest) -> anyhow::Result<()
 }
 
 impl PackPlan {
+    /// The sha256 of the launcher that heads the file (for the evidence).
+    pub fn launcher_sha256(&self) -> String {
+        to_hex(&sha256(&self.launcher_head))
+    }
+
     /// Writes the gzip'd tar payload.
     pub fn write_payload<W: Write>(&self, out: W) -> io::Result<W> {
         let mtime = self.manifest.source_date_epoch;

@@ -25,8 +25,20 @@ pub fn fleet(args: FleetArgs) -> anyhow::Result<ExitStatus> {
             // said now, not after the run.
             let events = a.events.as_deref().map(Stream::open).transpose()?;
             let to_stderr = events.as_ref().is_some_and(Stream::is_stdout);
+            // Read before any node is touched: a key that cannot sign is
+            // said now, not after hours of gates.
+            let attest_key = attest_key(a.attest_key.as_ref(), &plan.roster)?;
             eprint!("{}", plan.describe());
             let state = fleet::run(&plan, events)?;
+            if let Some(key) = &attest_key {
+                let n = fleet::attest::write(&plan.dir, &state, key)?;
+                eprintln!(
+                    "attested {n} node run(s), signed by key {}: {}/{}",
+                    key.public.id(),
+                    plan.dir,
+                    fleet::attest::ATTESTATIONS_FILE
+                );
+            }
             // With the events on stdout, stdout carries nothing else.
             let closing = format!(
                 "{}\nreports: {}\n",
@@ -76,6 +88,23 @@ pub fn fleet(args: FleetArgs) -> anyhow::Result<ExitStatus> {
             let dir = find_dir(&a.dir)?;
             let state = FleetState::load(&dir)?;
             report::write(&dir, &state)?;
+            let roster = match &a.attest_key {
+                Some(_) => None,
+                None => fleet::roster::Roster::load(&a.dir.roster).ok(),
+            };
+            let key = match (&a.attest_key, roster.as_ref()) {
+                (Some(path), _) => Some(fleet::attest::read_key(path)?),
+                (None, Some(r)) => attest_key(None, r)?,
+                (None, None) => None,
+            };
+            if let Some(key) = key {
+                let n = fleet::attest::write(&dir, &state, &key)?;
+                eprintln!(
+                    "attested {n} node run(s), signed by key {}: {dir}/{}",
+                    key.public.id(),
+                    fleet::attest::ATTESTATIONS_FILE
+                );
+            }
             print!("{}", report::markdown(&state));
             println!("\nreports: {}", report::paths(&dir));
             verdict(&state)
@@ -153,4 +182,15 @@ fn verdict(state: &FleetState) -> anyhow::Result<ExitStatus> {
         eprintln!("not everything passed: {}", short.join(", "));
     }
     Ok(verdict.status())
+}
+
+/// The key that signs the results: `--attest-key`, else the roster's
+/// `[defaults] attest_key`, else none (a plain run attests nothing).
+fn attest_key(
+    flag: Option<&camino::Utf8PathBuf>,
+    roster: &fleet::roster::Roster,
+) -> anyhow::Result<Option<crate::minisig::SecretKey>> {
+    flag.or(roster.attest_key.as_ref())
+        .map(|path| fleet::attest::read_key(path))
+        .transpose()
 }

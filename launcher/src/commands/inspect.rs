@@ -22,6 +22,7 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<()> {
         }),
         Some(Err(why)) => json!({ "unreadable": why }),
     };
+    let evidence = evidence_beside(&bundle);
     if args.json {
         let doc = json!({
             "file": bundle.path,
@@ -32,6 +33,7 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<()> {
                 "sha256": to_hex(&t.payload_sha256),
             },
             "signature": signature,
+            "evidence": evidence.iter().map(|(file, what)| json!({"file": file, "is": what})).collect::<Vec<_>>(),
             "manifest": m,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -71,6 +73,9 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<()> {
             "  signed   unreadable signature block ({})",
             p(&why.to_string())
         ),
+    }
+    for (file, what) in &evidence {
+        println!("  beside   {} ({what})", p(file));
     }
     println!("  entry    {}", p(&m.entry));
     for suite in &m.cross {
@@ -124,4 +129,68 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     }
     println!("(not verified: run `verify` to check digests and contents)");
     Ok(())
+}
+
+/// The evidence files beside the bundle, each with what it is: the SBOM,
+/// the provenance (and whether its subject is this bundle's built bytes),
+/// the signed provenance (and by which key). Said, not verified.
+fn evidence_beside(bundle: &crate::bundle::Bundle) -> Vec<(String, String)> {
+    use crate::intoto::Statement;
+    let dir = bundle
+        .path
+        .parent()
+        .filter(|d| !d.as_str().is_empty())
+        .unwrap_or(camino::Utf8Path::new("."));
+    let mut out = Vec::new();
+    let read = |name: &str| std::fs::read(dir.join(name)).ok();
+    if let Some(bytes) = read(crate::sbom::SBOM_FILE) {
+        let what = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(doc) if doc["bomFormat"] == "CycloneDX" => format!(
+                "CycloneDX {} SBOM, {} components",
+                doc["specVersion"].as_str().unwrap_or("?"),
+                doc["components"].as_array().map_or(0, Vec::len)
+            ),
+            _ => "not a CycloneDX SBOM".to_string(),
+        };
+        out.push((dir.join(crate::sbom::SBOM_FILE).to_string(), what));
+    }
+    let built = to_hex(&crate::digest::sha256(bundle.built()));
+    if let Some(bytes) = read(crate::provenance::PROVENANCE_FILE) {
+        let what = match serde_json::from_slice::<Statement<serde_json::Value>>(&bytes) {
+            Ok(s)
+                if s.subject
+                    .iter()
+                    .any(|d| d.digest.get("sha256") == Some(&built)) =>
+            {
+                "SLSA provenance of this bundle, unsigned".to_string()
+            }
+            Ok(_) => {
+                "SLSA provenance of ANOTHER bundle: its subject is not this one's built sha256"
+                    .to_string()
+            }
+            Err(_) => "not an in-toto statement".to_string(),
+        };
+        out.push((
+            dir.join(crate::provenance::PROVENANCE_FILE).to_string(),
+            what,
+        ));
+    }
+    let signed = format!("{}{}", bundle.path, crate::provenance::SIGNED_SUFFIX);
+    if let Ok(text) = std::fs::read_to_string(&signed) {
+        let ids: Vec<String> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<crate::dsse::Envelope>(l).ok())
+            .flat_map(|e| e.signatures.into_iter().map(|s| s.keyid))
+            .collect();
+        let what = if ids.is_empty() {
+            "no DSSE envelope in it".to_string()
+        } else {
+            format!(
+                "signed provenance, DSSE, key {} (not checked here)",
+                p(&ids.join(", "))
+            )
+        };
+        out.push((signed, what));
+    }
+    out
 }

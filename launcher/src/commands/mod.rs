@@ -11,6 +11,7 @@ mod run;
 mod sign;
 mod status;
 mod verify;
+mod verify_results;
 
 use crate::bundle::{Bundle, Checked, PinSource};
 use crate::cli::{BundleArg, Command};
@@ -37,6 +38,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitStatus> {
         Command::Fleet(args) => fleet::fleet(args),
         Command::Supervise(args) => run::supervise(args),
         Command::Rpc(args) => rpc::rpc(args),
+        Command::VerifyResults(args) => verify_results::verify_results(args),
     }
 }
 

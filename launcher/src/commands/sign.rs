@@ -4,7 +4,9 @@
 //! Two signatures by the same key: one in the signature block, over the
 //! built file (what a node checks, and what SHA256SUMS pins), and one in
 //! `OUT.minisig`, over the signed file as it is on disk (what `minisign -V`
-//! checks on a host without our launcher).
+//! checks on a host without our launcher). When pack wrote `provenance.json`
+//! beside the bundle, it is signed too, into `OUT.intoto.jsonl` (a DSSE
+//! envelope, one line), by the same key.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -15,8 +17,11 @@ use camino::Utf8Path;
 use crate::bundle::Bundle;
 use crate::cli::{KeygenArgs, SignArgs};
 use crate::digest::{sha256, to_hex};
+use crate::dsse::{Envelope, INTOTO_PAYLOAD_TYPE};
 use crate::exit::{fail, ExitStatus};
+use crate::intoto::{Statement, PROVENANCE_TYPE};
 use crate::minisig::SecretKey;
+use crate::provenance;
 use crate::sigblock;
 use crate::trusted_keys::signature_of;
 
@@ -46,6 +51,7 @@ pub fn sign(args: SignArgs) -> anyhow::Result<()> {
             "--trusted-comment must be one line",
         ));
     }
+    let provenance = provenance_beside(&args.bundle, &built_hex)?;
     let id = key.public.id();
     let inner = key.sign(
         built,
@@ -62,11 +68,65 @@ pub fn sign(args: SignArgs) -> anyhow::Result<()> {
     crate::atomic_file::write(&out, &signed, 0o755)?;
     let minisig = Utf8Path::new(&format!("{out}.minisig")).to_owned();
     crate::atomic_file::write(&minisig, detached.to_text().as_bytes(), 0o644)?;
+    let signed_provenance = match provenance {
+        Some(bytes) => {
+            let envelope = Envelope::sign(INTOTO_PAYLOAD_TYPE, &bytes, &key);
+            let path = Utf8Path::new(&format!("{out}{}", provenance::SIGNED_SUFFIX)).to_owned();
+            crate::atomic_file::write(
+                &path,
+                format!("{}\n", envelope.to_line()).as_bytes(),
+                0o644,
+            )?;
+            Some(path)
+        }
+        None => None,
+    };
     println!("signed {out} with key {id}");
     println!("  in the file: over the built bytes (sha256 {built_hex}, as SHA256SUMS pins them)");
     println!("  beside it:   {minisig}, over the signed file: minisign -Vm {out} -p KEY.pub");
+    if let Some(path) = signed_provenance {
+        println!("  provenance:  {path}, the SLSA provenance beside the bundle in a DSSE envelope");
+    }
     println!("  on a node:   {name} verify --trust KEY.pub (or a root-owned /etc/archy-gate/trusted.pub)");
     Ok(())
+}
+
+/// The bytes of `provenance.json` beside the bundle, when there is one,
+/// after checking it is this build's: signing another bundle's provenance
+/// with this one would vouch for what was not built here.
+fn provenance_beside(bundle: &Utf8Path, built_hex: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    let dir = bundle
+        .parent()
+        .filter(|d| !d.as_str().is_empty())
+        .unwrap_or(Utf8Path::new("."));
+    let path = dir.join(provenance::PROVENANCE_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(fail(
+                ExitStatus::Environment,
+                format!("cannot read {path}: {e}"),
+            ))
+        }
+    };
+    let statement: Statement<serde_json::Value> = serde_json::from_slice(&bytes).map_err(|e| {
+        fail(
+            ExitStatus::Integrity,
+            format!("{path} is not an in-toto statement: {e}"),
+        )
+    })?;
+    let ours = statement
+        .subject
+        .iter()
+        .any(|s| s.digest.get("sha256").is_some_and(|d| d == built_hex));
+    if statement.predicate_type != PROVENANCE_TYPE || !ours {
+        return Err(fail(
+            ExitStatus::Integrity,
+            format!("{path} is not the SLSA provenance of {bundle} (its subject is not sha256 {built_hex}): move it away, or rebuild so that the two belong together"),
+        ));
+    }
+    Ok(Some(bytes))
 }
 
 fn read_secret_key(path: &Utf8Path) -> anyhow::Result<SecretKey> {

@@ -6,6 +6,7 @@
 //! status` works mid-run and a restarted run picks up.
 
 mod answer;
+pub mod attest;
 mod cross_phase;
 pub mod events;
 mod fetch;

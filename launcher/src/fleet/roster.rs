@@ -55,6 +55,9 @@ pub struct Defaults {
     /// The key every node must find the bundle signed by: a minisign
     /// public key (its base64 line) or a .pub file on this host.
     pub trust: Option<String>,
+    /// The operator's secret key that signs each node run's result into
+    /// attestations.jsonl (a path on this host, relative to the roster).
+    pub attest_key: Option<Utf8PathBuf>,
 }
 
 /// A node as the roster (or an inventory, `inventory.rs`) gives it, before
@@ -202,6 +205,8 @@ pub struct Roster {
     pub ssh_config: Option<Utf8PathBuf>,
     /// `[defaults] trust`: passed to every node's `run --trust`.
     pub trust: Option<PublicKey>,
+    /// `[defaults] attest_key`, resolved; read when a run starts.
+    pub attest_key: Option<Utf8PathBuf>,
     pub nodes: Vec<Node>,
     pub cross: Vec<Cross>,
     /// The Ansible inventory the nodes came from, and where each field of
@@ -489,6 +494,7 @@ impl Roster {
         };
         Ok(Roster {
             trust,
+            attest_key: d.attest_key.as_deref().map(|p| resolve(base, p.as_str())),
             path: path.to_owned(),
             ssh_config: d.ssh_config.as_deref().map(|p| resolve(base, p.as_str())),
             nodes,

@@ -29,6 +29,8 @@ mod bare_node;
 #[cfg(feature = "host-tests")]
 mod bundle_build;
 #[cfg(feature = "host-tests")]
+mod evidence;
+#[cfg(feature = "host-tests")]
 mod fleet;
 #[cfg(feature = "host-tests")]
 mod fleet_cross;

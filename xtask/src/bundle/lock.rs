@@ -44,6 +44,11 @@ impl Lock {
         })
     }
 
+    /// Every input, in the file's order.
+    pub fn inputs(&self) -> &[Input] {
+        &self.inputs
+    }
+
     pub fn get(&self, name: &str) -> Result<&Input> {
         match self.inputs.iter().find(|input| input.name == name) {
             Some(input) => Ok(input),

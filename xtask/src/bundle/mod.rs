@@ -9,6 +9,7 @@ macro_rules! log {
 }
 
 mod elf;
+mod evidence;
 mod fetch;
 mod gather;
 mod host;
@@ -148,12 +149,20 @@ pub fn run(args: Args) -> Result<()> {
             fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let out = std::path::absolute(&dir)?;
             let (st, sh) = (st.path(), &host.sh);
-            cmd!(sh, "{launcher} pack {st} --launcher {launcher} --out {out}")
-                .quiet()
-                .run()
-                .context("launcher pack failed")?;
+            // The SBOM and the provenance beside the bundle: pack writes them
+            // from this description and what it measures itself.
+            let info = host.scratch("build-info")?;
+            let info = info.path().join("build-info.json");
+            evidence::write(&host, &lock, &repo, &info)?;
+            cmd!(
+                sh,
+                "{launcher} pack {st} --launcher {launcher} --out {out} --build-info {info}"
+            )
+            .quiet()
+            .run()
+            .context("launcher pack failed")?;
             log!(
-                "wrote {0}/archy-gate, {0}/manifest.json, {0}/SHA256SUMS",
+                "wrote {0}/archy-gate, {0}/manifest.json, {0}/SHA256SUMS, {0}/sbom.cdx.json, {0}/provenance.json",
                 out.display()
             );
             Ok(())

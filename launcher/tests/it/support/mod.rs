@@ -157,6 +157,7 @@ pub fn real_bundle_dir() -> PathBuf {
 }
 
 /// Runs a command and keeps everything it said.
+#[derive(Debug)]
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -311,4 +312,29 @@ pub fn node_report<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_j
         .iter()
         .find(|n| n["name"] == name)
         .unwrap_or_else(|| panic!("{name} not in {report:#}"))
+}
+
+/// The python of the evidence judges' venv (scripts/lib.sh:
+/// ensure_evidence_venv; scripts/test.sh exports it). Missing is a failure,
+/// never a skip: the evidence is only as good as the third party judging it.
+pub fn evidence_python() -> PathBuf {
+    match std::env::var_os("ARCHY_GATE_EVIDENCE_PYTHON") {
+        Some(p) if Path::new(&p).is_file() => PathBuf::from(p),
+        _ => panic!(
+            "ARCHY_GATE_EVIDENCE_PYTHON is not set to the evidence venv's python: run scripts/test.sh, or \
+             export ARCHY_GATE_EVIDENCE_PYTHON=$(bash -c '. scripts/lib.sh && ensure_evidence_venv') from the checkout"
+        ),
+    }
+}
+
+/// `launcher/tests/evidence/check.py MODE ARGS…` under the evidence venv.
+pub fn evidence_check(args: &[&std::ffi::OsStr]) -> Run {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/evidence/check.py");
+    Run::of(
+        Command::new(evidence_python())
+            .arg(script)
+            .args(args)
+            .output()
+            .unwrap(),
+    )
 }
