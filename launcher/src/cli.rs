@@ -593,15 +593,15 @@ pub enum FleetCommand {
     /// Print what `fleet run` would do; touches no node.
     #[command(
         after_help = "Examples:\n  launcher fleet plan --roster fleet.toml --bundle result/archy-gate\n  \
-        launcher fleet plan --inventory inventory/hosts.yml --limit archy_primary --bundle result/archy-gate"
+        launcher fleet plan --inventory hosts.yml --limit archy_primary --bundle result/archy-gate"
     )]
     Plan(FleetRunArgs),
     /// Run the gate across the roster.
     #[command(
         after_help = "Examples:\n  launcher fleet run --roster fleet.toml --bundle result/archy-gate --jobs 4\n  \
         launcher fleet run --roster fleet.toml --bundle result/archy-gate --only failed,not-ready\n  \
-        launcher fleet run --roster fleet.toml --bundle result/archy-gate --wait-ready 2h --events events.jsonl\n  \
-        launcher fleet run --inventory inventory/hosts.yml --bundle result/archy-gate --limit 'archy_primary:web*'\n\n\
+        launcher fleet run --roster fleet.toml --wait-ready 2h --events events.jsonl\n  \
+        launcher fleet run --inventory hosts.yml --limit 'archy_primary:web*'\n\n\
         What happens on each node: `launcher fleet --help`. The events' schema: docs/EVENTS.md.\n\n\
         Exit status:\n  \
         0    every gate node passed, and no cross-node suite failed\n  \

@@ -90,7 +90,11 @@ pub fn fleet(args: FleetArgs) -> anyhow::Result<ExitStatus> {
             report::write(&dir, &state)?;
             let roster = match &a.attest_key {
                 Some(_) => None,
-                None => fleet::roster::Roster::load(&a.dir.roster).ok(),
+                None => a
+                    .dir
+                    .roster
+                    .as_deref()
+                    .and_then(|r| fleet::roster::Roster::load(r).ok()),
             };
             let key = match (&a.attest_key, roster.as_ref()) {
                 (Some(path), _) => Some(fleet::attest::read_key(path)?),
