@@ -241,34 +241,16 @@ fn node_state(
     fetched: Result<Fetched, (Phase, String)>,
     now: f64,
 ) -> NodeState {
-    let mut n = NodeState {
-        name: name.to_string(),
-        role: controller.role.unwrap_or(Role::Fleet),
-        gate: true,
-        ssh: answer::tame_str(controller.ssh.as_deref().unwrap_or(name)),
-        phase: Phase::Error,
-        reason: None,
-        iterations: controller.iterations.unwrap_or(1),
-        iterations_passed: None,
-        tests: None,
-        run_id: None,
-        remote_run_dir: None,
-        upload: None,
-        preflight_findings: Vec::new(),
-        preflight: None,
-        verified_by: None,
-        record: None,
-        connections: 0,
-        started_unix: controller.started_unix.map(|t| t as u64),
-        ended_unix: controller.ended_unix.map(|t| t as u64),
-        uploaded: None,
-        iteration: None,
-        iteration_results: Vec::new(),
-        steps: Vec::new(),
-        fetch_refused: Vec::new(),
-        fetch_incomplete: None,
-        ready_wait: None,
-    };
+    let mut n = NodeState::new(
+        name,
+        controller.role.unwrap_or(Role::Fleet),
+        true,
+        &answer::tame_str(controller.ssh.as_deref().unwrap_or(name)),
+        controller.iterations.unwrap_or(1),
+        Phase::Error,
+    );
+    n.started_unix = controller.started_unix.map(|t| t as u64);
+    n.ended_unix = controller.ended_unix.map(|t| t as u64);
     let fetched = match fetched {
         Ok(f) => f,
         Err((phase, why)) => {

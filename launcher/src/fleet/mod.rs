@@ -438,37 +438,16 @@ impl Plan {
                 .roster
                 .nodes
                 .iter()
-                .map(|n| NodeState {
-                    name: n.name.clone(),
-                    role: n.role,
-                    gate: n.gate,
-                    ssh: n.ssh.clone(),
-                    phase: if n.gate {
+                .map(|n| {
+                    let phase = if n.gate {
                         Phase::Pending
                     } else {
                         Phase::Skipped
-                    },
-                    reason: (!n.gate).then(|| "not a gate target (gate = false)".into()),
-                    iterations: n.iterations,
-                    iterations_passed: None,
-                    tests: None,
-                    run_id: None,
-                    remote_run_dir: None,
-                    upload: None,
-                    preflight_findings: Vec::new(),
-                    preflight: None,
-                    verified_by: None,
-                    record: None,
-                    connections: 0,
-                    started_unix: None,
-                    ended_unix: None,
-                    uploaded: None,
-                    iteration: None,
-                    iteration_results: Vec::new(),
-                    steps: Vec::new(),
-                    fetch_refused: Vec::new(),
-                    fetch_incomplete: None,
-                    ready_wait: None,
+                    };
+                    let mut state =
+                        NodeState::new(&n.name, n.role, n.gate, &n.ssh, n.iterations, phase);
+                    state.reason = (!n.gate).then(|| "not a gate target (gate = false)".into());
+                    state
                 })
                 .collect(),
             cross: self

@@ -165,6 +165,47 @@ impl ReadyWait {
     }
 }
 
+impl NodeState {
+    /// A node no step has reached yet: `phase`, and nothing else known.
+    pub fn new(
+        name: &str,
+        role: Role,
+        gate: bool,
+        ssh: &str,
+        iterations: u32,
+        phase: Phase,
+    ) -> Self {
+        NodeState {
+            name: name.to_string(),
+            role,
+            gate,
+            ssh: ssh.to_string(),
+            phase,
+            reason: None,
+            iterations,
+            iterations_passed: None,
+            tests: None,
+            run_id: None,
+            remote_run_dir: None,
+            upload: None,
+            preflight_findings: Vec::new(),
+            preflight: None,
+            verified_by: None,
+            record: None,
+            connections: 0,
+            started_unix: None,
+            ended_unix: None,
+            uploaded: None,
+            iteration: None,
+            iteration_results: Vec::new(),
+            steps: Vec::new(),
+            fetch_refused: Vec::new(),
+            fetch_incomplete: None,
+            ready_wait: None,
+        }
+    }
+}
+
 /// One iteration of a node's gate, test by test.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IterationResult {

@@ -536,34 +536,11 @@ mod tests {
     use crate::reports::TestCounts;
 
     fn node(name: &str, role: Role, phase: Phase) -> NodeState {
-        NodeState {
-            name: name.into(),
-            role,
-            gate: true,
-            ssh: format!("root@{name}"),
-            phase,
-            reason: None,
-            iterations: 2,
-            iterations_passed: None,
-            tests: None,
-            run_id: None,
-            remote_run_dir: None,
-            upload: None,
-            uploaded: None,
-            iteration: None,
-            preflight_findings: Vec::new(),
-            preflight: None,
-            verified_by: None,
-            record: None,
-            connections: 1,
-            started_unix: Some(1_000),
-            ended_unix: Some(1_030),
-            iteration_results: Vec::new(),
-            steps: Vec::new(),
-            fetch_refused: Vec::new(),
-            fetch_incomplete: None,
-            ready_wait: None,
-        }
+        let mut n = NodeState::new(name, role, true, &format!("root@{name}"), 2, phase);
+        n.connections = 1;
+        n.started_unix = Some(1_000);
+        n.ended_unix = Some(1_030);
+        n
     }
 
     fn step(kind: StepKind, at: f64, secs: f64, outcome: Outcome) -> TimedStep {
