@@ -16,9 +16,6 @@ use crate::manifest::{Entry, Manifest};
 
 pub const SBOM_FILE: &str = "sbom.cdx.json";
 
-/// crates.io's source line in Cargo.lock.
-const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";
-
 /// The SBOM as JSON text (pretty, newline-terminated).
 pub fn render(
     manifest: &Manifest,
@@ -98,12 +95,24 @@ pub fn render(
         if let Some(sum) = &c.checksum {
             entry["hashes"] = json!([{"alg": "SHA-256", "content": sum}]);
         }
-        if c.source.as_deref() == Some(CRATES_IO) {
-            entry["purl"] = json!(format!("pkg:cargo/{}@{}", c.name, c.version));
-            entry["externalReferences"] = json!([{
-                "type": "distribution",
-                "url": format!("https://crates.io/api/v1/crates/{}/{}/download", c.name, c.version),
-            }]);
+        // A crate from a registry is named by its purl, as the tools' inputs
+        // are (no registry host is written); Cargo.lock's own source line
+        // says which registry.
+        if let Some(source) = c
+            .source
+            .as_deref()
+            .filter(|s| s.starts_with("registry+") || s.starts_with("sparse+"))
+        {
+            let purl = format!("pkg:cargo/{}@{}", c.name, c.version);
+            entry["purl"] = json!(purl);
+            entry["properties"] = json!([{"name": "cargo:source", "value": source}]);
+            if let Some(sum) = &c.checksum {
+                entry["externalReferences"] = json!([{
+                    "type": "distribution",
+                    "url": purl,
+                    "hashes": [{"alg": "SHA-256", "content": sum}],
+                }]);
+            }
         }
         if let Some(l) = info
             .crate_licenses
