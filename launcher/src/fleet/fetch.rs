@@ -58,25 +58,10 @@ pub enum FetchError {
 /// an earlier fetch left there is removed first).
 pub fn run_dir(ssh: &mut Ssh, remote: &str, local: &Utf8Path) -> Result<Fetched, FetchError> {
     let command = format!("cd {} && tar cf - .", quote(remote));
-    let (parent, name) = match (local.parent(), local.file_name()) {
-        (Some(p), Some(n)) => (p, n),
-        _ => {
-            return Err(FetchError::Local(format!(
-                "{local}: not a dir to fetch into"
-            )))
-        }
-    };
     let mut tries = retry::COMMAND.start();
     let mut last = String::new();
     while tries.next() {
-        let parent =
-            PrivateDir::open(parent, Create::Yes).map_err(|e| FetchError::Local(e.to_string()))?;
-        parent
-            .remove_all(name)
-            .map_err(|e| FetchError::Local(format!("{local}: {e}")))?;
-        let into = parent
-            .ensure_dir(name)
-            .map_err(|e| FetchError::Local(e.to_string()))?;
+        let into = fresh_dir(local)?;
         let mut unpacked: Option<Result<Fetched, Unpack>> = None;
         let outcome = ssh.run_into(&command, answer::RUN_DIR_STREAM, &mut |stream| {
             unpacked = Some(unpack(stream, &into));
@@ -115,10 +100,9 @@ pub fn run_dir(ssh: &mut Ssh, remote: &str, local: &Utf8Path) -> Result<Fetched,
     Err(FetchError::Link(last))
 }
 
-/// A run dir's tar stream from elsewhere (`from_runs.rs`: a dir fetched
-/// by Ansible, walked without following anything) unpacked into `local`,
-/// made afresh, by the same rule as a node's.
-pub fn from_stream(stream: &mut dyn Read, local: &Utf8Path) -> Result<Fetched, FetchError> {
+/// `local`, made afresh inside its private parent: whatever an earlier
+/// fetch left there is removed first.
+fn fresh_dir(local: &Utf8Path) -> Result<PrivateDir, FetchError> {
     let (Some(parent), Some(name)) = (local.parent(), local.file_name()) else {
         return Err(FetchError::Local(format!(
             "{local}: not a dir to fetch into"
@@ -129,9 +113,16 @@ pub fn from_stream(stream: &mut dyn Read, local: &Utf8Path) -> Result<Fetched, F
     parent
         .remove_all(name)
         .map_err(|e| FetchError::Local(format!("{local}: {e}")))?;
-    let into = parent
+    parent
         .ensure_dir(name)
-        .map_err(|e| FetchError::Local(e.to_string()))?;
+        .map_err(|e| FetchError::Local(e.to_string()))
+}
+
+/// A run dir's tar stream from elsewhere (`from_runs.rs`: a dir fetched
+/// by Ansible, walked without following anything) unpacked into `local`,
+/// made afresh, by the same rule as a node's.
+pub fn from_stream(stream: &mut dyn Read, local: &Utf8Path) -> Result<Fetched, FetchError> {
+    let into = fresh_dir(local)?;
     let mut capped = answer::Capped::new(stream, answer::RUN_DIR_STREAM);
     match unpack(&mut capped, &into) {
         Ok(fetched) => Ok(fetched),
